@@ -1,0 +1,55 @@
+"""The `nightly` Prefect flow: it only orchestrates; every task calls one function of ccv.pipeline.
+
+Runs without a Prefect server (Prefect starts a temporary local API) or against one when
+`PREFECT_API_URL` is set. `deployment()` builds the scheduled deployment that `ccv serve` serves.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+from prefect.schedules import Cron
+
+from ccv import pipeline
+from ccv.config import Config, load_config
+
+# File reads can flake on shared storage; retry them. Pure computation is not retried.
+ingest_task = task(pipeline.ingest_stage, name="ingest", retries=2, retry_delay_seconds=10,
+                   cache_policy=NO_CACHE)
+resolve_task = task(pipeline.resolve_stage, name="resolve", cache_policy=NO_CACHE)
+build_task = task(pipeline.build_stage, name="build", cache_policy=NO_CACHE)
+publish_task = task(pipeline.publish_stage, name="publish", retries=2, retry_delay_seconds=10,
+                    cache_policy=NO_CACHE)
+
+
+@flow(name="nightly", flow_run_name="nightly-{as_of}", validate_parameters=True)
+def nightly(
+    config_path: str = "ccv.toml",
+    as_of: dt.date | None = None,
+    full_refresh: bool = False,
+) -> pipeline.RunSummary:
+    """Ingest every source, resolve identities, build the warehouse and publish the marts."""
+    config = load_config(config_path)
+    run = pipeline.start_run(config, full_refresh)
+    try:
+        files = ingest_task(run, config)
+        resolved = resolve_task(run, config)
+        as_of = build_task(run, config, as_of)
+        publish_task(run, config)
+    except BaseException:
+        pipeline.discard_run(run)
+        raise
+    return pipeline.summarize(run, files, resolved, as_of)
+
+
+def deployment(config: Config, config_path: Path):
+    """The scheduled `nightly` deployment for `config` (cron and timezone from [schedule])."""
+    return nightly.to_deployment(
+        name="nightly",
+        schedules=[Cron(config.schedule.cron, timezone=config.schedule.timezone)],
+        parameters={"config_path": str(config_path)},
+        description="ccv nightly: ingest, resolve, build, publish",
+    )

@@ -1,0 +1,47 @@
+-- One row per order or till transaction, typed and with amounts completed from each other:
+-- a source that gives only net and discount still yields gross, and vice versa.
+with raw_orders as (
+    select * from raw_orders
+),
+
+ranked as (
+    select
+        *,
+        row_number() over (
+            partition by source, order_id
+            order by loaded_at desc, source_file desc, row_number desc
+        ) as version_rank
+    from raw_orders
+),
+
+final as (
+    select
+        -- ids
+        source || ':' || order_id as order_key,
+        order_id,
+        source,
+        customer_record_id,
+        loyalty_id,
+        store_id,
+        -- strings
+        lower(email) as email,
+        phone,
+        channel,
+        status,
+        coalesce(currency, 'GBP') as currency,
+        -- numerics
+        coalesce(gross_amount, net_amount + coalesce(discount_amount, 0)) as gross_amount,
+        coalesce(discount_amount, 0) as discount_amount,
+        net_amount,
+        -- timestamps
+        ordered_at,
+        cast(ordered_at as date) as ordered_on,
+        -- lineage
+        source_file,
+        row_number,
+        extra
+    from ranked
+    where version_rank = 1
+)
+
+select * from final

@@ -1,0 +1,264 @@
+"""Parse and validate `ccv.toml` once, into typed objects that the stages receive.
+
+Nothing below the CLI or the flow reads the config file or the environment: they take a `Config`.
+A wrong key, a wrong type or a mapping to an unknown canonical field fails here with a message
+that names the key path (e.g. `sources[1].columns.emial: unknown canonical field`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+# Canonical fields per source kind. `source_record_id` / `order_id` / `response_id` are the keys.
+CANONICAL_FIELDS: dict[str, tuple[str, ...]] = {
+    "customers": (
+        "source_record_id",
+        "first_name",
+        "last_name",
+        "full_name",
+        "email",
+        "phone",
+        "birth_date",
+        "gender",
+        "address_line",
+        "city",
+        "postcode",
+        "region",
+        "country",
+        "loyalty_id",
+        "created_at",
+        "updated_at",
+        "email_opt_in",
+        "sms_opt_in",
+    ),
+    "orders": (
+        "order_id",
+        "customer_record_id",
+        "email",
+        "phone",
+        "loyalty_id",
+        "ordered_at",
+        "channel",
+        "store_id",
+        "status",
+        "gross_amount",
+        "discount_amount",
+        "net_amount",
+        "currency",
+    ),
+    "surveys": (
+        "response_id",
+        "customer_record_id",
+        "email",
+        "phone",
+        "loyalty_id",
+        "submitted_at",
+        "nps",
+        "csat",
+        "comment",
+    ),
+}
+KEY_FIELD = {"customers": "source_record_id", "orders": "order_id", "surveys": "response_id"}
+ORDER_STATUSES = ("completed", "cancelled", "refunded", "returned")
+CHANNELS = ("web", "store", "app")
+
+SourceKind = Literal["customers", "orders", "surveys"]
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be used; the message names the key and what is wrong."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CsvOptions(_Strict):
+    """Reader options for delimited text, passed to DuckDB's CSV reader."""
+
+    delimiter: str = ","
+    quote: str = '"'
+    escape: str | None = None
+    encoding: Literal["utf-8", "latin-1", "utf-16"] = "utf-8"
+    header: bool = True
+    decimal_comma: bool = False
+
+
+class SourceConfig(_Strict):
+    """One configured input: what it is, where its files are, how its columns map."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+    kind: SourceKind
+    path: str
+    format: Literal["csv", "jsonl", "parquet"]
+    mandatory: bool = False
+    csv: CsvOptions = CsvOptions()
+    columns: dict[str, str]
+    """canonical field -> source column name"""
+    formats: dict[str, str] = {}
+    """canonical date/timestamp field -> strptime format (default: ISO 8601)"""
+    values: dict[str, dict[str, str]] = {}
+    """canonical field -> {raw value -> canonical value}, e.g. status SALE -> completed"""
+    constants: dict[str, str] = {}
+    """canonical field -> constant value for every row, e.g. channel = store"""
+    customer_source: str | None = None
+    """for orders/surveys: the customers source whose `source_record_id` `customer_record_id` holds"""
+
+    @model_validator(mode="after")
+    def _fields_are_canonical(self) -> SourceConfig:
+        known = CANONICAL_FIELDS[self.kind]
+        for section in ("columns", "formats", "values", "constants"):
+            for field in getattr(self, section):
+                if field not in known:
+                    raise ValueError(
+                        f"{section}.{field}: unknown canonical field for kind '{self.kind}' "
+                        f"(known: {', '.join(known)})"
+                    )
+        key = KEY_FIELD[self.kind]
+        if key not in self.columns:
+            raise ValueError(f"columns.{key}: required for kind '{self.kind}' (the record key)")
+        both = set(self.columns) & set(self.constants)
+        if both:
+            raise ValueError(f"constants.{sorted(both)[0]}: also mapped in columns; pick one")
+        if "customer_record_id" in self.columns and not self.customer_source:
+            raise ValueError(
+                "customer_source: required when columns.customer_record_id is mapped "
+                "(name the customers source whose ids it holds)"
+            )
+        if self.format != "csv" and "csv" in self.model_fields_set:
+            raise ValueError(f"csv: reader options given but format is '{self.format}'")
+        return self
+
+
+class WarehouseConfig(_Strict):
+    """Where the published warehouse lives."""
+
+    path: Path = Path("warehouse/ccv.duckdb")
+    marts_dir: Path = Path("warehouse/marts")
+
+
+class RunConfig(_Strict):
+    """How a run picks its as-of date: `latest_order` (last order date in the data), `today`,
+    or a fixed `YYYY-MM-DD`."""
+
+    as_of: str = "latest_order"
+    future_tolerance_days: int = Field(default=1, ge=0)
+
+    @field_validator("as_of")
+    @classmethod
+    def _as_of_rule(cls, value: str) -> str:
+        if value in ("latest_order", "today"):
+            return value
+        try:
+            dt.date.fromisoformat(value)
+        except ValueError:
+            raise ValueError(
+                f"'{value}' is not 'latest_order', 'today' or a date YYYY-MM-DD"
+            ) from None
+        return value
+
+
+class ScheduleConfig(_Strict):
+    """The nightly deployment's schedule."""
+
+    cron: str = "0 2 * * *"
+    timezone: str = "UTC"
+
+    @field_validator("cron")
+    @classmethod
+    def _five_fields(cls, value: str) -> str:
+        if len(value.split()) != 5:
+            raise ValueError(f"'{value}' is not a 5-field cron expression")
+        return value
+
+
+class IdentityConfig(_Strict):
+    """Identity-resolution settings."""
+
+    default_phone_region: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] = "GB"
+
+
+class AnalyticsConfig(_Strict):
+    """Parameters of the marts."""
+
+    rfm_window_months: int = Field(default=24, ge=1, le=240)
+    lapsed_after_days: int = Field(default=365, ge=1)
+
+
+class Config(_Strict):
+    """The whole, validated configuration. Relative paths are resolved against `base_dir`."""
+
+    base_dir: Path = Path(".")
+    warehouse: WarehouseConfig = WarehouseConfig()
+    run: RunConfig = RunConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    identity: IdentityConfig = IdentityConfig()
+    analytics: AnalyticsConfig = AnalyticsConfig()
+    sources: list[SourceConfig]
+
+    @model_validator(mode="after")
+    def _sources_consistent(self) -> Config:
+        names = [s.name for s in self.sources]
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                raise ValueError(f"sources[{i}].name: duplicate source name '{name}'")
+        kinds = {s.name: s.kind for s in self.sources}
+        for i, s in enumerate(self.sources):
+            if s.customer_source and kinds.get(s.customer_source) != "customers":
+                raise ValueError(
+                    f"sources[{i}].customer_source: '{s.customer_source}' is not a configured "
+                    "source of kind 'customers'"
+                )
+        if "customers" not in kinds.values():
+            raise ValueError("sources: at least one source of kind 'customers' is required")
+        return self
+
+    def resolve(self, path: Path | str) -> Path:
+        """Return `path` made absolute against the config file's folder."""
+        path = Path(path)
+        return path if path.is_absolute() else (self.base_dir / path).resolve()
+
+    def source(self, name: str) -> SourceConfig:
+        """Return the source named `name`."""
+        return next(s for s in self.sources if s.name == name)
+
+
+def _location(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def parse_config(data: dict, base_dir: Path = Path(".")) -> Config:
+    """Validate a config mapping; raise ConfigError naming every bad key."""
+    try:
+        return Config.model_validate({**data, "base_dir": base_dir})
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            msg = re.sub(r"^(Value error|Assertion failed), ", "", err["msg"])
+            where = _location(err["loc"])
+            problems.append(f"{where}: {msg}" if where else msg)
+        raise ConfigError("invalid config:\n  " + "\n  ".join(problems)) from None
+
+
+def load_config(path: Path | str) -> Config:
+    """Read and validate a TOML config file."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    try:
+        return parse_config(data, base_dir=path.resolve().parent)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None

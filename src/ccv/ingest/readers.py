@@ -1,0 +1,178 @@
+"""Read one input file into a temporary DuckDB table of text columns, losing no row.
+
+Everything is read as text (`all_varchar`) so that typing is done once, by the mapping, where a
+value that does not parse becomes a quarantine reason instead of a reader crash. Rows the reader
+itself cannot split (wrong number of fields, invalid JSON) come back as `Reject`s with their line.
+Every table gets `_row`: the 1-based position of the record among the file's records.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from ccv.config import SourceConfig
+
+
+@dataclass(frozen=True)
+class Reject:
+    """A record the reader could not parse into fields."""
+
+    line_number: int | None
+    rule: str
+    message: str
+    raw: str | None
+
+
+@dataclass
+class ReadResult:
+    """A file read into temp table `table` with source columns `columns` (plus `_row`)."""
+
+    table: str
+    columns: list[str]
+    row_count: int
+    rejects: list[Reject] = field(default_factory=list)
+
+
+def file_hash(path: Path) -> str:
+    """SHA-256 of the file's bytes: the identity of one delivered version of a file."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def quote_ident(name: str) -> str:
+    """Quote a column name from a foreign file for use in SQL."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _sql_str(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def read_file(con: duckdb.DuckDBPyConnection, path: Path, source: SourceConfig) -> ReadResult:
+    """Read `path` with the reader of `source.format` into a temp table."""
+    table = f"_in_{source.name}"
+    if path.stat().st_size == 0:
+        con.execute(f"create or replace temp table {table} (_row bigint)")
+        return ReadResult(table, [], 0)
+    reader = {"csv": _read_csv, "jsonl": _read_jsonl, "parquet": _read_parquet}[source.format]
+    result = reader(con, path, source, table)
+    result.row_count = con.execute(f"select count(*) from {table}").fetchone()[0]
+    return result
+
+
+def _read_csv(con, path: Path, source: SourceConfig, table: str) -> ReadResult:
+    opts = source.csv
+    args = [
+        "all_varchar = true",
+        f"header = {str(opts.header).lower()}",
+        f"delim = {_sql_str(opts.delimiter)}",
+        f"quote = {_sql_str(opts.quote)}",
+        f"encoding = {_sql_str(opts.encoding)}",
+        "store_rejects = true",
+        f"rejects_table = '_rejects_{source.name}'",
+        f"rejects_scan = '_rejects_scan_{source.name}'",
+        "strict_mode = true",
+        "auto_detect = true",
+        "sample_size = -1",
+    ]
+    if opts.escape is not None:
+        args.append(f"escape = {_sql_str(opts.escape)}")
+    con.execute(f"drop table if exists _rejects_{source.name}")
+    con.execute(f"drop table if exists _rejects_scan_{source.name}")
+    con.execute(
+        f"create or replace temp table {table} as "
+        f"select row_number() over () as _row, * "
+        f"from read_csv({_sql_str(str(path))}, {', '.join(args)})"
+    )
+    columns = [c for c in _columns(con, table) if c != "_row"]
+    rows = con.execute(
+        f"select line, error_type, error_message, csv_line from _rejects_{source.name} "
+        "order by line"
+    ).fetchall()
+    # one rejected line can yield several errors; keep one reject per line
+    rejects, seen = [], set()
+    for line, error_type, message, raw in rows:
+        if line in seen:
+            continue
+        seen.add(line)
+        rule = "malformed_row:" + str(error_type).lower().replace(" ", "_")
+        rejects.append(Reject(line, rule, message, raw))
+    return ReadResult(table, columns, 0, rejects)
+
+
+def _read_jsonl(con, path: Path, source: SourceConfig, table: str) -> ReadResult:
+    # Lines are split here, not by read_json, so a broken line is kept (as a reject) with its
+    # line number instead of being skipped or failing the whole file.
+    con.execute(
+        f"""
+        create or replace temp table _lines_{source.name} as
+        with src as (
+            select string_split(replace(content, chr(13), ''), chr(10)) as lines
+            from read_text({_sql_str(str(path))})
+        )
+        select unnest(range(1, len(lines) + 1)) as line_number, unnest(lines) as line from src
+        """
+    )
+    con.execute(
+        f"""
+        create or replace temp table _lines_{source.name} as
+        select line_number, line,
+               case when json_valid(line) then json_type(line::json) = 'OBJECT' else false end
+                   as ok
+        from _lines_{source.name}
+        where trim(line) <> ''
+        """
+    )
+    rejects = [
+        Reject(line, "malformed_row:invalid_json", "line is not a JSON object", raw)
+        for line, raw in con.execute(
+            f"select line_number, line from _lines_{source.name} where not ok order by 1"
+        ).fetchall()
+    ]
+    keys = [
+        k
+        for (k,) in con.execute(
+            f"""
+            select key from (
+                select unnest(json_keys(line::json)) as key, line_number
+                from _lines_{source.name} where ok
+            ) group by key order by min(line_number), key
+            """
+        ).fetchall()
+    ]
+    extract = ", ".join(f"line::json ->> {_sql_str(k)} as {quote_ident(k)}" for k in keys)
+    con.execute(
+        f"""
+        create or replace temp table {table} as
+        select row_number() over (order by line_number) as _row{", " + extract if keys else ""}
+        from _lines_{source.name} where ok order by line_number
+        """
+    )
+    con.execute(f"drop table _lines_{source.name}")
+    return ReadResult(table, keys, 0, rejects)
+
+
+def _read_parquet(con, path: Path, source: SourceConfig, table: str) -> ReadResult:
+    con.execute(
+        f"create or replace temp table _pq_{source.name} as "
+        f"select * from read_parquet({_sql_str(str(path))}, file_row_number = true)"
+    )
+    columns = [c for c in _columns(con, f"_pq_{source.name}") if c != "file_row_number"]
+    casts = ", ".join(f"cast({quote_ident(c)} as varchar) as {quote_ident(c)}" for c in columns)
+    con.execute(
+        f"create or replace temp table {table} as "
+        f"select file_row_number + 1 as _row, {casts} from _pq_{source.name}"
+    )
+    con.execute(f"drop table _pq_{source.name}")
+    return ReadResult(table, columns, 0, [])
+
+
+def _columns(con, table: str) -> list[str]:
+    return [row[0] for row in con.execute(f"describe {table}").fetchall()]
