@@ -17,12 +17,14 @@ from ccv import pipeline
 from ccv.config import Config, load_config
 
 # File reads can flake on shared storage; retry them. Pure computation is not retried.
-ingest_task = task(pipeline.ingest_stage, name="ingest", retries=2, retry_delay_seconds=10,
-                   cache_policy=NO_CACHE)
+ingest_task = task(
+    pipeline.ingest_stage, name="ingest", retries=2, retry_delay_seconds=10, cache_policy=NO_CACHE
+)
 resolve_task = task(pipeline.resolve_stage, name="resolve", cache_policy=NO_CACHE)
 build_task = task(pipeline.build_stage, name="build", cache_policy=NO_CACHE)
-publish_task = task(pipeline.publish_stage, name="publish", retries=2, retry_delay_seconds=10,
-                    cache_policy=NO_CACHE)
+publish_task = task(
+    pipeline.publish_stage, name="publish", retries=2, retry_delay_seconds=10, cache_policy=NO_CACHE
+)
 
 
 @flow(name="nightly", flow_run_name="nightly-{as_of}", validate_parameters=True)

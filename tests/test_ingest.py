@@ -48,7 +48,8 @@ def assert_accounted(results):
 
 def test_valid_rows_load_typed_and_unmapped_columns_go_to_extra(con, tmp_path):
     results = run_ingest(
-        con, tmp_path,
+        con,
+        tmp_path,
         {"crm.csv": "id,first,mail,dob,promo\n1,Ann,ann@example.com,05/03/1990,XMAS\n"},
     )
     assert results[0].rows_loaded == 1
@@ -63,7 +64,11 @@ def test_valid_rows_load_typed_and_unmapped_columns_go_to_extra(con, tmp_path):
     [
         ("2,Bob,bob-at-example.com,01/01/1980", "email", "email_syntax"),  # no @
         ("2,Bob,bob@example.com,31/02/1980", "birth_date", "parse_date"),  # 31 Feb
-        ("2,Bob,bob@example.com,01/01/2099", "birth_date", "date_out_of_range"),  # born in the future
+        (
+            "2,Bob,bob@example.com,01/01/2099",
+            "birth_date",
+            "date_out_of_range",
+        ),  # born in the future
         (",Bob,bob@example.com,01/01/1980", "source_record_id", "required"),  # no key
         ("1,Bob,bob@example.com,01/01/1980", "source_record_id", "duplicate_id"),  # id reused
     ],
@@ -130,21 +135,49 @@ def test_orders_from_jsonl_with_a_broken_line(con, tmp_path):
         "kind": "orders",
         "path": "orders.jsonl",
         "format": "jsonl",
-        "columns": {"order_id": "id", "email": "email", "ordered_at": "at",
-                    "status": "status", "net_amount": "total"},
+        "columns": {
+            "order_id": "id",
+            "email": "email",
+            "ordered_at": "at",
+            "status": "status",
+            "net_amount": "total",
+        },
         "constants": {"channel": "web"},
     }
     lines = [
-        json.dumps({"id": "W1", "email": "a@x.com", "at": "2025-06-01T14:03:22Z",
-                    "status": "completed", "total": 10.5, "items": [{"sku": "A"}]}),
+        json.dumps(
+            {
+                "id": "W1",
+                "email": "a@x.com",
+                "at": "2025-06-01T14:03:22Z",
+                "status": "completed",
+                "total": 10.5,
+                "items": [{"sku": "A"}],
+            }
+        ),
         '{"id": "W2", "email": ',  # truncated line
-        json.dumps({"id": "W3", "email": "b@x.com", "at": "2025-06-01T14:03:22Z",
-                    "status": "completed", "total": -3}),
-        json.dumps({"id": "W4", "email": "c@x.com", "at": "2025-06-01T14:03:22+02:00",
-                    "status": "shipped", "total": 1}),
+        json.dumps(
+            {
+                "id": "W3",
+                "email": "b@x.com",
+                "at": "2025-06-01T14:03:22Z",
+                "status": "completed",
+                "total": -3,
+            }
+        ),
+        json.dumps(
+            {
+                "id": "W4",
+                "email": "c@x.com",
+                "at": "2025-06-01T14:03:22+02:00",
+                "status": "shipped",
+                "total": 1,
+            }
+        ),
     ]
-    results = run_ingest(con, tmp_path, {"orders.jsonl": "\n".join(lines) + "\n"}, CRM | {
-        "path": "none.csv"}, orders)
+    results = run_ingest(
+        con, tmp_path, {"orders.jsonl": "\n".join(lines) + "\n"}, CRM | {"path": "none.csv"}, orders
+    )
     web = results[1]
     assert_accounted(results)
     assert (web.rows_read, web.rows_loaded, web.rows_quarantined) == (4, 1, 3)

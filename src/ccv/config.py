@@ -108,7 +108,7 @@ class SourceConfig(_Strict):
     constants: dict[str, str] = {}
     """canonical field -> constant value for every row, e.g. channel = store"""
     customer_source: str | None = None
-    """for orders/surveys: the customers source whose `source_record_id` `customer_record_id` holds"""
+    """orders/surveys: the customers source whose `source_record_id`s `customer_record_id` holds"""
 
     @model_validator(mode="after")
     def _fields_are_canonical(self) -> SourceConfig:

@@ -60,15 +60,27 @@ def ingest(
         files = source_files(config, source)
         if not files:
             results.append(
-                _log(con, run_id, source, str(config.resolve(source.path)), None, now,
-                     FileResult(source.name, source.path, "missing",
-                                message=f"no file matches {source.path}"))
+                _log(
+                    con,
+                    run_id,
+                    source,
+                    str(config.resolve(source.path)),
+                    None,
+                    now,
+                    FileResult(
+                        source.name,
+                        source.path,
+                        "missing",
+                        message=f"no file matches {source.path}",
+                    ),
+                )
             )
             continue
         for path in files:
             results.append(ingest_file(con, config, source, path, run_id, now))
     failed = [
-        r for r in results
+        r
+        for r in results
         if r.status in ("missing", "rejected", "failed") and config.source(r.source).mandatory
     ]
     if failed:
@@ -132,7 +144,7 @@ def ingest_file(
         bad = _violations(con, source, mapped.fields, now, config.run.future_tolerance_days)
         con.register("_bad", bad)
         con.execute(
-            f"""
+            """
             insert into quarantine
             select ?, ?, ?, b._row, null, b.field, b.rule, b.raw_value,
                    b.field || ': ' || b.rule || coalesce(' (value ' || b.raw_value || ')', ''),
@@ -192,36 +204,49 @@ def _reject_file(con, run_id, source, name, digest, started, now, read, message)
 def _quarantine_rejects(con, run_id, source, name, now, rejects) -> None:
     con.executemany(
         "insert into quarantine values (?, ?, ?, null, ?, null, ?, null, ?, to_json(?), ?)",
-        [[run_id, source.name, name, r.line_number, r.rule, r.message, r.raw, now] for r in rejects],
+        [
+            [run_id, source.name, name, r.line_number, r.rule, r.message, r.raw, now]
+            for r in rejects
+        ],
     )
 
 
 def _violations(con, source: SourceConfig, fields, now, tolerance_days) -> pd.DataFrame:
     parse = con.execute(parse_violations_sql(fields, "_mapped")).df()
-    typed = con.execute(
-        "select _row, " + ", ".join(fields) + " from _mapped"
-    ).df()
+    typed = con.execute("select _row, " + ", ".join(fields) + " from _mapped").df()
     rules = violations(typed, contract(source.kind, now, tolerance_days))
     # A value that did not parse is reported once, as a parse violation, not again as "required".
     parsed_bad = set(zip(parse["_row"], parse["field"], strict=True))
-    rules = rules[[
-        (r, f) not in parsed_bad for r, f in zip(rules["_row"], rules["field"], strict=True)
-    ]]
+    rules = rules[
+        [(r, f) not in parsed_bad for r, f in zip(rules["_row"], rules["field"], strict=True)]
+    ]
     frames = [f for f in (parse, rules) if not f.empty]
     if not frames:
-        return pd.DataFrame({"_row": pd.Series([], dtype="int64"), "field": [], "rule": [],
-                             "raw_value": []}).astype({"field": str, "rule": str, "raw_value": str})
+        return pd.DataFrame(
+            {"_row": pd.Series([], dtype="int64"), "field": [], "rule": [], "raw_value": []}
+        ).astype({"field": str, "rule": str, "raw_value": str})
     out = pd.concat(frames, ignore_index=True)
     out["_row"] = out["_row"].astype("int64")
     return out.astype({"field": str, "rule": str, "raw_value": "object"})
 
 
-def _log(con, run_id, source: SourceConfig, name, digest, started, result: FileResult) -> FileResult:
+def _log(
+    con, run_id, source: SourceConfig, name, digest, started, result: FileResult
+) -> FileResult:
     con.execute(
         "insert into ingest_log values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
-            run_id, source.name, source.kind, name, digest, result.status, result.rows_read,
-            result.rows_loaded, result.rows_quarantined, result.message, started,
+            run_id,
+            source.name,
+            source.kind,
+            name,
+            digest,
+            result.status,
+            result.rows_read,
+            result.rows_loaded,
+            result.rows_quarantined,
+            result.message,
+            started,
             dt.datetime.now(),
         ],
     )

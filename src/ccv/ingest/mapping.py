@@ -92,7 +92,9 @@ def mapped_select(source: SourceConfig, table: str, source_columns: list[str]) -
     """Build the select that maps `table` (a read file) to canonical fields of `source.kind`."""
     present = set(source_columns)
     missing = [col for col in source.columns.values() if col not in present]
-    fields = [f for f in CANONICAL_FIELDS[source.kind] if f in source.columns or f in source.constants]
+    fields = [
+        f for f in CANONICAL_FIELDS[source.kind] if f in source.columns or f in source.constants
+    ]
     decimal_comma = source.csv.decimal_comma
     select = ["_row"]
     for field in fields:
@@ -107,7 +109,9 @@ def mapped_select(source: SourceConfig, table: str, source_columns: list[str]) -
     else:
         select.append("null::json as extra")
     all_pairs = ", ".join(f"{_sql_str(c)}, {quote_ident(c)}" for c in source_columns)
-    select.append(f"json_object({all_pairs}) as raw_record" if source_columns else "null as raw_record")
+    select.append(
+        f"json_object({all_pairs}) as raw_record" if source_columns else "null as raw_record"
+    )
     sql = f"select {', '.join(select)} from {table}"
     return MappedSelect(sql, fields, missing)
 
@@ -115,13 +119,14 @@ def mapped_select(source: SourceConfig, table: str, source_columns: list[str]) -
 def parse_violations_sql(fields: list[str], mapped_table: str) -> str:
     """Rows whose raw text for a field is present but did not parse to the field's type."""
     parts = [
-        f"select _row, {_sql_str(field)} as field, {_sql_str('parse_' + field_type(field).split('(')[0])} "
-        f"as rule, {quote_ident('_raw_' + field)} as raw_value "
+        f"select _row, {_sql_str(field)} as field, "
+        f"{_sql_str('parse_' + field_type(field).split('(')[0])} as rule, "
+        f" {quote_ident('_raw_' + field)} as raw_value "
         f"from {mapped_table} where {quote_ident('_raw_' + field)} is not null "
         f"and {quote_ident(field)} is null"
         for field in fields
         if field_type(field) != "varchar"
     ]
     if not parts:
-        return "select null::bigint as _row, null as field, null as rule, null as raw_value where false"
+        return "select null::bigint as _row, null as field, null as rule, null as raw_value limit 0"
     return " union all ".join(parts)

@@ -72,7 +72,9 @@ def load_layer(layer: str, sql_dir: Path = SQL_DIR) -> list[Model]:
     try:
         order = list(TopologicalSorter(graph).static_order())
     except CycleError as exc:
-        raise ValueError(f"SQL models in sql/{layer} reference each other in a cycle: {exc.args[1]}")
+        raise ValueError(
+            f"SQL models in sql/{layer} reference each other in a cycle: {exc.args[1]}"
+        ) from None
     return [models[name] for name in order]
 
 

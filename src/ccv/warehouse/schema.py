@@ -11,7 +11,11 @@ import duckdb
 from ccv.config import CANONICAL_FIELDS
 from ccv.ingest.mapping import field_type
 
-RAW_TABLES = {"customers": "raw_customers", "orders": "raw_orders", "surveys": "raw_survey_responses"}
+RAW_TABLES = {
+    "customers": "raw_customers",
+    "orders": "raw_orders",
+    "surveys": "raw_survey_responses",
+}
 
 _LINEAGE = """
     run_id varchar not null,
