@@ -11,6 +11,7 @@ from pathlib import Path
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
 from prefect.schedules import Cron
 
 from ccv import pipeline
@@ -27,7 +28,12 @@ publish_task = task(
 )
 
 
-@flow(name="nightly", flow_run_name="nightly-{as_of}", validate_parameters=True)
+def _run_name() -> str:
+    as_of = flow_run.parameters.get("as_of")
+    return f"nightly-{as_of or 'as-of-' + str(dt.date.today())}"
+
+
+@flow(name="nightly", flow_run_name=_run_name, validate_parameters=True)
 def nightly(
     config_path: str = "ccv.toml",
     as_of: dt.date | None = None,

@@ -1,0 +1,139 @@
+"""The `ccv` command line: the one place where the config file is read and errors become exit codes.
+
+Exit codes: 0 success, 1 the run failed (a mandatory source, a data check), 2 bad config or usage.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ccv.config import ConfigError, load_config
+from ccv.ingest.load import IngestError
+from ccv.pipeline import RunSummary
+from ccv.warehouse.models import DataCheckError
+
+app = typer.Typer(
+    help="ccv: one record per customer, from every place they leave data.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+err = Console(stderr=True)
+
+ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="Config file (TOML).")]
+
+
+def _load(config: Path):
+    try:
+        return load_config(config)
+    except ConfigError as exc:
+        err.print(f"[bold red]config error[/]: {exc}", markup=True, highlight=False)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def run(
+    config: ConfigOption = Path("ccv.toml"),
+    as_of: Annotated[
+        dt.datetime | None,
+        typer.Option(formats=["%Y-%m-%d"], help="As-of date (default: the config's rule)."),
+    ] = None,
+    full_refresh: Annotated[
+        bool, typer.Option("--full-refresh", help="Rebuild from all input files.")
+    ] = False,
+) -> None:
+    """Run the nightly flow: ingest, resolve, build and publish."""
+    _load(config)  # fail fast, before Prefect starts, on a bad config
+    from flows.nightly import nightly
+
+    try:
+        summary = nightly(
+            config_path=str(config),
+            as_of=as_of.date() if as_of else None,
+            full_refresh=full_refresh,
+        )
+    except (IngestError, DataCheckError) as exc:
+        err.print(f"[bold red]run failed, nothing published[/]: {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    print_summary(summary)
+
+
+@app.command()
+def serve(config: ConfigOption = Path("ccv.toml")) -> None:
+    """Serve the scheduled `nightly` deployment (cron from [schedule]); runs until stopped."""
+    cfg = _load(config)
+    from prefect import serve as prefect_serve
+
+    from flows.nightly import deployment
+
+    prefect_serve(deployment(cfg, config.resolve()))
+
+
+@app.command("sample-data")
+def sample_data(
+    out: Annotated[Path, typer.Option(help="Folder to write the files into.")] = Path(
+        "data/sample"
+    ),
+    seed: Annotated[int, typer.Option(help="Random seed; same seed, same bytes.")] = 7,
+    persons: Annotated[int, typer.Option(min=1, help="Number of true persons.")] = 1200,
+) -> None:
+    """Generate the realistic, dirty sample inputs (and their ground truth)."""
+    from ccv.sample_data import generate
+
+    out.mkdir(parents=True, exist_ok=True)
+    counts = generate(out, seed=seed, persons=persons)
+    table = Table("file", "rows", title=f"sample data in {out}")
+    for name, rows in counts.items():
+        table.add_row(name, f"{rows:,}")
+    console.print(table)
+
+
+def print_summary(summary: RunSummary) -> None:
+    """Print what a run read, loaded, quarantined, resolved and published."""
+    files = Table(
+        "source",
+        "files",
+        "this run",
+        "rows read",
+        "loaded",
+        "quarantined",
+        title=f"run {summary.run_id} (as of {summary.as_of})",
+        caption="rows of the file versions now in the warehouse",
+    )
+    for s in summary.sources:
+        files.add_row(
+            s.source,
+            str(s.files),
+            s.statuses,
+            f"{s.rows_read:,}",
+            f"{s.rows_loaded:,}",
+            f"{s.rows_quarantined:,}",
+        )
+    console.print(files)
+    for f in summary.files:
+        if f.message and f.status not in ("unchanged", "loaded"):
+            err.print(f"[yellow]{f.source}[/]: {f.source_file}: {f.status}: {f.message}")
+    if summary.resolve:
+        console.print(
+            f"identity: {summary.resolve.records:,} records resolved into "
+            f"{summary.resolve.customers:,} customers "
+            f"({summary.resolve.anonymous_records:,} anonymous receipts unattributed)"
+        )
+    segments = Table("RFM segment", "customers", title="segments")
+    for name, n in summary.segments.items():
+        segments.add_row(name, f"{n:,}")
+    console.print(segments)
+    tables = ", ".join(f"{t} {n:,}" for t, n in summary.table_rows.items())
+    console.print(f"tables: {tables}")
+    console.print(f"warehouse: {summary.warehouse_path}")
+    console.print(f"marts (Parquet): {summary.marts_dir}")
+
+
+if __name__ == "__main__":
+    app()

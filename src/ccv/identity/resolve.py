@@ -1,0 +1,166 @@
+"""Resolve stage: give every CRM record, guest order and survey respondent a `customer_id`.
+
+Identity records are gathered from the staged CRM records, orders and survey responses,
+standardised (`standardize.py`), linked, and clustered into connected components
+(`clustering.py`). Links here are deterministic: the same normalised email match key, E.164 phone,
+or loyalty id; and an order or survey that names a CRM record by id belongs to that record.
+Records with no identifier at all (anonymous till receipts) get no customer.
+
+Writes `identity_records` (standardised values per record) and `customer_xref`
+(source, source_record_id → customer_id, with the rule that linked it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+import pandas as pd
+
+from ccv.config import Config
+from ccv.identity.clustering import connected_components, customer_ids
+from ccv.identity.standardize import clean_text, split_full_name, standardize_customers
+
+LINK_KEYS = {"std_email_key": "email", "std_phone": "phone", "std_loyalty_id": "loyalty_id"}
+
+
+@dataclass(frozen=True)
+class ResolveResult:
+    """Counts a run reports about identity resolution."""
+
+    records: int
+    customers: int
+    anonymous_records: int
+
+
+def gather_records(con: duckdb.DuckDBPyConnection, config: Config) -> pd.DataFrame:
+    """All identity-bearing records from staging, one row each, with a reference when they name
+    a CRM record (`ref_source`, `ref_record_id`)."""
+    ref_source = {s.name: s.customer_source for s in config.sources if s.customer_source}
+    cases = " ".join(f"when '{src}' then '{ref}'" for src, ref in ref_source.items())
+    ref_expr = f"case source {cases} end" if cases else "null"
+    return con.execute(
+        f"""
+        select 'customer' as record_kind, source, source_record_id,
+               first_name, last_name, full_name, email, phone, loyalty_id, birth_date, postcode,
+               city, country, coalesce(updated_at, created_at) as observed_at,
+               null::varchar as ref_source, null::varchar as ref_record_id
+        from stg_customers
+        union all
+        select 'order', source, order_id, null, null, null, email, phone, loyalty_id, null, null,
+               null, null, ordered_at, {ref_expr}, customer_record_id
+        from stg_orders
+        union all
+        select 'survey', source, response_id, null, null, null, email, phone, loyalty_id, null,
+               null, null, null, submitted_at, {ref_expr}, customer_record_id
+        from stg_survey_responses
+        order by 1, 2, 3
+        """
+    ).df()
+
+
+def link_pairs(records: pd.DataFrame) -> pd.DataFrame:
+    """Edges (left, right, rule) between record positions that share a deterministic key.
+
+    Each group of records sharing a key is linked as a star to its first member, which gives the
+    same components as all pairs at linear cost.
+    """
+    edges = []
+    position = pd.Series(range(len(records)), index=records.index)
+    for column, rule in LINK_KEYS.items():
+        keyed = records[column].notna()
+        first = position[keyed].groupby(records.loc[keyed, column], sort=False).transform("min")
+        star = pd.DataFrame({"left": first, "right": position[keyed], "rule": rule})
+        edges.append(star[star["left"] != star["right"]])
+    # orders/surveys that name their CRM record
+    crm = records[records["record_kind"] == "customer"]
+    crm_pos = pd.Series(position[crm.index].values, index=[crm["source"], crm["source_record_id"]])
+    refs = records[records["ref_record_id"].notna()]
+    if len(refs):
+        target = crm_pos.reindex(list(zip(refs["ref_source"], refs["ref_record_id"], strict=True)))
+        ref_edges = pd.DataFrame(
+            {
+                "left": target.values,
+                "right": position[refs.index].values,
+                "rule": "customer_record_id",
+            }
+        ).dropna()
+        edges.append(ref_edges.astype({"left": "int64"}))
+    return (
+        pd.concat(edges, ignore_index=True)
+        if edges
+        else pd.DataFrame(columns=["left", "right", "rule"])
+    )
+
+
+def resolve(con: duckdb.DuckDBPyConnection, config: Config, run_id: str) -> ResolveResult:
+    """Cluster identity records into customers; write identity_records and customer_xref."""
+    records = gather_records(con, config).reset_index(drop=True)
+    std = standardize_customers(records, default_region=config.identity.default_phone_region)
+    split = split_full_name(std["full_name"])
+    std["first_name"] = clean_text(std["first_name"]).fillna(split["first_name"])
+    std["last_name"] = clean_text(std["last_name"]).fillna(split["last_name"])
+
+    edges = link_pairs(std)
+    labels = connected_components(len(std), edges["left"].to_numpy(), edges["right"].to_numpy())
+    std["cluster"] = labels
+    identifiable = std[list(LINK_KEYS)].notna().any(axis=1) | std["ref_record_id"].notna()
+    # A CRM record is a customer even with no identifier; a bare receipt is not.
+    keep = identifiable | (std["record_kind"] == "customer")
+    std["customer_id"] = customer_ids(std["cluster"], std["source"], std["source_record_id"])
+    std.loc[~keep, "customer_id"] = None
+
+    rule_of = edges.groupby("right")["rule"].first()
+    std["match_rule"] = pd.Series(std.index.map(rule_of), index=std.index).fillna("self")
+    std["run_id"] = run_id
+
+    identity_records = std[
+        [
+            "record_kind",
+            "source",
+            "source_record_id",
+            "observed_at",
+            "first_name",
+            "last_name",
+            "std_email",
+            "std_phone",
+            "std_loyalty_id",
+            "std_birth_date",
+            "std_postcode",
+            *[
+                c
+                for c in std.columns
+                if c.startswith("std_")
+                and c
+                not in (
+                    "std_email",
+                    "std_phone",
+                    "std_loyalty_id",
+                    "std_birth_date",
+                    "std_postcode",
+                )
+            ],
+        ]
+    ].rename(
+        columns={
+            "std_email": "email",
+            "std_phone": "phone",
+            "std_loyalty_id": "loyalty_id",
+            "std_birth_date": "birth_date",
+            "std_postcode": "postcode",
+        }
+    )
+    xref = std.loc[
+        keep, ["source", "source_record_id", "record_kind", "customer_id", "match_rule", "run_id"]
+    ]
+    con.register("_identity_records", identity_records)
+    con.execute("create or replace table identity_records as select * from _identity_records")
+    con.unregister("_identity_records")
+    con.register("_xref", xref)
+    con.execute("create or replace table customer_xref as select * from _xref")
+    con.unregister("_xref")
+    return ResolveResult(
+        records=int(keep.sum()),
+        customers=int(std.loc[keep, "customer_id"].nunique()),
+        anonymous_records=int((~keep).sum()),
+    )
