@@ -92,6 +92,15 @@ def test_marts_are_published_as_parquet_matching_duckdb(first_run, project):
         assert query(project, f"select count(*) from {table}") == [(rows,)]
 
 
+def test_first_night_records_every_customer_as_new(first_run, project):
+    new = query(
+        project,
+        f"select count(*) from identity_events where run_id = '{first_run.run_id}' and event_type = 'new'",
+    )
+    assert new == [(first_run.table_rows["customers"],)]
+    assert first_run.resolve.events == {"new": first_run.table_rows["customers"]}
+
+
 def test_every_record_with_an_identifier_gets_a_customer(first_run, project):
     orphans = query(
         project,
@@ -149,6 +158,11 @@ def test_second_night_on_same_files_loads_nothing_and_changes_nothing(first_run,
     assert {f.status for f in again.files} == {"unchanged"}
     assert sum(f.rows_loaded for f in again.files) == 0
     assert query(project, "select * from customer_360 order by customer_id") == before
+    # stable ids: nothing changed, so no identity event was recorded
+    assert again.resolve.events == {}
+    assert query(
+        project, f"select count(*) from identity_events where run_id = '{again.run_id}'"
+    ) == [(0,)]
     assert query(project, "select count(*) from runs where status = 'published'") == [(2,)]
 
 

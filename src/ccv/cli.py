@@ -125,6 +125,8 @@ def print_summary(summary: RunSummary) -> None:
             f"{summary.resolve.customers:,} customers "
             f"({summary.resolve.anonymous_records:,} anonymous receipts unattributed)"
         )
+        events = ", ".join(f"{n:,} {kind}" for kind, n in sorted(summary.resolve.events.items()))
+        console.print(f"identity events: {events or 'none (no customer changed)'}")
     segments = Table("RFM segment", "customers", title="segments")
     for name, n in summary.segments.items():
         segments.add_row(name, f"{n:,}")

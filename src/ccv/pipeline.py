@@ -125,7 +125,7 @@ def resolve_as_of(con: duckdb.DuckDBPyConnection, config: Config, today: dt.date
 def resolve_stage(run: Run, config: Config) -> ResolveResult:
     """Resolve identities into customer_xref."""
     with connect(run.build_path) as con:
-        return resolve(con, config, run.run_id)
+        return resolve(con, config, run.run_id, run.started_at)
 
 
 def build_stage(run: Run, config: Config, as_of: dt.date | None = None) -> dt.date:

@@ -12,14 +12,22 @@ Writes `identity_records` (standardised values per record) and `customer_xref`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import datetime as dt
+from dataclasses import dataclass, field
 
 import duckdb
 import pandas as pd
 
 from ccv.config import Config
-from ccv.identity.clustering import connected_components, customer_ids
+from ccv.identity.clustering import connected_components
+from ccv.identity.stable_ids import assign_ids
 from ccv.identity.standardize import clean_text, split_full_name, standardize_customers
+from ccv.identity.store import (
+    ensure_identity_tables,
+    id_registry,
+    previous_crosswalk,
+    record_assignment,
+)
 
 LINK_KEYS = {"std_email_key": "email", "std_phone": "phone", "std_loyalty_id": "loyalty_id"}
 
@@ -31,6 +39,7 @@ class ResolveResult:
     records: int
     customers: int
     anonymous_records: int
+    events: dict[str, int] = field(default_factory=dict)
 
 
 def gather_records(con: duckdb.DuckDBPyConnection, config: Config) -> pd.DataFrame:
@@ -93,74 +102,85 @@ def link_pairs(records: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def resolve(con: duckdb.DuckDBPyConnection, config: Config, run_id: str) -> ResolveResult:
-    """Cluster identity records into customers; write identity_records and customer_xref."""
-    records = gather_records(con, config).reset_index(drop=True)
-    std = standardize_customers(records, default_region=config.identity.default_phone_region)
-    split = split_full_name(std["full_name"])
-    std["first_name"] = clean_text(std["first_name"]).fillna(split["first_name"])
-    std["last_name"] = clean_text(std["last_name"]).fillna(split["last_name"])
-
+def resolve(
+    con: duckdb.DuckDBPyConnection, config: Config, run_id: str, now: dt.datetime
+) -> ResolveResult:
+    """Cluster identity records into customers with stable ids; write the identity tables."""
+    ensure_identity_tables(con)
+    std = standardize(gather_records(con, config).reset_index(drop=True), config)
     edges = link_pairs(std)
-    labels = connected_components(len(std), edges["left"].to_numpy(), edges["right"].to_numpy())
-    std["cluster"] = labels
+    std["cluster"] = connected_components(
+        len(std), edges["left"].to_numpy(), edges["right"].to_numpy()
+    )
     identifiable = std[list(LINK_KEYS)].notna().any(axis=1) | std["ref_record_id"].notna()
     # A CRM record is a customer even with no identifier; a bare receipt is not.
     keep = identifiable | (std["record_kind"] == "customer")
-    std["customer_id"] = customer_ids(std["cluster"], std["source"], std["source_record_id"])
-    std.loc[~keep, "customer_id"] = None
+    std["record_key"] = std["source"] + ":" + std["source_record_id"]
 
+    assignment = assign_ids(
+        std.loc[keep, ["record_key", "cluster"]], previous_crosswalk(con), id_registry(con)
+    )
+    record_assignment(con, assignment, run_id, now)
+    std["customer_id"] = std["record_key"].map(
+        assignment.ids.set_index("record_key")["customer_id"]
+    )
     rule_of = edges.groupby("right")["rule"].first()
     std["match_rule"] = pd.Series(std.index.map(rule_of), index=std.index).fillna("self")
     std["run_id"] = run_id
 
-    identity_records = std[
-        [
-            "record_kind",
-            "source",
-            "source_record_id",
-            "observed_at",
-            "first_name",
-            "last_name",
-            "std_email",
-            "std_phone",
-            "std_loyalty_id",
-            "std_birth_date",
-            "std_postcode",
-            *[
-                c
-                for c in std.columns
-                if c.startswith("std_")
-                and c
-                not in (
-                    "std_email",
-                    "std_phone",
-                    "std_loyalty_id",
-                    "std_birth_date",
-                    "std_postcode",
-                )
-            ],
-        ]
-    ].rename(
-        columns={
-            "std_email": "email",
-            "std_phone": "phone",
-            "std_loyalty_id": "loyalty_id",
-            "std_birth_date": "birth_date",
-            "std_postcode": "postcode",
-        }
+    _write(con, "identity_records", identity_columns(std))
+    _write(
+        con,
+        "customer_xref",
+        std.loc[
+            keep,
+            ["source", "source_record_id", "record_kind", "customer_id", "match_rule", "run_id"],
+        ],
     )
-    xref = std.loc[
-        keep, ["source", "source_record_id", "record_kind", "customer_id", "match_rule", "run_id"]
-    ]
-    con.register("_identity_records", identity_records)
-    con.execute("create or replace table identity_records as select * from _identity_records")
-    con.unregister("_identity_records")
-    con.register("_xref", xref)
-    con.execute("create or replace table customer_xref as select * from _xref")
-    con.unregister("_xref")
+    events = assignment.events["event_type"].value_counts().to_dict()
     return ResolveResult(
         records=int(keep.sum()),
         customers=int(std.loc[keep, "customer_id"].nunique()),
         anonymous_records=int((~keep).sum()),
+        events={k: int(v) for k, v in events.items()},
     )
+
+
+def standardize(records: pd.DataFrame, config: Config) -> pd.DataFrame:
+    """Comparison columns for every record, plus display first/last names (split if needed)."""
+    std = standardize_customers(records, default_region=config.identity.default_phone_region)
+    split = split_full_name(std["full_name"])
+    std["first_name"] = clean_text(std["first_name"]).fillna(split["first_name"])
+    std["last_name"] = clean_text(std["last_name"]).fillna(split["last_name"])
+    return std
+
+
+RENAMED = {
+    "std_email": "email",
+    "std_phone": "phone",
+    "std_loyalty_id": "loyalty_id",
+    "std_birth_date": "birth_date",
+    "std_postcode": "postcode",
+}
+
+
+def identity_columns(std: pd.DataFrame) -> pd.DataFrame:
+    """identity_records: display values, normalised identifiers and comparison columns."""
+    comparison = [c for c in std.columns if c.startswith("std_") and c not in RENAMED]
+    columns = [
+        "record_kind",
+        "source",
+        "source_record_id",
+        "observed_at",
+        "first_name",
+        "last_name",
+        *RENAMED,
+        *comparison,
+    ]
+    return std[columns].rename(columns=RENAMED)
+
+
+def _write(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
+    con.register("_frame", frame)
+    con.execute(f"create or replace table {table} as select * from _frame")
+    con.unregister("_frame")

@@ -1,0 +1,164 @@
+"""Stable customer ids: a person keeps their `customer_id` from night to night.
+
+Clustering is recomputed every run, so cluster labels mean nothing across runs. This module maps
+the new clusters onto the ids of the previous run's crosswalk:
+
+- a record seen before votes for its previous id; each previous id goes to the new cluster that
+  holds most of its records (the *largest part*; ties go to the cluster with the smallest record
+  key), so when a cluster splits, the largest part keeps the id;
+- a new cluster that wins several previous ids keeps the *oldest* (first created; ties by id) —
+  the others are retired as merged into it;
+- a cluster that wins no id gets a new one: a `split` if it holds records of an id it lost, a
+  `new` customer otherwise;
+- records whose id changed for any other reason are reported as `record_moved`.
+
+Every change becomes a row of `identity_events`; a re-run with unchanged inputs yields no event.
+
+>>> import pandas as pd
+>>> new = pd.DataFrame({"record_key": ["a", "b", "c"], "cluster": [0, 0, 1]})
+>>> prev = pd.DataFrame({"record_key": ["a", "b"], "customer_id": ["C1", "C2"]})
+>>> registry = pd.DataFrame({"customer_id": ["C1", "C2"], "created_run_id": ["r1", "r0"]})
+>>> result = assign_ids(new, prev, registry)
+>>> result.ids.sort_values("record_key")["customer_id"].tolist()[:2]  # C2 is older
+['C2', 'C2']
+>>> sorted(result.events["event_type"])
+['merge', 'new']
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import pandas as pd
+
+EVENT_COLUMNS = ["event_type", "customer_id", "other_customer_id", "record_key", "reason"]
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """The ids per record (`record_key, cluster, customer_id`) and the events that led there."""
+
+    ids: pd.DataFrame
+    events: pd.DataFrame
+    new_ids: pd.DataFrame  # customer_id, created for ids minted in this run
+    retired: pd.DataFrame  # customer_id, merged_into
+
+
+def mint_ids(anchors: list[str], taken: set[str]) -> list[str]:
+    """New ids from each cluster's smallest record key, salted where an id was ever used.
+
+    Hashing the anchor makes a first run deterministic: the same inputs mint the same ids.
+    """
+    out = []
+    for anchor in anchors:
+        salt = 0
+        candidate = "C" + hashlib.sha256(anchor.encode()).hexdigest()[:16]
+        while candidate in taken:
+            salt += 1
+            candidate = "C" + hashlib.sha256(f"{anchor}#{salt}".encode()).hexdigest()[:16]
+        taken.add(candidate)
+        out.append(candidate)
+    return out
+
+
+def assign_ids(new: pd.DataFrame, previous: pd.DataFrame, registry: pd.DataFrame) -> Assignment:
+    """Give each new cluster a customer id, reusing previous ids by the rules in the docstring.
+
+    new: record_key, cluster. previous: record_key, customer_id (last run's crosswalk).
+    registry: customer_id, created_run_id (sortable: run ids start with their timestamp).
+    """
+    anchors = new.groupby("cluster")["record_key"].min()
+    joined = new.merge(previous, on="record_key", how="left")
+    votes = (
+        joined.dropna(subset=["customer_id"])
+        .groupby(["customer_id", "cluster"])
+        .size()
+        .rename("n")
+        .reset_index()
+    )
+    votes["anchor"] = votes["cluster"].map(anchors)
+    # each previous id goes to the cluster holding most of its records
+    winners = (
+        votes.sort_values(["customer_id", "n", "anchor"], ascending=[True, False, True])
+        .drop_duplicates("customer_id")
+        .copy()
+    )
+    age = registry.set_index("customer_id")["created_run_id"]
+    winners["created"] = winners["customer_id"].map(age).fillna("")
+    # a cluster that won several ids keeps the oldest
+    kept = winners.sort_values(["cluster", "created", "customer_id"]).drop_duplicates("cluster")
+    cluster_id = kept.set_index("cluster")["customer_id"]
+    merged = winners[~winners["customer_id"].isin(kept["customer_id"])].copy()
+    merged["merged_into"] = merged["cluster"].map(cluster_id)
+
+    taken = set(registry["customer_id"]) | set(previous["customer_id"])
+    lost = votes.merge(winners[["customer_id", "cluster"]], how="left", indicator=True)
+    lost = lost[lost["_merge"] == "left_only"]
+    split_from = (
+        lost.sort_values(["cluster", "n"], ascending=[True, False])
+        .drop_duplicates("cluster")
+        .set_index("cluster")["customer_id"]
+    )
+
+    fresh = anchors[~anchors.index.isin(cluster_id.index)]
+    minted = pd.Series(mint_ids(fresh.tolist(), taken), index=fresh.index, dtype=object)
+    cluster_id = pd.concat([cluster_id, minted])
+    is_split = minted.index.isin(split_from.index)
+    origin = minted.index.map(split_from)
+    events = [
+        pd.DataFrame(
+            {
+                "event_type": pd.Series(is_split).map({True: "split", False: "new"}).to_numpy(),
+                "customer_id": minted.to_numpy(),
+                "other_customer_id": pd.Series(origin, dtype=object)
+                .where(is_split, None)
+                .to_numpy(),
+                "record_key": None,
+                "reason": [
+                    f"split from {o}: it kept its largest part"
+                    if sp
+                    else "records not seen in any earlier cluster"
+                    for o, sp in zip(origin, is_split, strict=True)
+                ],
+            }
+        ),
+        pd.DataFrame(
+            {
+                "event_type": "merge",
+                "customer_id": merged["merged_into"].to_numpy(),
+                "other_customer_id": merged["customer_id"].to_numpy(),
+                "record_key": None,
+                "reason": (
+                    merged["customer_id"] + " merged into older id " + merged["merged_into"]
+                ).to_numpy(),
+            }
+        ),
+    ]
+    ids = new.assign(customer_id=new["cluster"].map(cluster_id))
+    moved = ids.merge(previous, on="record_key", how="inner", suffixes=("", "_previous"))
+    moved = moved[
+        (moved["customer_id"] != moved["customer_id_previous"])
+        & ~moved["customer_id_previous"].isin(merged["customer_id"])  # told by the merge event
+        & ~moved["customer_id"].isin(minted[is_split])  # told by the split event
+    ]
+    events.append(
+        pd.DataFrame(
+            {
+                "event_type": "record_moved",
+                "customer_id": moved["customer_id"].to_numpy(),
+                "other_customer_id": moved["customer_id_previous"].to_numpy(),
+                "record_key": moved["record_key"].to_numpy(),
+                "reason": ("record moved from " + moved["customer_id_previous"]).to_numpy(),
+            }
+        )
+    )
+    events = [e for e in events if len(e)]
+    return Assignment(
+        ids=ids,
+        events=pd.concat(events, ignore_index=True)
+        if events
+        else pd.DataFrame(columns=EVENT_COLUMNS),
+        new_ids=pd.DataFrame({"customer_id": minted.to_numpy(dtype=object)}),
+        retired=merged[["customer_id", "merged_into"]].reset_index(drop=True),
+    )

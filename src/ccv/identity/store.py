@@ -1,0 +1,102 @@
+"""Identity tables that persist from run to run: the id registry and the event log.
+
+`customer_xref` is rebuilt every run, but the previous run's version is read first: it is what
+stable ids are carried over from (see `stable_ids.py`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+import pandas as pd
+
+from ccv.identity.stable_ids import Assignment
+
+DDL = [
+    """
+    create table if not exists customer_ids (
+        customer_id varchar primary key,
+        created_run_id varchar not null,
+        created_at timestamp not null,
+        retired_run_id varchar,
+        merged_into varchar
+    )
+    """,
+    """
+    create table if not exists identity_events (
+        run_id varchar not null,
+        event_type varchar not null,   -- new | merge | split | record_moved
+        customer_id varchar not null,
+        other_customer_id varchar,
+        source varchar,
+        source_record_id varchar,
+        reason varchar not null,
+        occurred_at timestamp not null
+    )
+    """,
+]
+
+
+def ensure_identity_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the persistent identity tables if this warehouse has none yet."""
+    for ddl in DDL:
+        con.execute(ddl)
+
+
+def previous_crosswalk(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Last run's record → customer id, or an empty frame on the first run."""
+    exists = con.execute(
+        "select count(*) from duckdb_tables() where table_name = 'customer_xref'"
+    ).fetchone()[0]
+    if not exists:
+        return pd.DataFrame(
+            {"record_key": pd.Series(dtype=object), "customer_id": pd.Series(dtype=object)}
+        )
+    return con.execute(
+        "select source || ':' || source_record_id as record_key, customer_id from customer_xref"
+    ).df()
+
+
+def id_registry(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Every id ever minted, with the run that minted it (run ids sort by time)."""
+    return con.execute("select customer_id, created_run_id from customer_ids").df()
+
+
+def record_assignment(
+    con: duckdb.DuckDBPyConnection, assignment: Assignment, run_id: str, now: dt.datetime
+) -> None:
+    """Register new ids, retire merged ones and append this run's identity events."""
+    con.execute("delete from identity_events where run_id = ?", [run_id])
+    new_ids = assignment.new_ids.assign(created_run_id=run_id, created_at=now)
+    con.register("_new_ids", new_ids)
+    con.execute(
+        "insert into customer_ids (customer_id, created_run_id, created_at) "
+        "select customer_id, created_run_id, created_at from _new_ids"
+    )
+    con.unregister("_new_ids")
+    con.register("_retired", assignment.retired)
+    con.execute(
+        """
+        update customer_ids set retired_run_id = ?, merged_into = r.merged_into
+        from _retired r where customer_ids.customer_id = r.customer_id
+        """,
+        [run_id],
+    )
+    con.unregister("_retired")
+    events = assignment.events.copy()
+    split = events["record_key"].str.split(":", n=1, expand=True) if len(events) else None
+    events["source"] = split[0] if split is not None else None
+    events["source_record_id"] = split[1] if split is not None and 1 in split else None
+    events["run_id"] = run_id
+    events["occurred_at"] = now
+    con.register("_events", events)
+    con.execute(
+        """
+        insert into identity_events
+        select run_id, event_type, customer_id, other_customer_id, source, source_record_id,
+               reason, occurred_at
+        from _events
+        """
+    )
+    con.unregister("_events")
