@@ -17,15 +17,14 @@ from prefect.schedules import Cron
 from ccv import pipeline
 from ccv.config import Config, load_config
 
-# File reads can flake on shared storage; retry them. Pure computation is not retried.
+# Reading input files can flake on shared storage: retry it. Computing and publishing are not
+# retried (a failed publish leaves the published version untouched; the next run starts clean).
 ingest_task = task(
     pipeline.ingest_stage, name="ingest", retries=2, retry_delay_seconds=10, cache_policy=NO_CACHE
 )
 resolve_task = task(pipeline.resolve_stage, name="resolve", cache_policy=NO_CACHE)
 build_task = task(pipeline.build_stage, name="build", cache_policy=NO_CACHE)
-publish_task = task(
-    pipeline.publish_stage, name="publish", retries=2, retry_delay_seconds=10, cache_policy=NO_CACHE
-)
+publish_task = task(pipeline.publish_stage, name="publish", cache_policy=NO_CACHE)
 
 
 def _run_name() -> str:
@@ -41,15 +40,11 @@ def nightly(
 ) -> pipeline.RunSummary:
     """Ingest every source, resolve identities, build the warehouse and publish the marts."""
     config = load_config(config_path)
-    run = pipeline.start_run(config, full_refresh)
-    try:
+    with pipeline.run_context(config, full_refresh) as run:
         files = ingest_task(run, config)
         resolved = resolve_task(run, config)
         as_of = build_task(run, config, as_of)
         publish_task(run, config)
-    except BaseException:
-        pipeline.discard_run(run)
-        raise
     return pipeline.summarize(run, files, resolved, as_of)
 
 

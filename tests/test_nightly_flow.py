@@ -85,8 +85,10 @@ def test_exactly_the_planted_bad_rows_are_quarantined(first_run, project, ground
 
 
 def test_marts_are_published_as_parquet_matching_duckdb(first_run, project):
+    as_of = first_run.as_of.isoformat()
     for table in ("customer_360", "rfm_scores", "loyalty_segments"):
-        parquet = project / "warehouse" / "marts" / table / f"{table}.parquet"
+        folder = project / "warehouse" / "marts" / table / f"snapshot_on={as_of}"
+        parquet = folder / f"{table}.parquet"
         rows = pq.read_metadata(parquet).num_rows
         assert rows > 0
         assert query(project, f"select count(*) from {table}") == [(rows,)]
@@ -95,7 +97,8 @@ def test_marts_are_published_as_parquet_matching_duckdb(first_run, project):
 def test_first_night_records_every_customer_as_new(first_run, project):
     new = query(
         project,
-        f"select count(*) from identity_events where run_id = '{first_run.run_id}' and event_type = 'new'",
+        "select count(*) from identity_events where event_type = 'new' "
+        f"and run_id = '{first_run.run_id}'",
     )
     assert new == [(first_run.table_rows["customers"],)]
     assert first_run.resolve.events == {"new": first_run.table_rows["customers"]}

@@ -16,6 +16,8 @@ from rich.table import Table
 from ccv.config import ConfigError, load_config
 from ccv.ingest.load import IngestError
 from ccv.pipeline import RunSummary
+from ccv.warehouse import versions
+from ccv.warehouse.lock import WarehouseLock, WarehouseLocked
 from ccv.warehouse.models import DataCheckError
 
 app = typer.Typer(
@@ -58,6 +60,9 @@ def run(
             as_of=as_of.date() if as_of else None,
             full_refresh=full_refresh,
         )
+    except WarehouseLocked as exc:
+        err.print(f"[bold red]not started[/]: {exc}", highlight=False)
+        raise typer.Exit(1) from None
     except (IngestError, DataCheckError) as exc:
         err.print(f"[bold red]run failed, nothing published[/]: {exc}", highlight=False)
         raise typer.Exit(1) from None
@@ -73,6 +78,33 @@ def serve(config: ConfigOption = Path("ccv.toml")) -> None:
     from flows.nightly import deployment
 
     prefect_serve(deployment(cfg, config.resolve()))
+
+
+@app.command()
+def rollback(
+    config: ConfigOption = Path("ccv.toml"),
+    to: Annotated[
+        str | None, typer.Option(help="Run id to publish again (default: the previous one).")
+    ] = None,
+) -> None:
+    """Publish an earlier kept version of the warehouse again (see `[warehouse] keep_versions`)."""
+    layout = versions.Layout.from_config(_load(config))
+    try:
+        with WarehouseLock(layout.lock_path, "rollback"):
+            restored = versions.rollback(layout, to)
+    except (WarehouseLocked, versions.VersionError) as exc:
+        err.print(f"[bold red]rollback refused[/]: {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    console.print(f"published version {restored} again ({layout.db_link})")
+
+
+@app.command("versions")
+def list_versions(config: ConfigOption = Path("ccv.toml")) -> None:
+    """List the kept published versions; the current one is marked."""
+    layout = versions.Layout.from_config(_load(config))
+    current = versions.current_run_id(layout)
+    for run_id in versions.published_versions(layout):
+        console.print(f"{'*' if run_id == current else ' '} {run_id}")
 
 
 @app.command("sample-data")

@@ -8,6 +8,7 @@ that names the key path (e.g. `sources[1].columns.emial: unknown canonical field
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 import tomllib
 from pathlib import Path
@@ -137,10 +138,16 @@ class SourceConfig(_Strict):
 
 
 class WarehouseConfig(_Strict):
-    """Where the published warehouse lives."""
+    """Where the published warehouse lives.
+
+    `path` and `marts_dir` are what analysts open; they are symlinks into the current version under
+    `versions_dir`, which keeps the last `keep_versions` published runs for rollback.
+    """
 
     path: Path = Path("warehouse/ccv.duckdb")
     marts_dir: Path = Path("warehouse/marts")
+    versions_dir: Path = Path("warehouse/versions")
+    keep_versions: int = Field(default=7, ge=1)
 
 
 class RunConfig(_Strict):
@@ -221,8 +228,8 @@ class Config(_Strict):
 
     def resolve(self, path: Path | str) -> Path:
         """Return `path` made absolute against the config file's folder."""
-        path = Path(path)
-        return path if path.is_absolute() else (self.base_dir / path).resolve()
+        # normpath, not resolve(): the warehouse paths are symlinks that must stay links
+        return Path(os.path.normpath(self.base_dir / path))
 
     def source(self, name: str) -> SourceConfig:
         """Return the source named `name`."""

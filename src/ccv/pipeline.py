@@ -1,17 +1,17 @@
 """The nightly pipeline as plain functions: ingest → resolve → build → publish.
 
-The Prefect flow (`flows/nightly.py`) calls these one task each; tests and benchmarks call them
-directly. A run works on a private copy of the warehouse (the *build* file) and only `publish`
-touches what analysts read, by atomic renames, so a crash mid-run leaves the published warehouse
-as it was.
+The Prefect flow (`flows/nightly.py`) calls these one task each; the CLI, tests and benchmarks
+can call them directly (`run_nightly`). A run holds the warehouse lock, builds a complete new
+version in its own folder (see `warehouse/versions.py`), and only `publish` touches what analysts
+read, with one atomic rename — so a crash at any point leaves the published warehouse as it was.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
-import shutil
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,22 +20,38 @@ import duckdb
 from ccv.config import Config
 from ccv.identity.resolve import ResolveResult, resolve
 from ccv.ingest.load import FileResult, ingest
-from ccv.warehouse import models
+from ccv.warehouse import models, versions
+from ccv.warehouse.lock import WarehouseLock
 from ccv.warehouse.schema import ensure_schema
 
+# Marts published as Parquet snapshots, with a `<table>_history` view over all kept snapshots.
 MART_TABLES = ("customer_360", "rfm_scores", "loyalty_segments")
+
+SEGMENT_HISTORY_DDL = """
+create table if not exists segment_history (
+    snapshot_on date not null,
+    run_id varchar not null,
+    customer_id varchar not null,
+    rfm_segment varchar,
+    loyalty_cell varchar,
+    loyalty_stage varchar
+)
+"""
 
 
 @dataclass(frozen=True)
 class Run:
-    """One pipeline run: its id, its private build file and where it publishes."""
+    """One pipeline run: its id and the version folder it builds."""
 
     run_id: str
     started_at: dt.datetime
-    build_path: Path
-    warehouse_path: Path
-    marts_dir: Path
+    layout: versions.Layout
     full_refresh: bool
+
+    @property
+    def build_path(self) -> Path:
+        """The DuckDB file this run builds (published only by `publish_stage`)."""
+        return self.layout.db(self.run_id)
 
 
 @dataclass(frozen=True)
@@ -77,30 +93,31 @@ def new_run_id(now: dt.datetime) -> str:
     return now.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
 
 
-def start_run(config: Config, full_refresh: bool = False, now: dt.datetime | None = None) -> Run:
-    """Prepare the build file: a copy of the published warehouse, or empty on a full refresh."""
-    now = now or dt.datetime.now()
+@contextmanager
+def run_context(config: Config, full_refresh: bool = False) -> Iterator[Run]:
+    """Hold the warehouse lock for a run; discard its version folder unless it published."""
+    now = dt.datetime.now()
+    layout = versions.Layout.from_config(config)
     run_id = new_run_id(now)
-    warehouse_path = config.resolve(config.warehouse.path)
-    warehouse_path.parent.mkdir(parents=True, exist_ok=True)
-    build_path = warehouse_path.with_name(f".{warehouse_path.name}.{run_id}.build")
-    if warehouse_path.exists() and not full_refresh:
-        shutil.copyfile(warehouse_path, build_path)
-    run = Run(
-        run_id,
-        now,
-        build_path,
-        warehouse_path,
-        config.resolve(config.warehouse.marts_dir),
-        full_refresh,
-    )
-    with connect(build_path) as con:
+    with WarehouseLock(layout.lock_path, run_id):
+        versions.prune(layout)  # removes folders that crashed runs left behind
+        run = Run(run_id, now, layout, full_refresh)
+        start_run(run)
+        try:
+            yield run
+        finally:
+            versions.discard(layout, run_id)  # no-op once published
+
+
+def start_run(run: Run) -> None:
+    """Create the run's version folder from the published warehouse (empty on a full refresh)."""
+    versions.prepare_version(run.layout, run.run_id, run.full_refresh)
+    with connect(run.build_path) as con:
         ensure_schema(con)
         con.execute(
             "insert into runs values (?, null, ?, null, 'running', ?)",
-            [run_id, now, full_refresh],
+            [run.run_id, run.started_at, run.full_refresh],
         )
-    return run
 
 
 def ingest_stage(run: Run, config: Config) -> list[FileResult]:
@@ -123,7 +140,7 @@ def resolve_as_of(con: duckdb.DuckDBPyConnection, config: Config, today: dt.date
 
 
 def resolve_stage(run: Run, config: Config) -> ResolveResult:
-    """Resolve identities into customer_xref."""
+    """Resolve identities into customer_xref with stable customer ids."""
     with connect(run.build_path) as con:
         return resolve(con, config, run.run_id, run.started_at)
 
@@ -132,60 +149,55 @@ def build_stage(run: Run, config: Config, as_of: dt.date | None = None) -> dt.da
     """Build core tables and marts as of `as_of` (default: the config's rule); run the checks."""
     with connect(run.build_path) as con:
         as_of = as_of or resolve_as_of(con, config, run.started_at.date())
-        con.execute("set variable as_of_date = ?::date", [as_of])
-        con.execute(
-            "set variable rfm_window_months = ?::integer", [config.analytics.rfm_window_months]
-        )
-        con.execute(
-            "set variable lapsed_after_days = ?::integer", [config.analytics.lapsed_after_days]
-        )
+        variables = {
+            "as_of_date": (as_of, "date"),
+            "rfm_window_months": (config.analytics.rfm_window_months, "integer"),
+            "lapsed_after_days": (config.analytics.lapsed_after_days, "integer"),
+        }
+        for name, (value, sql_type) in variables.items():
+            con.execute(f"set variable {name} = ?::{sql_type}", [value])
+        con.execute(SEGMENT_HISTORY_DDL)
         models.build(con, layers=("core", "marts"))
+        con.execute("delete from segment_history where snapshot_on = ?", [as_of])
+        con.execute(
+            """
+            insert into segment_history
+            select ?, ?, customer_id, rfm_segment, loyalty_cell, loyalty_stage
+            from loyalty_segments
+            """,
+            [as_of, run.run_id],
+        )
         con.execute("update runs set as_of_date = ? where run_id = ?", [as_of, run.run_id])
     return as_of
 
 
-def publish_stage(run: Run, config: Config) -> RunSummary:
-    """Write the marts as Parquet and swap the build file in as the published warehouse."""
-    summary = RunSummary(run.run_id, warehouse_path=run.warehouse_path, marts_dir=run.marts_dir)
-    staging_dir = run.marts_dir.with_name(f".{run.marts_dir.name}.{run.run_id}.build")
-    if staging_dir.exists():
-        shutil.rmtree(staging_dir)
+def publish_stage(run: Run, config: Config) -> None:
+    """Write this run's Parquet snapshots, then publish the version with one atomic rename."""
+    layout = run.layout
     with connect(run.build_path) as con:
+        as_of = con.execute(
+            "select as_of_date from runs where run_id = ?", [run.run_id]
+        ).fetchone()[0]
+        versions.carry_snapshots(layout, run.run_id, MART_TABLES, replace_on=as_of)
         for table in MART_TABLES:
-            out = staging_dir / table
-            out.mkdir(parents=True)
+            folder = layout.marts(run.run_id) / table
+            partition = folder / f"snapshot_on={as_of.isoformat()}"
+            partition.mkdir(parents=True, exist_ok=True)
             con.execute(
-                f"copy (select * from {table}) to '{out / (table + '.parquet')}' "
+                f"copy (select * from {table}) to '{partition / (table + '.parquet')}' "
                 "(format parquet, compression zstd)"
+            )
+            con.execute(
+                f"create or replace view {table}_history as "
+                f"select * from read_parquet('{folder}/snapshot_on=*/*.parquet', "
+                "hive_partitioning = true, union_by_name = true)"
             )
         con.execute(
             "update runs set status = 'published', finished_at = ? where run_id = ?",
             [dt.datetime.now(), run.run_id],
         )
         con.execute("checkpoint")
-    _swap_dir(staging_dir, run.marts_dir)
-    os.replace(run.build_path, run.warehouse_path)
-    return summary
-
-
-def _swap_dir(new: Path, target: Path) -> None:
-    """Put folder `new` in place of `target`; the old one is removed only after the swap."""
-    old = target.with_name(f".{target.name}.old")
-    if old.exists():
-        shutil.rmtree(old)
-    if target.exists():
-        os.replace(target, old)
-    os.replace(new, target)
-    if old.exists():
-        shutil.rmtree(old)
-
-
-def discard_run(run: Run) -> None:
-    """Remove a failed run's build artefacts; the published warehouse is untouched."""
-    for path in (run.build_path, run.build_path.with_name(run.build_path.name + ".wal")):
-        path.unlink(missing_ok=True)
-    staging_dir = run.marts_dir.with_name(f".{run.marts_dir.name}.{run.run_id}.build")
-    shutil.rmtree(staging_dir, ignore_errors=True)
+    versions.publish(layout, run.run_id)
 
 
 def summarize(
@@ -197,10 +209,10 @@ def summarize(
         as_of,
         files,
         resolved,
-        warehouse_path=run.warehouse_path,
-        marts_dir=run.marts_dir,
+        warehouse_path=run.layout.db_link,
+        marts_dir=run.layout.marts_link,
     )
-    with connect(run.warehouse_path, read_only=True) as con:
+    with connect(run.layout.db_link, read_only=True) as con:
         for table in ("customers", "orders", "survey_responses", "quarantine", *MART_TABLES):
             summary.table_rows[table] = con.execute(f"select count(*) from {table}").fetchone()[0]
         summary.sources = _source_counts(con, run.run_id)
@@ -242,14 +254,10 @@ def _source_counts(con: duckdb.DuckDBPyConnection, run_id: str) -> list[SourceCo
 def run_nightly(
     config: Config, as_of: dt.date | None = None, full_refresh: bool = False
 ) -> RunSummary:
-    """Run all stages without Prefect; on any failure discard the build and re-raise."""
-    run = start_run(config, full_refresh)
-    try:
+    """Run all stages without Prefect (same functions as the flow's tasks)."""
+    with run_context(config, full_refresh) as run:
         files = ingest_stage(run, config)
         resolved = resolve_stage(run, config)
         as_of = build_stage(run, config, as_of)
         publish_stage(run, config)
-    except BaseException:
-        discard_run(run)
-        raise
     return summarize(run, files, resolved, as_of)

@@ -1,0 +1,199 @@
+"""Versioned publishing: every run builds a complete new version; one rename publishes it.
+
+Layout (paths from `[warehouse]`)::
+
+    warehouse/
+      ccv.duckdb -> versions/current/ccv.duckdb      (what analysts open)
+      marts      -> versions/current/marts           (Parquet)
+      versions/
+        current -> 20261123T020000-1a2b3c             (the published version)
+        20261123T020000-1a2b3c/ccv.duckdb, marts/, PUBLISHED
+        20261122T020000-9f8e7d/...                     (kept for rollback)
+
+A run copies the current DuckDB file into its own version folder and hard-links the previous
+Parquet snapshots into it (cheap, and old snapshots are never rewritten), builds there, and only
+then swaps the `current` symlink with one atomic rename. A run killed at any point leaves
+`current` — and so everything analysts read — exactly as it was. An analyst's open DuckDB session
+keeps reading the version it opened; reconnecting shows the new one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from ccv.config import Config
+
+MARKER = "PUBLISHED"
+
+
+class VersionError(RuntimeError):
+    """A version operation that cannot be carried out (e.g. rollback with nothing to go back to)."""
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where versions live and where the user-facing links point."""
+
+    versions_dir: Path
+    db_link: Path
+    marts_link: Path
+    keep: int
+    db_name: str = "ccv.duckdb"
+
+    @classmethod
+    def from_config(cls, config: Config) -> Layout:
+        """The layout of `config`'s warehouse, with absolute paths."""
+        wh = config.warehouse
+        return cls(
+            versions_dir=config.resolve(wh.versions_dir),
+            db_link=config.resolve(wh.path),
+            marts_link=config.resolve(wh.marts_dir),
+            keep=wh.keep_versions,
+        )
+
+    @property
+    def current(self) -> Path:
+        """The symlink naming the published version."""
+        return self.versions_dir / "current"
+
+    @property
+    def lock_path(self) -> Path:
+        """The run lock (see lock.py)."""
+        return self.versions_dir / ".lock"
+
+    def version(self, run_id: str) -> Path:
+        """The folder of one run's version."""
+        return self.versions_dir / run_id
+
+    def db(self, run_id: str) -> Path:
+        """The DuckDB file of one run's version."""
+        return self.version(run_id) / self.db_name
+
+    def marts(self, run_id: str) -> Path:
+        """The Parquet marts folder of one run's version."""
+        return self.version(run_id) / "marts"
+
+
+def current_run_id(layout: Layout) -> str | None:
+    """The run id of the published version, or None before the first publish."""
+    if not layout.current.is_symlink():
+        return None
+    return Path(os.readlink(layout.current)).name
+
+
+def published_versions(layout: Layout) -> list[str]:
+    """Run ids of the versions on disk that were published, oldest first."""
+    if not layout.versions_dir.exists():
+        return []
+    return sorted(
+        p.name
+        for p in layout.versions_dir.iterdir()
+        if p.is_dir() and not p.is_symlink() and (p / MARKER).exists()
+    )
+
+
+def prepare_version(layout: Layout, run_id: str, full_refresh: bool) -> Path:
+    """Create the run's version folder, starting from a copy of the published DuckDB file."""
+    folder = layout.version(run_id)
+    (folder / "marts").mkdir(parents=True)
+    previous = current_run_id(layout)
+    if previous and not full_refresh:
+        shutil.copyfile(layout.db(previous), layout.db(run_id))
+    return layout.db(run_id)
+
+
+def carry_snapshots(
+    layout: Layout, run_id: str, tables: tuple[str, ...], replace_on: dt.date
+) -> None:
+    """Hard-link the published version's Parquet snapshots into this run's version.
+
+    The snapshot of `replace_on` is not carried: this run writes it anew (re-running an as-of
+    date replaces its snapshot).
+    """
+    previous = current_run_id(layout)
+    if not previous:
+        return
+    skip = f"snapshot_on={replace_on.isoformat()}"
+    for table in tables:
+        source = layout.marts(previous) / table
+        if not source.exists():
+            continue
+        for partition in sorted(source.glob("snapshot_on=*")):
+            if partition.name == skip:
+                continue
+            target = layout.marts(run_id) / table / partition.name
+            target.mkdir(parents=True, exist_ok=True)
+            for file in partition.iterdir():
+                os.link(file, target / file.name)
+
+
+def publish(layout: Layout, run_id: str) -> None:
+    """Make `run_id` the published version (one atomic rename), then prune old versions."""
+    (layout.version(run_id) / MARKER).write_text(dt.datetime.now().isoformat() + "\n")
+    _switch_current(layout, run_id)
+    _ensure_links(layout)
+    prune(layout)
+
+
+def rollback(layout: Layout, to: str | None = None) -> str:
+    """Publish an earlier kept version again (default: the one before the current); return it."""
+    versions = published_versions(layout)
+    current = current_run_id(layout)
+    if to is None:
+        earlier = [v for v in versions if current is None or v < current]
+        if not earlier:
+            raise VersionError(f"no published version before {current} is kept to roll back to")
+        to = earlier[-1]
+    elif to not in versions:
+        raise VersionError(f"version {to} is not kept; kept versions: {', '.join(versions)}")
+    _switch_current(layout, to)
+    _ensure_links(layout)
+    return to
+
+
+def prune(layout: Layout) -> None:
+    """Keep the newest `keep` published versions (and the current one); remove the rest and the
+    folders of runs that never published (crashed or failed runs)."""
+    if not layout.versions_dir.exists():
+        return
+    current = current_run_id(layout)
+    published = published_versions(layout)
+    keep = set(published[-layout.keep :]) | ({current} if current else set())
+    for path in layout.versions_dir.iterdir():
+        if path.is_symlink() or not path.is_dir() or path.name in keep:
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def discard(layout: Layout, run_id: str) -> None:
+    """Remove an unpublished version folder (a failed run)."""
+    if run_id != current_run_id(layout):
+        shutil.rmtree(layout.version(run_id), ignore_errors=True)
+
+
+def _switch_current(layout: Layout, run_id: str) -> None:
+    tmp = layout.versions_dir / f".current.{os.getpid()}"
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(run_id)
+    os.replace(tmp, layout.current)
+
+
+def _ensure_links(layout: Layout) -> None:
+    """Create the user-facing links into `current` if they are missing."""
+    for link, target in (
+        (layout.db_link, layout.current / layout.db_name),
+        (layout.marts_link, layout.current / "marts"),
+    ):
+        if link.is_symlink():
+            continue
+        if link.exists():
+            raise VersionError(
+                f"{link} exists and is not a link into {layout.versions_dir}; move it away "
+                "(warehouses from before versioned publishing are not migrated)"
+            )
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(os.path.relpath(target, link.parent))
