@@ -57,8 +57,9 @@ def _strip_comments(sql: str) -> str:
     return re.sub(r"--[^\n]*", "", sql)
 
 
-def load_layer(layer: str, sql_dir: Path = SQL_DIR) -> list[Model]:
+def load_layer(layer: str, sql_dir: Path | None = None) -> list[Model]:
     """Read the models of one layer, ordered so that each follows the models it reads."""
+    sql_dir = sql_dir or SQL_DIR
     models = {
         p.stem: Model(p.stem, layer, p.read_text(encoding="utf-8"))
         for p in sorted((sql_dir / layer).glob("*.sql"))
@@ -78,7 +79,9 @@ def load_layer(layer: str, sql_dir: Path = SQL_DIR) -> list[Model]:
     return [models[name] for name in order]
 
 
-def build_layer(con: duckdb.DuckDBPyConnection, layer: str, sql_dir: Path = SQL_DIR) -> list[str]:
+def build_layer(
+    con: duckdb.DuckDBPyConnection, layer: str, sql_dir: Path | None = None
+) -> list[str]:
     """Create or replace every table of `layer`; return the table names in build order."""
     built = []
     for model in load_layer(layer, sql_dir):
@@ -92,9 +95,10 @@ def build_layer(con: duckdb.DuckDBPyConnection, layer: str, sql_dir: Path = SQL_
 
 
 def run_checks(
-    con: duckdb.DuckDBPyConnection, layer: str, sql_dir: Path = SQL_DIR
+    con: duckdb.DuckDBPyConnection, layer: str, sql_dir: Path | None = None
 ) -> list[CheckFailure]:
     """Run the checks of `layer`; return one failure per check that returned rows."""
+    sql_dir = sql_dir or SQL_DIR
     failures = []
     for path in sorted((sql_dir / "checks" / layer).glob("*.sql")):
         body = path.read_text(encoding="utf-8").strip().rstrip(";")
@@ -110,7 +114,7 @@ def run_checks(
 def build(
     con: duckdb.DuckDBPyConnection,
     layers: tuple[str, ...] = LAYERS,
-    sql_dir: Path = SQL_DIR,
+    sql_dir: Path | None = None,
     check: bool = True,
 ) -> list[str]:
     """Build `layers` in order, running each layer's checks; raise DataCheckError on failure."""

@@ -1,0 +1,233 @@
+"""Nightly operations: one run at a time, publish-or-nothing, crash safety, rollback, history.
+
+Runs go through `ccv.pipeline` without Prefect (the flow calls the same functions); crashes are
+real SIGKILLs of a child process at each stage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from ccv import pipeline
+from ccv.config import load_config
+from ccv.warehouse import models, versions
+from ccv.warehouse.lock import WarehouseLock, WarehouseLocked
+
+ROOT = Path(__file__).resolve().parents[1]
+NEW_RECEIPT = "R9999999,S01,,15/10/2026 12:00,SALE,10.00,0.00,10.00,GBP\n"
+
+CRASHING_RUN = textwrap.dedent(
+    """
+    import os, signal, sys
+    from ccv import pipeline
+    from ccv.config import load_config
+    from ccv.ingest import load
+    from ccv.warehouse import versions
+
+    config, kill_at = load_config(sys.argv[1]), sys.argv[2]
+
+    def die(point):
+        if point == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    ingest_file, calls = load.ingest_file, []
+    def ingest_file_then_die(*args, **kwargs):
+        calls.append(1)
+        die("mid_ingest" if len(calls) == 3 else "")
+        return ingest_file(*args, **kwargs)
+    load.ingest_file = ingest_file_then_die
+
+    switch = versions._switch_current
+    def die_before_switch(layout, run_id):
+        die("before_switch")
+        switch(layout, run_id)
+    versions._switch_current = die_before_switch
+
+    with pipeline.run_context(config) as run:
+        die("start")
+        pipeline.ingest_stage(run, config)
+        die("after_ingest")
+        pipeline.resolve_stage(run, config)
+        die("after_resolve")
+        pipeline.build_stage(run, config)
+        die("after_build")
+        pipeline.publish_stage(run, config)
+    """
+)
+
+
+def make_project(root: Path) -> Path:
+    """A copy of the sample project; returns its config path."""
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "ccv.toml", root / "ccv.toml")
+    shutil.copytree(ROOT / "data" / "sample", root / "data" / "sample")
+    return root / "ccv.toml"
+
+
+def add_receipt(config_path: Path) -> None:
+    """A new till receipt arrives: the next night has something new to publish."""
+    with (config_path.parent / "data" / "sample" / "store_orders.csv").open("a") as fh:
+        fh.write(NEW_RECEIPT)
+
+
+def published_state(config_path: Path) -> dict[str, str]:
+    """Every published file (through the user-facing links) → its SHA-256."""
+    layout = versions.Layout.from_config(load_config(config_path))
+    state = {"current": os.readlink(layout.current)}
+    for path in sorted(Path(os.path.realpath(layout.current)).rglob("*")):
+        if path.is_file():
+            state[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return state
+
+
+def tables(config_path: Path) -> dict[str, list[tuple]]:
+    """The published business tables, ordered, without run ids and timestamps."""
+    db = load_config(config_path).resolve("warehouse/ccv.duckdb")
+    with duckdb.connect(str(db), read_only=True) as con:
+        return {
+            "customer_360": con.execute("select * from customer_360 order by all").fetchall(),
+            "customer_xref": con.execute(
+                "select source, source_record_id, customer_id from customer_xref order by all"
+            ).fetchall(),
+            "rfm_scores": con.execute("select * from rfm_scores order by all").fetchall(),
+            "orders": con.execute("select * from orders order by all").fetchall(),
+        }
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> dict[str, list[tuple]]:
+    """The tables after two uninterrupted nights: the sample, then the sample plus a receipt."""
+    config_path = make_project(tmp_path_factory.mktemp("uninterrupted"))
+    pipeline.run_nightly(load_config(config_path))
+    add_receipt(config_path)
+    pipeline.run_nightly(load_config(config_path))
+    return tables(config_path)
+
+
+@pytest.mark.parametrize(
+    "kill_at",
+    ["start", "mid_ingest", "after_ingest", "after_resolve", "after_build", "before_switch"],
+)
+def test_killed_run_changes_nothing_published_and_next_run_recovers(
+    tmp_path, uninterrupted, kill_at
+):
+    config_path = make_project(tmp_path)
+    pipeline.run_nightly(load_config(config_path))
+    before = published_state(config_path)
+    add_receipt(config_path)
+
+    crashed = subprocess.run(
+        [sys.executable, "-c", CRASHING_RUN, str(config_path), kill_at],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    # analysts still see exactly the previous night, byte for byte
+    assert published_state(config_path) == before
+    # the dead run's lock does not block the next night, which publishes what it would have
+    pipeline.run_nightly(load_config(config_path))
+    assert tables(config_path) == uninterrupted
+
+
+def test_second_run_refuses_while_one_holds_the_lock(tmp_path):
+    config = load_config(make_project(tmp_path))
+    layout = versions.Layout.from_config(config)
+    with (
+        WarehouseLock(layout.lock_path, "the-running-night"),
+        pytest.raises(WarehouseLocked) as info,
+    ):
+        pipeline.run_nightly(config)
+    message = str(info.value)
+    assert "the-running-night" in message and f"pid {os.getpid()}" in message
+    # once the first run is over, the next one goes ahead
+    assert pipeline.run_nightly(config).table_rows["customers"] > 0
+
+
+def test_lock_of_a_killed_process_is_released(tmp_path):
+    config = load_config(make_project(tmp_path))
+    layout = versions.Layout.from_config(config)
+    holder = textwrap.dedent(
+        f"""
+        import os, signal
+        from pathlib import Path
+        from ccv.warehouse.lock import WarehouseLock
+        with WarehouseLock(Path({str(layout.lock_path)!r}), "doomed"):
+            os.kill(os.getpid(), signal.SIGKILL)
+        """
+    )
+    subprocess.run([sys.executable, "-c", holder], check=False, timeout=60)
+    with WarehouseLock(layout.lock_path, "next-night"):
+        pass  # acquired: the stale lock was cleared by the kernel
+
+
+def test_failed_data_check_publishes_nothing(tmp_path, monkeypatch):
+    config_path = make_project(tmp_path)
+    config = load_config(config_path)
+    pipeline.run_nightly(config)
+    before = published_state(config_path)
+    # a check that always finds an offending row
+    sql_dir = tmp_path / "sql"
+    shutil.copytree(ROOT / "sql", sql_dir)
+    (sql_dir / "checks" / "marts" / "always_fails.sql").write_text("select 1 as offending_row")
+    monkeypatch.setattr(models, "SQL_DIR", sql_dir)
+    with pytest.raises(models.DataCheckError, match="always_fails"):
+        pipeline.run_nightly(config)
+    assert published_state(config_path) == before
+    # the failed run left no version folder behind
+    layout = versions.Layout.from_config(config)
+    assert versions.published_versions(layout) == [before["current"]]
+    assert len([p for p in layout.versions_dir.iterdir() if p.is_dir() and not p.is_symlink()]) == 1
+
+
+def test_history_rollback_and_open_analyst_sessions(tmp_path):
+    import datetime as dt
+
+    config_path = make_project(tmp_path)
+    config = load_config(config_path)
+    first = pipeline.run_nightly(config, as_of=dt.date(2026, 9, 30))
+    db = config.resolve(config.warehouse.path)
+    analyst = duckdb.connect(str(db), read_only=True)
+    first_360 = analyst.execute("select * from customer_360 order by customer_id").fetchall()
+
+    second = pipeline.run_nightly(config, as_of=dt.date(2026, 10, 31))
+    # an open session keeps reading the version it opened; a new session sees the new one
+    assert (
+        analyst.execute("select * from customer_360 order by customer_id").fetchall() == first_360
+    )
+    analyst.close()
+    with duckdb.connect(str(db), read_only=True) as con:
+        snapshots = con.execute(
+            "select snapshot_on, count(*) from customer_360_history group by 1 order by 1"
+        ).fetchall()
+        assert [str(d) for d, _ in snapshots] == ["2026-09-30", "2026-10-31"]
+        assert con.execute("select max(as_of_date) from runs").fetchone()[0] == second.as_of
+
+    layout = versions.Layout.from_config(config)
+    assert versions.rollback(layout) == first.run_id
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert (
+            con.execute("select * from customer_360 order by customer_id").fetchall() == first_360
+        )
+
+
+def test_only_the_newest_versions_are_kept(tmp_path):
+    config_path = make_project(tmp_path)
+    text = config_path.read_text().replace("[warehouse]", "[warehouse]\nkeep_versions = 2")
+    config_path.write_text(text)
+    config = load_config(config_path)
+    runs = [pipeline.run_nightly(config).run_id for _ in range(3)]
+    layout = versions.Layout.from_config(config)
+    assert versions.published_versions(layout) == runs[1:]
+    assert versions.current_run_id(layout) == runs[2]
