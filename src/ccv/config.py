@@ -185,10 +185,59 @@ class ScheduleConfig(_Strict):
         return value
 
 
+SurvivorshipRule = Literal[
+    "source_priority", "most_recent", "most_frequent", "longest", "verified_first"
+]
+# The golden record's attributes and the rule each uses unless the config says otherwise:
+# names and birth date by majority (a typo loses to the spelling most records agree on),
+# contact points by evidence of use, addresses and consents by recency (people move, minds change).
+DEFAULT_SURVIVORSHIP: dict[str, str] = {
+    "first_name": "most_frequent",
+    "last_name": "most_frequent",
+    "email": "verified_first",
+    "phone": "verified_first",
+    "birth_date": "most_frequent",
+    "gender": "most_recent",
+    "address_line": "most_recent",
+    "city": "most_recent",
+    "postcode": "most_recent",
+    "region": "most_recent",
+    "country": "most_recent",
+    "loyalty_id": "most_recent",
+    "email_opt_in": "most_recent",
+    "sms_opt_in": "most_recent",
+}
+
+
+class SurvivorshipConfig(_Strict):
+    """How the golden record picks each attribute among a customer's source records."""
+
+    source_priority: list[str] = []
+    """source names, most trusted first (rule `source_priority`, and every rule's tie-break)"""
+    rules: dict[str, SurvivorshipRule] = {}
+    """attribute -> rule, overriding DEFAULT_SURVIVORSHIP"""
+
+    @field_validator("rules")
+    @classmethod
+    def _known_attributes(cls, rules: dict[str, str]) -> dict[str, str]:
+        for attribute in rules:
+            if attribute not in DEFAULT_SURVIVORSHIP:
+                raise ValueError(
+                    f"{attribute}: not a golden-record attribute "
+                    f"(known: {', '.join(DEFAULT_SURVIVORSHIP)})"
+                )
+        return rules
+
+    def rule(self, attribute: str) -> str:
+        """The rule in force for `attribute`."""
+        return self.rules.get(attribute, DEFAULT_SURVIVORSHIP[attribute])
+
+
 class IdentityConfig(_Strict):
     """Identity-resolution settings."""
 
     default_phone_region: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] = "GB"
+    survivorship: SurvivorshipConfig = SurvivorshipConfig()
 
 
 class AnalyticsConfig(_Strict):
@@ -221,6 +270,12 @@ class Config(_Strict):
                 raise ValueError(
                     f"sources[{i}].customer_source: '{s.customer_source}' is not a configured "
                     "source of kind 'customers'"
+                )
+        for i, name in enumerate(self.identity.survivorship.source_priority):
+            if name not in kinds:
+                raise ValueError(
+                    f"identity.survivorship.source_priority[{i}]: '{name}' "
+                    "is not a configured source"
                 )
         if "customers" not in kinds.values():
             raise ValueError("sources: at least one source of kind 'customers' is required")

@@ -20,6 +20,7 @@ import pandas as pd
 
 from ccv.config import Config
 from ccv.identity.clustering import connected_components
+from ccv.identity.golden import build_golden
 from ccv.identity.stable_ids import assign_ids
 from ccv.identity.standardize import clean_text, split_full_name, standardize_customers
 from ccv.identity.store import (
@@ -137,6 +138,7 @@ def resolve(
             ["source", "source_record_id", "record_kind", "customer_id", "match_rule", "run_id"],
         ],
     )
+    build_golden(con, config.identity.survivorship)
     events = assignment.events["event_type"].value_counts().to_dict()
     return ResolveResult(
         records=int(keep.sum()),

@@ -1,0 +1,151 @@
+"""Golden record survivorship: each rule picks the value a data steward would, with provenance."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+import pandas as pd
+import pytest
+
+from ccv.config import SurvivorshipConfig
+from ccv.identity.golden import build_golden
+
+T0 = dt.datetime(2025, 1, 1)
+
+
+def warehouse(records: list[dict]) -> duckdb.DuckDBPyConnection:
+    """customer_xref, identity_records and stg_customers for records of one customer C1."""
+    frame = pd.DataFrame(records)
+    frame["customer_id"] = "C1"
+    for column in (
+        "first_name",
+        "last_name",
+        "email",
+        "phone",
+        "postcode",
+        "loyalty_id",
+        "gender",
+        "address_line",
+        "city",
+        "region",
+        "country",
+        "birth_date",
+        "email_opt_in",
+        "sms_opt_in",
+    ):
+        if column not in frame:
+            frame[column] = None
+    con = duckdb.connect()
+    con.register("f", frame)
+    con.execute(
+        "create table customer_xref as select source, source_record_id, record_kind, "
+        "customer_id from f"
+    )
+    con.execute(
+        "create table identity_records as select source, source_record_id, observed_at, "
+        "first_name, last_name, email, phone, birth_date::date as birth_date, postcode, "
+        "loyalty_id from f"
+    )
+    con.execute(
+        "create table stg_customers as select source, source_record_id, gender, "
+        "address_line, city, region, country, email_opt_in::boolean as email_opt_in, "
+        "sms_opt_in::boolean as sms_opt_in from f where record_kind = 'customer'"
+    )
+    return con
+
+
+def crm(source: str, rid: str, days: int, **values) -> dict:
+    return {
+        "source": source,
+        "source_record_id": rid,
+        "record_kind": "customer",
+        "observed_at": T0 + dt.timedelta(days=days),
+        **values,
+    }
+
+
+def golden(con, survivorship=None) -> dict[str, tuple]:
+    build_golden(con, survivorship or SurvivorshipConfig())
+    rows = con.execute(
+        "select attribute, value, source_record_id, supporting_records from customer_attributes"
+    ).fetchall()
+    return {a: (v, rid, n) for a, v, rid, n in rows}
+
+
+def test_most_frequent_name_beats_a_recent_typo():
+    con = warehouse(
+        [
+            crm("a", "1", 0, first_name="Katherine"),
+            crm("b", "2", 5, first_name="Katherine"),
+            crm("a", "3", 9, first_name="Kahterine"),  # newest, but a typo only one record has
+        ]
+    )
+    assert golden(con)["first_name"][0] == "Katherine"
+    assert golden(con)["first_name"][2] == 2  # two records support it
+
+
+def test_most_recent_address_wins_because_people_move():
+    con = warehouse(
+        [
+            crm("a", "1", 0, address_line="1 Old Road"),
+            crm("a", "2", 0, address_line="1 Old Road"),
+            crm("b", "3", 30, address_line="9 New Street"),
+        ]
+    )
+    value, rid, _ = golden(con)["address_line"]
+    assert (value, rid) == ("9 New Street", "3")
+
+
+def test_verified_email_beats_an_unused_newer_one():
+    con = warehouse(
+        [
+            crm("a", "1", 0, email="used@example.com"),
+            crm("a", "2", 10, email="new@example.com"),  # newer, but never used to buy
+            {
+                "source": "web",
+                "source_record_id": "W1",
+                "record_kind": "order",
+                "observed_at": T0,
+                "email": "used@example.com",
+            },
+        ]
+    )
+    assert golden(con)["email"][0] == "used@example.com"
+
+
+def test_source_priority_rule_and_tie_break():
+    records = [
+        crm("store", "1", 10, phone="+447700900001"),
+        crm("shop", "2", 0, phone="+447700900002"),
+    ]
+    rules = SurvivorshipConfig(
+        source_priority=["shop", "store"], rules={"phone": "source_priority"}
+    )
+    # the trusted source wins although its record is older
+    assert golden(warehouse(records), rules)["phone"][0] == "+447700900002"
+    # with the default rule the tie between two single values goes to the most recent
+    assert golden(warehouse(records))["phone"][0] == "+447700900001"
+
+
+def test_longest_rule_keeps_the_most_complete_value():
+    con = warehouse([crm("a", "1", 9, first_name="K"), crm("a", "2", 0, first_name="Katherine")])
+    rules = SurvivorshipConfig(rules={"first_name": "longest"})
+    assert golden(con, rules)["first_name"][0] == "Katherine"
+
+
+def test_missing_values_never_survive_and_opt_ins_follow_recency():
+    con = warehouse(
+        [
+            crm("a", "1", 0, email_opt_in=True, gender="F"),
+            crm("a", "2", 5, email_opt_in=False, gender=None),  # opted out later
+        ]
+    )
+    result = golden(con)
+    assert result["email_opt_in"][0] == "false"
+    assert result["gender"][0] == "F"  # a NULL is not a value
+
+
+def test_unknown_attribute_in_rules_is_a_config_error():
+    with pytest.raises(ValueError, match="not a golden-record attribute"):
+        SurvivorshipConfig(rules={"shoe_size": "longest"})
