@@ -233,11 +233,21 @@ class SurvivorshipConfig(_Strict):
         return self.rules.get(attribute, DEFAULT_SURVIVORSHIP[attribute])
 
 
+class GuardsConfig(_Strict):
+    """Integrity guards: records that disagree on these are never one customer."""
+
+    distinct_loyalty_ids: bool = True
+    """two different loyalty ids in one customer split it along its weakest link"""
+    max_birth_gap_days: int = Field(default=366, ge=0)
+    """birth dates further apart (and not a day/month swap or one typo) split a customer"""
+
+
 class IdentityConfig(_Strict):
     """Identity-resolution settings."""
 
     default_phone_region: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] = "GB"
     survivorship: SurvivorshipConfig = SurvivorshipConfig()
+    guards: GuardsConfig = GuardsConfig()
 
 
 class AnalyticsConfig(_Strict):

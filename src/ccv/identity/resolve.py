@@ -19,7 +19,7 @@ import duckdb
 import pandas as pd
 
 from ccv.config import Config
-from ccv.identity.clustering import connected_components
+from ccv.identity.clustering import Guards, cluster
 from ccv.identity.golden import build_golden
 from ccv.identity.stable_ids import assign_ids
 from ccv.identity.standardize import clean_text, split_full_name, standardize_customers
@@ -31,6 +31,9 @@ from ccv.identity.store import (
 )
 
 LINK_KEYS = {"std_email_key": "email", "std_phone": "phone", "std_loyalty_id": "loyalty_id"}
+# Deterministic links are all strong; their order decides which link a guard cuts first.
+LINK_WEIGHTS = {"customer_record_id": 40.0, "loyalty_id": 30.0, "email": 25.0, "phone": 20.0}
+STRONG_WEIGHT = 15.0
 
 
 @dataclass(frozen=True)
@@ -110,9 +113,8 @@ def resolve(
     ensure_identity_tables(con)
     std = standardize(gather_records(con, config).reset_index(drop=True), config)
     edges = link_pairs(std)
-    std["cluster"] = connected_components(
-        len(std), edges["left"].to_numpy(), edges["right"].to_numpy()
-    )
+    edges["weight"] = edges["rule"].map(LINK_WEIGHTS)
+    std["cluster"], _ = cluster(len(std), edges, guards_for(std, config), strong=STRONG_WEIGHT)
     identifiable = std[list(LINK_KEYS)].notna().any(axis=1) | std["ref_record_id"].notna()
     # A CRM record is a customer even with no identifier; a bare receipt is not.
     keep = identifiable | (std["record_kind"] == "customer")
@@ -145,6 +147,17 @@ def resolve(
         customers=int(std.loc[keep, "customer_id"].nunique()),
         anonymous_records=int((~keep).sum()),
         events={k: int(v) for k, v in events.items()},
+    )
+
+
+def guards_for(std: pd.DataFrame, config: Config) -> Guards:
+    """The integrity guards of `[identity.guards]` over the standardised records."""
+    births = std["std_birth_date"].astype("string").to_numpy(dtype=object, na_value=None)
+    return Guards(
+        loyalty_ids=std["std_loyalty_id"].to_numpy(dtype=object, na_value=None),
+        birth_dates=births,
+        check_loyalty=config.identity.guards.distinct_loyalty_ids,
+        max_birth_gap_days=config.identity.guards.max_birth_gap_days,
     )
 
 
