@@ -1,4 +1,4 @@
-"""Clustering guards: no two loyalty ids or far-apart birth dates in one customer, no weak chains."""
+"""Clustering guards: no two loyalty ids or far-apart birth dates per customer, no weak chains."""
 
 import numpy as np
 import pandas as pd
