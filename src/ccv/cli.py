@@ -13,7 +13,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ccv.config import ConfigError, load_config
+from ccv.config import ConfigError, IdentityConfig, load_config
+from ccv.identity.standalone import (
+    FIELD_SYNONYMS,
+    ResolveInputError,
+    resolve_files,
+    write_parquet,
+)
 from ccv.ingest.load import IngestError
 from ccv.pipeline import RunSummary
 from ccv.warehouse import versions
@@ -26,7 +32,7 @@ app = typer.Typer(
     add_completion=False,
 )
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="Config file (TOML).")]
 
@@ -78,6 +84,48 @@ def serve(config: ConfigOption = Path("ccv.toml")) -> None:
     from flows.nightly import deployment
 
     prefect_serve(deployment(cfg, config.resolve()))
+
+
+@app.command("resolve")
+def resolve_command(
+    inputs: Annotated[list[Path], typer.Argument(help="Customer files (CSV or Parquet).")],
+    id_columns: Annotated[
+        list[str],
+        typer.Option("--id", help="Column identifying a row: once for all inputs, or once each."),
+    ],
+    out: Annotated[Path, typer.Option(help="Output Parquet: record_id, source, customer_id.")],
+    map_: Annotated[
+        list[str] | None,
+        typer.Option("--map", help="FIELD=COLUMN, e.g. email='E-mail'; repeatable."),
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="Config for [identity] settings.")
+    ] = None,
+) -> None:
+    """Resolve any customer file(s) into customer ids, without a warehouse."""
+    identity = _load(config).identity if config else IdentityConfig()
+    mapping = {}
+    for pair in map_ or []:
+        field, sep, column = pair.partition("=")
+        if not sep or field not in FIELD_SYNONYMS:
+            err.print(
+                f"[bold red]bad --map[/] {pair!r}: use FIELD=COLUMN with FIELD one of "
+                f"{', '.join(FIELD_SYNONYMS)}"
+            )
+            raise typer.Exit(2)
+        mapping[field] = column
+    if len(id_columns) not in (1, len(inputs)):
+        err.print(f"[bold red]--id[/] given {len(id_columns)} times for {len(inputs)} inputs")
+        raise typer.Exit(2)
+    ids = id_columns * len(inputs) if len(id_columns) == 1 else id_columns
+    with console.status("resolving") as status:
+        try:
+            result = resolve_files(inputs, ids, mapping, identity, status.update)
+        except ResolveInputError as exc:
+            err.print(f"[bold red]cannot resolve[/]: {exc}", highlight=False)
+            raise typer.Exit(2) from None
+        write_parquet(result, out)
+    console.print(f"{len(result):,} records → {result['customer_id'].nunique():,} customers: {out}")
 
 
 @app.command()

@@ -16,9 +16,10 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 import duckdb
+import numpy as np
 import pandas as pd
 
-from ccv.config import Config
+from ccv.config import Config, IdentityConfig
 from ccv.identity.clustering import Guards, cluster
 from ccv.identity.golden import build_golden
 from ccv.identity.stable_ids import assign_ids
@@ -111,10 +112,8 @@ def resolve(
 ) -> ResolveResult:
     """Cluster identity records into customers with stable ids; write the identity tables."""
     ensure_identity_tables(con)
-    std = standardize(gather_records(con, config).reset_index(drop=True), config)
-    edges = link_pairs(std)
-    edges["weight"] = edges["rule"].map(LINK_WEIGHTS)
-    std["cluster"], _ = cluster(len(std), edges, guards_for(std, config), strong=STRONG_WEIGHT)
+    std = standardize(gather_records(con, config).reset_index(drop=True), config.identity)
+    std["cluster"], edges = link_and_cluster(std, config.identity)
     identifiable = std[list(LINK_KEYS)].notna().any(axis=1) | std["ref_record_id"].notna()
     # A CRM record is a customer even with no identifier; a bare receipt is not.
     keep = identifiable | (std["record_kind"] == "customer")
@@ -150,20 +149,32 @@ def resolve(
     )
 
 
-def guards_for(std: pd.DataFrame, config: Config) -> Guards:
+def link_and_cluster(
+    std: pd.DataFrame, identity: IdentityConfig
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """Cluster label per standardised record, and the links (left, right, rule, weight)."""
+    edges = link_pairs(std)
+    edges["weight"] = edges["rule"].map(LINK_WEIGHTS)
+    labels, _ = cluster(len(std), edges, guards_for(std, identity), strong=STRONG_WEIGHT)
+    return labels, edges
+
+
+def guards_for(std: pd.DataFrame, identity: IdentityConfig) -> Guards:
     """The integrity guards of `[identity.guards]` over the standardised records."""
     births = std["std_birth_date"].astype("string").to_numpy(dtype=object, na_value=None)
     return Guards(
         loyalty_ids=std["std_loyalty_id"].to_numpy(dtype=object, na_value=None),
         birth_dates=births,
-        check_loyalty=config.identity.guards.distinct_loyalty_ids,
-        max_birth_gap_days=config.identity.guards.max_birth_gap_days,
+        check_loyalty=identity.guards.distinct_loyalty_ids,
+        max_birth_gap_days=identity.guards.max_birth_gap_days,
     )
 
 
-def standardize(records: pd.DataFrame, config: Config) -> pd.DataFrame:
+def standardize(records: pd.DataFrame, identity: IdentityConfig) -> pd.DataFrame:
     """Comparison columns for every record, plus display first/last names (split if needed)."""
-    std = standardize_customers(records, default_region=config.identity.default_phone_region)
+    missing = [c for c in ("first_name", "last_name", "full_name") if c not in records]
+    records = records.assign(**dict.fromkeys(missing))
+    std = standardize_customers(records, default_region=identity.default_phone_region)
     split = split_full_name(std["full_name"])
     std["first_name"] = clean_text(std["first_name"]).fillna(split["first_name"])
     std["last_name"] = clean_text(std["last_name"]).fillna(split["last_name"])
