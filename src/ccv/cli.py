@@ -5,10 +5,12 @@ Exit codes: 0 success, 1 the run failed (a mandatory source, a data check), 2 ba
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from pathlib import Path
 from typing import Annotated
 
+import duckdb
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -126,6 +128,58 @@ def resolve_command(
             raise typer.Exit(2) from None
         write_parquet(result, out)
     console.print(f"{len(result):,} records → {result['customer_id'].nunique():,} customers: {out}")
+
+
+def _published(config: Path):
+    layout = versions.Layout.from_config(_load(config))
+    if not layout.db_link.exists():
+        err.print(f"[bold red]no published warehouse[/] at {layout.db_link}: run `ccv run` first")
+        raise typer.Exit(1)
+    return duckdb.connect(str(layout.db_link), read_only=True)
+
+
+def _print_result(con, query: str, max_rows: int) -> None:
+    try:
+        result = con.execute(query)
+    except duckdb.Error as exc:
+        err.print(f"[bold red]SQL error[/]: {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    if result.description is None:
+        return
+    columns = [d[0] for d in result.description]
+    rows = result.fetchmany(max_rows + 1)
+    table = Table(*columns)
+    for row in rows[:max_rows]:
+        table.add_row(*("NULL" if v is None else str(v) for v in row))
+    console.print(table)
+    if len(rows) > max_rows:
+        console.print(f"(first {max_rows} rows shown)")
+
+
+@app.command()
+def sql(
+    query: Annotated[str, typer.Argument(help="A SQL query against the published warehouse.")],
+    config: ConfigOption = Path("ccv.toml"),
+    max_rows: Annotated[int, typer.Option(help="Rows to print at most.")] = 50,
+) -> None:
+    """Query the published warehouse read-only (safe while a nightly run is publishing)."""
+    with _published(config) as con:
+        _print_result(con, query, max_rows)
+
+
+@app.command()
+def shell(config: ConfigOption = Path("ccv.toml")) -> None:
+    """An interactive read-only SQL prompt on the published warehouse (end with Ctrl-D)."""
+    with _published(config) as con:
+        console.print("read-only session on the published warehouse; reopen to see a newer run")
+        while True:
+            try:
+                query = console.input("[bold]ccv>[/] ")
+            except EOFError:
+                break
+            if query.strip():
+                with contextlib.suppress(typer.Exit):
+                    _print_result(con, query, 50)
 
 
 @app.command()
