@@ -148,7 +148,8 @@ def cluster(
     members = np.isin(labels, broken)
     sets.parent[members] = np.flatnonzero(members)
     sets.size[members] = 1
-    _seed_values(sets, roots, members, guards)
+    weak = np.flatnonzero(~is_strong)
+    _seed_values(sets, roots, members, guards, np.concatenate([left[weak], right[weak]]))
     order = np.flatnonzero(in_broken)[np.argsort(-weight[in_broken], kind="stable")]
     for i in order:
         a, b = sets.find(left[i]), sets.find(right[i])
@@ -156,7 +157,6 @@ def cluster(
             sets.union(a, b)
 
     # 2. weak links attach lone records only, strongest first, never chaining
-    weak = np.flatnonzero(~is_strong)
     for i in weak[np.argsort(-weight[weak], kind="stable")]:
         a, b = sets.find(left[i]), sets.find(right[i])
         if a == b:
@@ -177,16 +177,26 @@ def cluster(
     return final, used
 
 
-def _seed_values(sets: _Sets, roots: np.ndarray, restarted: np.ndarray, guards: Guards) -> None:
-    """Give each intact strong component's root the loyalty ids and birth dates of all members."""
+def _seed_values(
+    sets: _Sets, roots: np.ndarray, restarted: np.ndarray, guards: Guards, touched: np.ndarray
+) -> None:
+    """Give the intact strong components that weak links touch the values of all their members.
+
+    Only those components are ever checked against a guard again, so only they are seeded.
+    """
+    wanted = ~restarted & np.isin(roots, np.unique(roots[touched]))
     frame = pd.DataFrame(
-        {"root": roots, "loyalty": guards.loyalty_ids, "birth": guards.birth_dates}
-    )[~restarted]
-    multi = frame[frame.duplicated("root", keep=False)]
+        {
+            "root": roots[wanted],
+            "loyalty": guards.loyalty_ids[wanted],
+            "birth": guards.birth_dates[wanted],
+        }
+    )
     for column, store in (("loyalty", sets.loyalty), ("birth", sets.births)):
-        values = multi.dropna(subset=[column]).groupby("root")[column].agg(set)
-        for root in multi["root"].unique():
-            store[int(root)] = values.get(root, set())
+        present = frame.dropna(subset=[column]).drop_duplicates(["root", column])
+        store.update({int(r): set() for r in frame["root"].unique()})
+        for root, value in zip(present["root"], present[column], strict=True):
+            store[int(root)].add(value)
 
 
 def _broken_components(labels: np.ndarray, guards: Guards) -> np.ndarray:

@@ -94,13 +94,22 @@ def golden_sql(survivorship: SurvivorshipConfig) -> str:
         unpivot records on {attributes} into name attribute value value
     ),
 
+    -- one row per distinct value: how many records support it and its best provenance
     scored as (
         select
-            *,
-            count(*) over (partition by customer_id, attribute, value) as supporting_records,
-            bool_or(record_kind <> 'customer') over (partition by customer_id, attribute, value)
-                as is_verified
+            customer_id,
+            attribute,
+            value,
+            count(*) as supporting_records,
+            bool_or(record_kind <> 'customer') as is_verified,
+            max(observed_at) as observed_at,
+            min(source_rank) as source_rank,
+            first(source order by observed_at desc nulls last, source_rank, source_record_id)
+                as source,
+            first(source_record_id order by observed_at desc nulls last, source_rank, source)
+                as source_record_id
         from candidates
+        group by customer_id, attribute, value
     ),
 
     ranked as (

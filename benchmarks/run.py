@@ -1,0 +1,127 @@
+"""Benchmark the full nightly run at a given size: per-stage wall time, peak memory, and the floor.
+
+    .venv/bin/python benchmarks/run.py --customers 100000 [--seed 7] [--out benchmarks/out]
+
+Inputs are made by the sample generator (`ccv.sample_data.generate`, ~10 orders per buyer, ~1
+survey per 3 buyers, duplicated across two CRMs) and cached under `--out/<customers>/`. The run
+goes through `ccv.pipeline` exactly as the nightly flow does (without Prefect's API server, whose
+start-up is a constant). The *floor* is the time DuckDB needs just to scan every input once; the
+ratio run/floor says how much the pipeline costs beyond reading its data. Peak memory is the
+whole process's resident set, sampled every 50 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import duckdb
+
+from ccv import pipeline
+from ccv.config import load_config
+from ccv.sample_data import generate
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class PeakRSS:
+    """Samples this process's resident memory in a thread; `.peak_mb` after `stop()`."""
+
+    def __init__(self, every: float = 0.05):
+        self.every, self.peak_kb, self._stop = every, 0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for line in Path("/proc/self/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    self.peak_kb = max(self.peak_kb, int(line.split()[1]))
+            time.sleep(self.every)
+
+    def __enter__(self) -> PeakRSS:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def peak_mb(self) -> float:
+        return self.peak_kb / 1024
+
+
+def prepare(customers: int, seed: int, out: Path) -> Path:
+    """A project folder with generated inputs and the sample config; reused when present."""
+    project = out / str(customers)
+    data = project / "data" / "sample"
+    if not (data / "ground_truth.csv").exists():
+        data.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        generate(data, seed=seed, persons=customers)
+        seconds = time.perf_counter() - started
+        print(f"generated inputs for {customers:,} persons in {seconds:.1f} s")
+    shutil.copy(ROOT / "ccv.toml", project / "ccv.toml")
+    shutil.rmtree(project / "warehouse", ignore_errors=True)
+    return project / "ccv.toml"
+
+
+def floor_seconds(config_path: Path) -> float:
+    """Time for DuckDB to scan every input file once (count rows)."""
+    config = load_config(config_path)
+    con = duckdb.connect()
+    started = time.perf_counter()
+    for source in config.sources:
+        path = str(config.resolve(source.path))
+        if source.format == "csv":
+            delim = source.csv.delimiter.replace("'", "''")
+            sql = f"select count(*) from read_csv('{path}', delim = '{delim}', all_varchar = true)"
+        elif source.format == "jsonl":
+            sql = f"select count(*) from read_json_objects('{path}')"
+        else:
+            sql = f"select count(*) from read_parquet('{path}')"
+        con.execute(sql).fetchone()
+    return time.perf_counter() - started
+
+
+def run(config_path: Path) -> dict:
+    """One full nightly run, timed per stage."""
+    config = load_config(config_path)
+    times: dict[str, float] = {}
+    with PeakRSS() as memory:
+        total = time.perf_counter()
+        with pipeline.run_context(config, full_refresh=True) as nightly:
+            for name, stage in (
+                ("ingest", lambda: pipeline.ingest_stage(nightly, config)),
+                ("resolve", lambda: pipeline.resolve_stage(nightly, config)),
+                ("build", lambda: pipeline.build_stage(nightly, config)),
+                ("publish", lambda: pipeline.publish_stage(nightly, config)),
+            ):
+                started = time.perf_counter()
+                stage()
+                times[name] = time.perf_counter() - started
+        times["total"] = time.perf_counter() - total
+    return {"seconds": times, "peak_rss_mb": round(memory.peak_mb)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out")
+    args = parser.parse_args()
+    config_path = prepare(args.customers, args.seed, args.out)
+    floor = floor_seconds(config_path)
+    result = run(config_path)
+    result |= {"customers": args.customers, "floor_seconds": round(floor, 2)}
+    result["ratio_to_floor"] = round(result["seconds"]["total"] / floor, 1)
+    result["seconds"] = {k: round(v, 2) for k, v in result["seconds"].items()}
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
