@@ -15,7 +15,7 @@ T0 = dt.datetime(2025, 1, 1)
 
 
 def warehouse(records: list[dict]) -> duckdb.DuckDBPyConnection:
-    """customer_xref, identity_records and stg_customers for records of one customer C1."""
+    """identity_records and stg_customers for records of one customer C1."""
     frame = pd.DataFrame(records)
     frame["customer_id"] = "C1"
     for column in (
@@ -39,13 +39,9 @@ def warehouse(records: list[dict]) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     con.register("f", frame)
     con.execute(
-        "create table customer_xref as select source, source_record_id, record_kind, "
-        "customer_id from f"
-    )
-    con.execute(
-        "create table identity_records as select source, source_record_id, observed_at, "
-        "first_name, last_name, email, phone, birth_date::date as birth_date, postcode, "
-        "loyalty_id from f"
+        "create table identity_records as select source, source_record_id, record_kind, "
+        "customer_id, 1 as transactions, observed_at, first_name, last_name, email, phone, "
+        "birth_date::date as birth_date, postcode, loyalty_id from f"
     )
     con.execute(
         "create table stg_customers as select source, source_record_id, gender, "

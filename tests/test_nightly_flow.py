@@ -108,12 +108,16 @@ def test_every_record_with_an_identifier_gets_a_customer(first_run, project):
     orphans = query(
         project,
         """
-        select count(*) from identity_records ir
-        left join customer_xref x using (source, source_record_id)
+        select count(*) from stg_orders o
+        left join customer_xref x
+            on x.record_kind = 'order' and x.source = o.source and x.source_record_id = o.order_id
         where x.customer_id is null
-          and (ir.email is not null or ir.phone is not null or ir.loyalty_id is not null)
+          and coalesce(o.email, o.phone, o.loyalty_id, o.customer_record_id) is not null
         """,
     )
+    assert query(project, "select count(*) from identity_records where customer_id is null") == [
+        (0,)
+    ]
     assert orphans == [(0,)]
     # one row per customer in the 360, and every attributed order points at one
     assert query(project, "select count(*) = count(distinct customer_id) from customer_360") == [

@@ -36,14 +36,18 @@ golden as (
 
 provenance as (
     select
-        x.customer_id,
-        min(ir.observed_at) as first_seen_at,
-        count(distinct x.source)::integer as source_count,
+        customer_id,
+        count(distinct source)::integer as source_count,
         count(*)::integer as record_count,
-        list(distinct x.source order by x.source) as sources
-    from customer_xref as x
-    inner join identity_records as ir using (source, source_record_id)
-    group by x.customer_id
+        list(distinct source order by source) as sources
+    from customer_xref
+    group by customer_id
+),
+
+first_seen as (
+    select customer_id, min(first_observed_at) as first_seen_at
+    from identity_records
+    group by customer_id
 ),
 
 final as (
@@ -68,13 +72,14 @@ final as (
         cast(g.sms_opt_in as boolean) as sms_opt_in,
         -- dates
         cast(g.birth_date as date) as birth_date,
-        p.first_seen_at,
+        f.first_seen_at,
         -- provenance
         p.source_count,
         p.record_count,
         p.sources
     from provenance as p
     left join golden as g using (customer_id)
+    left join first_seen as f using (customer_id)
 )
 
 select * from final

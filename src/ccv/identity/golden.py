@@ -47,7 +47,7 @@ def golden_sql(survivorship: SurvivorshipConfig) -> str:
     """The select that builds `customer_attributes` under the given rules."""
     priority = ", ".join(f"'{name}'" for name in survivorship.source_priority)
     source_rank = (
-        f"coalesce(list_position([{priority}]::varchar[], x.source), 1000)" if priority else "1000"
+        f"coalesce(list_position([{priority}]::varchar[], ir.source), 1000)" if priority else "1000"
     )
     columns = ",\n            ".join(
         f"cast(ir.{a} as varchar) as {a}"
@@ -61,11 +61,7 @@ def golden_sql(survivorship: SurvivorshipConfig) -> str:
     )
     attributes = ", ".join(DEFAULT_SURVIVORSHIP)
     return f"""
-    with customer_xref as (
-        select * from customer_xref
-    ),
-
-    identity_records as (
+    with identity_records as (
         select * from identity_records
     ),
 
@@ -75,19 +71,19 @@ def golden_sql(survivorship: SurvivorshipConfig) -> str:
 
     records as (
         select
-            x.customer_id,
-            x.source,
-            x.source_record_id,
-            x.record_kind,
+            ir.customer_id,
+            ir.source,
+            ir.source_record_id,
+            ir.record_kind,
             ir.observed_at,
+            ir.transactions,
             {source_rank} as source_rank,
             {columns}
-        from customer_xref as x
-        inner join identity_records as ir using (source, source_record_id)
+        from identity_records as ir
         left join stg_customers as c
-            on x.record_kind = 'customer'
-            and c.source = x.source
-            and c.source_record_id = x.source_record_id
+            on ir.record_kind = 'customer'
+            and c.source = ir.source
+            and c.source_record_id = ir.source_record_id
     ),
 
     candidates as (
@@ -100,7 +96,7 @@ def golden_sql(survivorship: SurvivorshipConfig) -> str:
             customer_id,
             attribute,
             value,
-            count(*) as supporting_records,
+            sum(transactions) as supporting_records,
             bool_or(record_kind <> 'customer') as is_verified,
             max(observed_at) as observed_at,
             min(source_rank) as source_rank,

@@ -6,8 +6,9 @@ standardised (`standardize.py`), linked, and clustered into connected components
 or loyalty id; and an order or survey that names a CRM record by id belongs to that record.
 Records with no identifier at all (anonymous till receipts) get no customer.
 
-Writes `identity_records` (standardised values per record) and `customer_xref`
-(source, source_record_id → customer_id, with the rule that linked it).
+Writes `identity_records` (one per CRM record or distinct transaction identifiers: standardised
+values, customer id, the rule that linked it) and `customer_xref` (every source record →
+customer_id).
 """
 
 from __future__ import annotations
@@ -47,30 +48,83 @@ class ResolveResult:
     events: dict[str, int] = field(default_factory=dict)
 
 
+# Transactions (orders, survey responses) carry only identifiers; all those of one source with the
+# same identifiers are one *identity record*, keyed by this expression, so ten million orders of a
+# million customers resolve as about a million records. The same expression, applied to the staged
+# rows, maps every transaction back to its identity record in SQL.
+def tuple_key(alias: str = "") -> str:
+    """SQL for the identity-record key of a transaction row (columns of table `alias`)."""
+    p = f"{alias}." if alias else ""
+    return (
+        f"'~' || md5(concat_ws('|', coalesce(lower(trim({p}email)), ''), "
+        f"coalesce(trim({p}phone), ''), coalesce(trim({p}loyalty_id), ''), "
+        f"coalesce({p}customer_record_id, '')))"
+    )
+
+
+TRANSACTIONS = {
+    "order": ("stg_orders", "order_id", "ordered_at"),
+    "survey": ("stg_survey_responses", "response_id", "submitted_at"),
+}
+
+
 def gather_records(con: duckdb.DuckDBPyConnection, config: Config) -> pd.DataFrame:
-    """All identity-bearing records from staging, one row each, with a reference when they name
-    a CRM record (`ref_source`, `ref_record_id`)."""
+    """Identity records: every CRM record, plus one per distinct identifier tuple of each
+    transaction source; with a reference when they name a CRM record (`ref_source`,
+    `ref_record_id`). Transactions with no identifier at all are left out (anonymous)."""
     ref_source = {s.name: s.customer_source for s in config.sources if s.customer_source}
     cases = " ".join(f"when '{src}' then '{ref}'" for src, ref in ref_source.items())
     ref_expr = f"case source {cases} end" if cases else "null"
+    transactions = " union all ".join(
+        f"""
+        select '{kind}', source, {tuple_key()}, null, null, null, any_value(email),
+               any_value(phone), any_value(loyalty_id), null, null, null, null,
+               max({time_col}), any_value({ref_expr}), any_value(customer_record_id),
+               count(*), min({time_col})
+        from {table}
+        where coalesce(email, phone, loyalty_id, customer_record_id) is not null
+        group by source, {tuple_key()}
+        """
+        for kind, (table, _, time_col) in TRANSACTIONS.items()
+    )
     return con.execute(
         f"""
         select 'customer' as record_kind, source, source_record_id,
                first_name, last_name, full_name, email, phone, loyalty_id, birth_date, postcode,
                city, country, coalesce(updated_at, created_at) as observed_at,
-               null::varchar as ref_source, null::varchar as ref_record_id
+               null::varchar as ref_source, null::varchar as ref_record_id,
+               1 as transactions, coalesce(created_at, updated_at) as first_observed_at
         from stg_customers
         union all
-        select 'order', source, order_id, null, null, null, email, phone, loyalty_id, null, null,
-               null, null, ordered_at, {ref_expr}, customer_record_id
-        from stg_orders
-        union all
-        select 'survey', source, response_id, null, null, null, email, phone, loyalty_id, null,
-               null, null, null, submitted_at, {ref_expr}, customer_record_id
-        from stg_survey_responses
+        {transactions}
         order by 1, 2, 3
         """
     ).df()
+
+
+def write_crosswalk(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
+    """customer_xref: every CRM record and every transaction with an identifier → customer."""
+    parts = [
+        """
+        select source, source_record_id, 'customer' as record_kind, customer_id, match_rule
+        from identity_records where record_kind = 'customer'
+        """
+    ]
+    for kind, (table, id_col, _) in TRANSACTIONS.items():
+        parts.append(
+            f"""
+            select t.source, t.{id_col}, '{kind}', ir.customer_id, ir.match_rule
+            from {table} as t
+            inner join identity_records as ir
+                on ir.record_kind = '{kind}'
+                and ir.source = t.source
+                and ir.source_record_id = {tuple_key("t")}
+            """
+        )
+    con.execute(
+        "create or replace table customer_xref as "
+        f"select *, '{run_id}' as run_id from ({' union all '.join(parts)})"
+    )
 
 
 def link_pairs(records: pd.DataFrame) -> pd.DataFrame:
@@ -114,13 +168,9 @@ def resolve(
     ensure_identity_tables(con)
     std = standardize(gather_records(con, config).reset_index(drop=True), config.identity)
     std["cluster"], edges = link_and_cluster(std, config.identity)
-    identifiable = std[list(LINK_KEYS)].notna().any(axis=1) | std["ref_record_id"].notna()
-    # A CRM record is a customer even with no identifier; a bare receipt is not.
-    keep = identifiable | (std["record_kind"] == "customer")
     std["record_key"] = std["source"] + ":" + std["source_record_id"]
-
     assignment = assign_ids(
-        std.loc[keep, ["record_key", "cluster"]], previous_crosswalk(con), id_registry(con)
+        std[["record_key", "cluster"]], previous_crosswalk(con), id_registry(con)
     )
     record_assignment(con, assignment, run_id, now)
     std["customer_id"] = std["record_key"].map(
@@ -128,23 +178,21 @@ def resolve(
     )
     rule_of = edges.groupby("right")["rule"].first()
     std["match_rule"] = pd.Series(std.index.map(rule_of), index=std.index).fillna("self")
-    std["run_id"] = run_id
-
     _write(con, "identity_records", identity_columns(std))
-    _write(
-        con,
-        "customer_xref",
-        std.loc[
-            keep,
-            ["source", "source_record_id", "record_kind", "customer_id", "match_rule", "run_id"],
-        ],
-    )
+    write_crosswalk(con, run_id)
     build_golden(con, config.identity.survivorship)
     events = assignment.events["event_type"].value_counts().to_dict()
+    records, anonymous = con.execute(
+        f"""
+        select (select count(*) from customer_xref),
+               {" + ".join(f"(select count(*) from {t})" for t, _, _ in TRANSACTIONS.values())}
+               - (select count(*) from customer_xref where record_kind <> 'customer')
+        """
+    ).fetchone()
     return ResolveResult(
-        records=int(keep.sum()),
-        customers=int(std.loc[keep, "customer_id"].nunique()),
-        anonymous_records=int((~keep).sum()),
+        records=records,
+        customers=int(std["customer_id"].nunique()),
+        anonymous_records=anonymous,
         events={k: int(v) for k, v in events.items()},
     )
 
@@ -197,7 +245,11 @@ def identity_columns(std: pd.DataFrame) -> pd.DataFrame:
         "record_kind",
         "source",
         "source_record_id",
+        "customer_id",
+        "match_rule",
+        "transactions",
         "observed_at",
+        "first_observed_at",
         "first_name",
         "last_name",
         *RENAMED,

@@ -1,7 +1,7 @@
 """Identity tables that persist from run to run: the id registry and the event log.
 
-`customer_xref` is rebuilt every run, but the previous run's version is read first: it is what
-stable ids are carried over from (see `stable_ids.py`).
+`identity_records` is rebuilt every run, but the previous run's version is read first: its
+record → customer id pairs are what stable ids are carried over from (see `stable_ids.py`).
 """
 
 from __future__ import annotations
@@ -45,16 +45,17 @@ def ensure_identity_tables(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def previous_crosswalk(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """Last run's record → customer id, or an empty frame on the first run."""
+    """Last run's identity record → customer id, or an empty frame on the first run."""
     exists = con.execute(
-        "select count(*) from duckdb_tables() where table_name = 'customer_xref'"
+        "select count(*) from duckdb_columns() "
+        "where table_name = 'identity_records' and column_name = 'customer_id'"
     ).fetchone()[0]
     if not exists:
         return pd.DataFrame(
             {"record_key": pd.Series(dtype=object), "customer_id": pd.Series(dtype=object)}
         )
     return con.execute(
-        "select source || ':' || source_record_id as record_key, customer_id from customer_xref"
+        "select source || ':' || source_record_id as record_key, customer_id from identity_records"
     ).df()
 
 
