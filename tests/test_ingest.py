@@ -186,3 +186,236 @@ def test_orders_from_jsonl_with_a_broken_line(con, tmp_path):
     (ordered_at, extra) = con.execute("select ordered_at, extra from raw_orders").fetchone()
     assert str(ordered_at) == "2025-06-01 14:03:22"
     assert json.loads(extra)["items"] == '[{"sku":"A"}]'
+
+
+# --- idempotent and incremental loads ------------------------------------------------------------
+
+TABLES = ("raw_customers", "quarantine")
+
+
+def snapshot_tables(con, tables=TABLES) -> dict[str, list[tuple]]:
+    """Full contents of `tables` (run-independent columns), sorted: compare values, not counts."""
+    out = {}
+    for table in tables:
+        columns = [
+            c for (c,) in con.execute(f"select column_name from (describe {table})").fetchall()
+        ]
+        keep = [c for c in columns if c not in ("run_id", "loaded_at", "quarantined_at")]
+        out[table] = con.execute(f"select {', '.join(keep)} from {table} order by all").fetchall()
+    return out
+
+
+def test_second_run_over_the_same_files_gives_identical_tables(con, tmp_path):
+    files = {"crm.csv": "id,first,mail,dob\n1,Ann,a@x.com,01/01/1990\n2,Bo,bad,\n3,Cy,,x\n"}
+    run_ingest(con, tmp_path, files)
+    first = snapshot_tables(con)
+    first_full = con.execute("select * from raw_customers order by all").fetchall()
+    again = run_ingest(con, tmp_path, files)
+    assert [r.status for r in again] == ["unchanged"]
+    assert snapshot_tables(con) == first
+    # nothing was rewritten either: even the load timestamps are the first run's
+    assert con.execute("select * from raw_customers order by all").fetchall() == first_full
+
+
+def test_a_new_file_in_a_glob_folder_loads_only_that_file(con, tmp_path):
+    source = CRM | {"path": "drops/crm_*.csv"}
+    (tmp_path / "drops").mkdir()
+    first = {"drops/crm_2026-10-30.csv": "id,first,mail,dob\n1,Ann,a@x.com,\n"}
+    run_ingest(con, tmp_path, first, source)
+    before = snapshot_tables(con, ("raw_customers",))["raw_customers"]
+    second = {"drops/crm_2026-10-31.csv": "id,first,mail,dob\n2,Bo,b@x.com,\n"}
+    results = run_ingest(con, tmp_path, second, source)
+    assert [(r.source_file.rsplit("/", 1)[-1], r.status, r.rows_loaded) for r in results] == [
+        ("crm_2026-10-30.csv", "unchanged", 0),
+        ("crm_2026-10-31.csv", "loaded", 1),
+    ]
+    after = snapshot_tables(con, ("raw_customers",))["raw_customers"]
+    assert set(before) < set(after) and len(after) == 2
+
+
+# --- snapshots, phone region, consents, order lines ---------------------------------------------
+
+
+def build_staging(con):
+    from ccv.warehouse import models
+
+    models.build(con, layers=("staging",))
+
+
+def test_records_missing_from_the_latest_snapshot_are_marked_deleted_not_erased(con, tmp_path):
+    source = CRM | {"path": "drops/crm_*.csv", "load": "snapshot", "phone_region": "IE"}
+    (tmp_path / "drops").mkdir()
+    head = "id,first,mail,dob\n"
+    run_ingest(con, tmp_path, {"drops/crm_1.csv": head + "1,Ann,a@x.com,\n2,Bo,b@x.com,\n"}, source)
+    # night 2: Bo is gone; Cy's row is quarantined but she is still in the file
+    run_ingest(con, tmp_path, {"drops/crm_2.csv": head + "1,Ann,a@x.com,\n3,Cy,bad,\n"}, source)
+    build_staging(con)
+    rows = con.execute(
+        "select source_record_id, is_deleted, deleted_at is not null, phone_region "
+        "from stg_customers order by 1"
+    ).fetchall()
+    assert rows == [("1", False, False, "IE"), ("2", True, True, "IE")]
+    assert con.execute("select count(*) from raw_customers").fetchone()[0] == 3
+
+
+def test_delta_sources_never_delete(con, tmp_path):
+    source = CRM | {"path": "drops/crm_*.csv"}
+    (tmp_path / "drops").mkdir()
+    run_ingest(con, tmp_path, {"drops/crm_1.csv": "id,first,mail,dob\n1,Ann,,\n"}, source)
+    run_ingest(con, tmp_path, {"drops/crm_2.csv": "id,first,mail,dob\n2,Bo,,\n"}, source)
+    build_staging(con)
+    assert con.execute("select count(*) from stg_customers where not is_deleted").fetchone() == (2,)
+
+
+CONSENTS = {
+    "name": "prefs",
+    "kind": "consents",
+    "path": "consents.csv",
+    "format": "csv",
+    "customer_source": "crm",
+    "columns": {
+        "consent_id": "event_id",
+        "customer_record_id": "customer",
+        "email": "email",
+        "channel": "channel",
+        "is_opt_in": "status",
+        "consented_at": "at",
+        "method": "method",
+    },
+    "booleans": {"true": ["granted"], "false": ["withdrawn"]},
+}
+
+
+def test_consent_file_and_crm_opt_in_flags_both_become_consent_events(con, tmp_path):
+    crm = CRM | {
+        "columns": CRM["columns"] | {"email_opt_in": "news", "updated_at": "upd"},
+        "consents_from_opt_in": True,
+    }
+    files = {
+        "crm.csv": "id,first,mail,dob,news,upd\n1,Ann,a@x.com,,yes,2026-01-02T03:04:05\n",
+        "consents.csv": _consent_file(),
+    }
+    results = run_ingest(con, tmp_path, files, crm, CONSENTS)
+    assert_accounted(results)
+    assert [(r.rows_loaded, r.rows_quarantined) for r in results] == [(1, 0), (3, 2)]
+    assert {q[3] for q in quarantine(con)} == {"unknown_channel", "parse_boolean"}
+    build_staging(con)
+    events = con.execute(
+        "select consent_id, customer_source, customer_record_id, channel, is_opt_in, method "
+        "from stg_consents order by all"
+    ).fetchall()
+    assert events == [
+        ("1:email", "crm", "1", "email", True, "crm_opt_in_flag"),
+        ("C1", "crm", "1", "sms", True, "web_form"),
+        ("C2", "crm", "1", "sms", False, "web_form"),
+        ("C3", "crm", None, "postal", False, "call_centre"),
+    ]
+
+
+def _consent_file() -> str:
+    from pathlib import Path
+
+    return (Path(__file__).parent / "data" / "consent_events.csv").read_text(encoding="utf-8")
+
+
+WEB_WITH_ITEMS = {
+    "name": "web",
+    "kind": "orders",
+    "path": "orders.jsonl",
+    "format": "jsonl",
+    "columns": {"order_id": "id", "ordered_at": "at", "status": "status", "net_amount": "total"},
+    "constants": {"channel": "web"},
+    "lines_from": "items",
+    "line_columns": {"sku": "sku", "quantity": "qty", "unit_price": "price"},
+}
+
+
+def order(order_id: str, items) -> str:
+    record = {"id": order_id, "at": "2025-06-01T10:00:00Z", "status": "completed", "total": 9}
+    return json.dumps(record | {"items": items})
+
+
+def test_nested_items_become_order_lines_and_a_bad_line_quarantines_its_order(con, tmp_path):
+    lines = [
+        order(
+            "W1", [{"sku": "A", "qty": 2, "price": 1.5, "colour": "red"}, {"sku": "B", "qty": 1}]
+        ),
+        order("W2", [{"sku": "C", "qty": 0, "price": 3}]),  # quantity 0
+        order("W3", "not a list"),
+        order("W4", []),
+    ]
+    files = {"orders.jsonl": "\n".join(lines) + "\n"}
+    results = run_ingest(con, tmp_path, files, CRM | {"path": "none.csv"}, WEB_WITH_ITEMS)
+    web = results[1]
+    assert_accounted(results)
+    assert (web.rows_loaded, web.rows_quarantined) == (2, 2)
+    assert {(q[2], q[3]) for q in quarantine(con)} == {
+        ("items[1].quantity", "non_positive_quantity"),
+        ("items", "malformed_lines"),
+    }
+    build_staging(con)
+    rows = con.execute(
+        "select order_key, line_number, sku, quantity, line_amount, extra from stg_order_lines "
+        "order by 1, 2"
+    ).fetchall()
+    assert [r[:5] for r in rows] == [("web:W1", 1, "A", 2, 3), ("web:W1", 2, "B", 1, None)]
+    assert json.loads(rows[0][5])["colour"] == "red"
+
+
+def test_order_line_files_number_lines_per_order_and_join_their_orders_source(con, tmp_path):
+    lines_source = {
+        "name": "till_lines",
+        "kind": "order_lines",
+        "path": "lines.csv",
+        "format": "csv",
+        "order_source": "web",
+        "columns": {"order_id": "receipt", "sku": "sku", "quantity": "qty", "line_amount": "amt"},
+    }
+    files = {
+        "orders.jsonl": order("W1", []) + "\n",
+        "lines.csv": "receipt,sku,qty,amt\nW1,A,1,2.00\nW1,B,2,4.00\nW1,C,-1,1\n",
+    }
+    web = WEB_WITH_ITEMS | {"lines_from": None, "line_columns": {}}
+    results = run_ingest(con, tmp_path, files, CRM | {"path": "none.csv"}, web, lines_source)
+    assert_accounted(results)
+    build_staging(con)
+    assert con.execute(
+        "select order_key, line_number, sku, line_amount from stg_order_lines order by 2"
+    ).fetchall() == [("web:W1", 1, "A", 2), ("web:W1", 2, "B", 4)]
+    assert [q[3] for q in quarantine(con)] == ["non_positive_quantity"]
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (
+            {"load": "snapshot", "kind": "orders", "columns": {"order_id": "id"}, "formats": {}},
+            "load: only for",
+        ),
+        ({"lines_from": "items"}, "lines_from: only for sources of kind 'orders'"),
+        ({"csv": {"decimal_comma": True, "thousands": ","}}, "also the decimal mark"),
+        ({"dayfirst": ["nope"]}, "dayfirst: unknown canonical field"),
+        ({"phone_region": "gb"}, "phone_region"),
+    ],
+)
+def test_new_source_options_are_validated_with_the_key_named(tmp_path, override, message):
+    from ccv.config import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        make_config(tmp_path, CRM | override)
+
+
+def test_order_lines_need_their_orders_source(tmp_path):
+    from ccv.config import ConfigError
+
+    lines = {
+        "name": "lines",
+        "kind": "order_lines",
+        "path": "l.csv",
+        "format": "csv",
+        "columns": {"order_id": "o"},
+    }
+    with pytest.raises(ConfigError, match="order_source: required"):
+        make_config(tmp_path, CRM, lines)
+    with pytest.raises(ConfigError, match="is not a configured source of kind 'orders'"):
+        make_config(tmp_path, CRM, lines | {"order_source": "crm"})

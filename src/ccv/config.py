@@ -64,12 +64,40 @@ CANONICAL_FIELDS: dict[str, tuple[str, ...]] = {
         "csat",
         "comment",
     ),
+    "consents": (
+        "consent_id",
+        "customer_record_id",
+        "email",
+        "phone",
+        "loyalty_id",
+        "channel",
+        "is_opt_in",
+        "consented_at",
+        "method",
+    ),
+    "order_lines": (
+        "order_id",
+        "line_number",
+        "sku",
+        "product_name",
+        "category",
+        "quantity",
+        "unit_price",
+        "line_amount",
+    ),
 }
-KEY_FIELD = {"customers": "source_record_id", "orders": "order_id", "surveys": "response_id"}
+KEY_FIELD = {
+    "customers": "source_record_id",
+    "orders": "order_id",
+    "surveys": "response_id",
+    "consents": "consent_id",
+    "order_lines": "order_id",  # a line is keyed by (order_id, line_number)
+}
 ORDER_STATUSES = ("completed", "cancelled", "refunded", "returned")
 CHANNELS = ("web", "store", "app")
+CONSENT_CHANNELS = ("email", "sms", "postal", "ads")
 
-SourceKind = Literal["customers", "orders", "surveys"]
+SourceKind = Literal["customers", "orders", "surveys", "consents", "order_lines"]
 
 
 class ConfigError(ValueError):
@@ -89,6 +117,22 @@ class CsvOptions(_Strict):
     encoding: Literal["utf-8", "latin-1", "utf-16"] = "utf-8"
     header: bool = True
     decimal_comma: bool = False
+    thousands: Literal[",", ".", " ", "'"] | None = None
+    """thousands separator of amounts (`1,234.50`); must differ from the decimal mark"""
+
+    @model_validator(mode="after")
+    def _separators_differ(self) -> CsvOptions:
+        decimal_mark = "," if self.decimal_comma else "."
+        if self.thousands == decimal_mark:
+            raise ValueError(f"thousands: '{self.thousands}' is also the decimal mark")
+        return self
+
+
+class BooleanWords(_Strict):
+    """Extra words (case-insensitive) read as true / false, on top of the built-in ones."""
+
+    true: list[str] = []
+    false: list[str] = []
 
 
 class SourceConfig(_Strict):
@@ -109,7 +153,22 @@ class SourceConfig(_Strict):
     constants: dict[str, str] = {}
     """canonical field -> constant value for every row, e.g. channel = store"""
     customer_source: str | None = None
-    """orders/surveys: the customers source whose `source_record_id`s `customer_record_id` holds"""
+    """orders/surveys/consents: the customers source whose ids `customer_record_id` holds"""
+    dayfirst: bool | list[str] = False
+    """dates/timestamps without a format: read `03/05/1990` as 3 May (true: every such field)"""
+    booleans: BooleanWords = BooleanWords()
+    phone_region: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] | None = None
+    """region of national phone numbers in this source (default: identity.default_phone_region)"""
+    load: Literal["snapshot", "delta"] = "delta"
+    """customers: `snapshot` files are complete; records missing from the latest are deleted"""
+    consents_from_opt_in: bool = False
+    """customers: turn `email_opt_in` / `sms_opt_in` into consent events (see stg_consents)"""
+    lines_from: str | None = None
+    """jsonl orders: key of the nested array of order lines (e.g. `items`)"""
+    line_columns: dict[str, str] = {}
+    """order_lines field -> key inside each nested line (with `lines_from`)"""
+    order_source: str | None = None
+    """order_lines: the orders source whose `order_id`s this file's `order_id` holds"""
 
     @model_validator(mode="after")
     def _fields_are_canonical(self) -> SourceConfig:
@@ -134,7 +193,35 @@ class SourceConfig(_Strict):
             )
         if self.format != "csv" and "csv" in self.model_fields_set:
             raise ValueError(f"csv: reader options given but format is '{self.format}'")
+        self._options_fit_kind()
         return self
+
+    def _options_fit_kind(self) -> None:
+        only = {
+            "load": ("customers", self.load != "delta"),
+            "consents_from_opt_in": ("customers", self.consents_from_opt_in),
+            "order_source": ("order_lines", self.order_source is not None),
+            "lines_from": ("orders", self.lines_from is not None),
+        }
+        for option, (kind, given) in only.items():
+            if given and self.kind != kind:
+                raise ValueError(f"{option}: only for sources of kind '{kind}'")
+        if self.kind == "order_lines" and not self.order_source:
+            raise ValueError("order_source: required for kind 'order_lines' (the orders source)")
+        if self.lines_from is not None and self.format != "jsonl":
+            raise ValueError("lines_from: nested order lines are read from jsonl sources only")
+        if bool(self.line_columns) != (self.lines_from is not None):
+            raise ValueError("line_columns: give it together with lines_from")
+        for field in self.line_columns:
+            if field not in CANONICAL_FIELDS["order_lines"] or field == "order_id":
+                raise ValueError(
+                    f"line_columns.{field}: unknown order line field "
+                    f"(known: {', '.join(CANONICAL_FIELDS['order_lines'][1:])})"
+                )
+        if isinstance(self.dayfirst, list):
+            for field in self.dayfirst:
+                if field not in CANONICAL_FIELDS[self.kind]:
+                    raise ValueError(f"dayfirst: unknown canonical field '{field}'")
 
 
 class WarehouseConfig(_Strict):
@@ -255,6 +342,8 @@ class AnalyticsConfig(_Strict):
 
     rfm_window_months: int = Field(default=24, ge=1, le=240)
     lapsed_after_days: int = Field(default=365, ge=1)
+    clv_horizon_months: int = Field(default=12, ge=1, le=120)
+    clv_monthly_discount_rate: float = Field(default=0.0, ge=0, lt=1)
 
 
 class Config(_Strict):
@@ -280,6 +369,11 @@ class Config(_Strict):
                 raise ValueError(
                     f"sources[{i}].customer_source: '{s.customer_source}' is not a configured "
                     "source of kind 'customers'"
+                )
+            if s.order_source and kinds.get(s.order_source) != "orders":
+                raise ValueError(
+                    f"sources[{i}].order_source: '{s.order_source}' is not a configured "
+                    "source of kind 'orders'"
                 )
         for i, name in enumerate(self.identity.survivorship.source_priority):
             if name not in kinds:

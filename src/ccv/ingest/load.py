@@ -17,10 +17,18 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from ccv.config import Config, SourceConfig
-from ccv.ingest.contracts import contract, violations
-from ccv.ingest.mapping import mapped_select, parse_violations_sql
-from ccv.ingest.readers import _sql_str, file_hash, quote_ident, read_file
+from ccv.config import KEY_FIELD, Config, SourceConfig
+from ccv.ingest.contracts import row_violations
+from ccv.ingest.lines import line_violations, load_lines, read_nested_lines
+from ccv.ingest.mapping import mapped_select, record_json
+from ccv.ingest.readers import (
+    UnreadableFile,
+    _sql_str,
+    file_hash,
+    quote_ident,
+    read_file,
+    unreadable_lines,
+)
 from ccv.warehouse.schema import RAW_TABLES, ensure_schema
 
 
@@ -55,6 +63,7 @@ def ingest(
 ) -> list[FileResult]:
     """Ingest every configured source; raise IngestError if a mandatory source failed."""
     ensure_schema(con)
+    record_sources(con, config)
     results: list[FileResult] = []
     for source in config.sources:
         files = source_files(config, source)
@@ -91,6 +100,35 @@ def ingest(
     return results
 
 
+def record_sources(con: duckdb.DuckDBPyConnection, config: Config) -> None:
+    """Write the per-source settings that staging SQL needs into `ingest_sources`."""
+    con.execute("delete from ingest_sources")
+    con.executemany(
+        "insert into ingest_sources values (?, ?, ?, ?, ?, ?)",
+        [
+            [s.name, s.kind, s.load, s.phone_region, s.customer_source, s.consents_from_opt_in]
+            for s in config.sources
+        ],
+    )
+
+
+def _raw_tables(source: SourceConfig) -> list[str]:
+    """The raw tables a file of `source` writes to (orders with nested lines write two)."""
+    tables = [RAW_TABLES[source.kind]]
+    if source.lines_from:
+        tables.append(RAW_TABLES["order_lines"])
+    return tables
+
+
+def _source_columns(source: SourceConfig) -> dict[str, str]:
+    """Per-source values stored on every raw row (see schema.RAW_EXTRA_COLUMNS)."""
+    if source.kind == "customers":
+        return {"phone_region": _sql_str(source.phone_region) if source.phone_region else "null"}
+    if source.kind == "order_lines":
+        return {"order_source": _sql_str(source.order_source or "")}
+    return {}
+
+
 def _previous_hash(con, source: str, source_file: str) -> str | None:
     row = con.execute(
         "select content_hash from ingest_log where source = ? and source_file = ? "
@@ -117,17 +155,16 @@ def ingest_file(
         result = FileResult(source.name, name, "unchanged", message="same content already loaded")
         return _log(con, run_id, source, name, digest, started, result)
     # Whatever an earlier version of this file (or a rejected attempt) left is replaced.
-    con.execute(
-        f"delete from {RAW_TABLES[source.kind]} where source = ? and source_file = ?",
-        [source.name, name],
-    )
+    for table in _raw_tables(source):
+        con.execute(
+            f"delete from {table} where source = ? and source_file = ?", [source.name, name]
+        )
     con.execute("delete from quarantine where source = ? and source_file = ?", [source.name, name])
     status = "loaded" if previous is None else "replaced"
     try:
         read = read_file(con, path, source)
-    except duckdb.Error as exc:
-        result = FileResult(source.name, name, "failed", message=f"unreadable: {exc}")
-        return _log(con, run_id, source, name, digest, started, result)
+    except UnreadableFile as exc:
+        return _reject_unreadable(con, run_id, source, name, digest, started, now, path, str(exc))
 
     mapped = mapped_select(source, read.table, read.columns)
     if mapped.missing_columns and (read.row_count or read.columns):
@@ -140,33 +177,9 @@ def ingest_file(
     rows_read = read.row_count + len(read.rejects)
     loaded = quarantined = 0
     if read.row_count:
-        con.execute(f"create or replace temp table _mapped as {mapped.sql}")
-        bad = _violations(con, source, mapped.fields, now, config.run.future_tolerance_days)
-        con.register("_bad", bad)
-        con.execute(
-            """
-            insert into quarantine
-            select ?, ?, ?, b._row, null, b.field, b.rule, b.raw_value,
-                   b.field || ': ' || b.rule || coalesce(' (value ' || b.raw_value || ')', ''),
-                   m.raw_record, ?
-            from _bad b join _mapped m using (_row)
-            """,
-            [run_id, source.name, name, now],
-        )
-        field_list = ", ".join(mapped.fields)
-        con.execute(
-            f"""
-            insert into {RAW_TABLES[source.kind]} by name
-            select ? as run_id, ? as source, ? as source_file, _row as row_number,
-                   {field_list}, extra, ? as loaded_at
-            from _mapped where _row not in (select _row from _bad)
-            """,
-            [run_id, source.name, name, now],
-        )
-        quarantined = int(bad["_row"].nunique())
+        tolerance = config.run.future_tolerance_days
+        quarantined = _validate_and_load(con, source, read, mapped, run_id, name, now, tolerance)
         loaded = read.row_count - quarantined
-        con.unregister("_bad")
-        con.execute("drop table _mapped")
     if read.rejects:
         _quarantine_rejects(con, run_id, source, name, now, read.rejects)
         quarantined += len(read.rejects)
@@ -181,13 +194,72 @@ def ingest_file(
     return _log(con, run_id, source, name, digest, started, result)
 
 
+def _validate_and_load(con, source, read, mapped, run_id, name, now, tolerance) -> int:
+    """Map the read rows, quarantine the invalid ones, load the rest; return rows quarantined."""
+    con.execute(f"create or replace temp table _mapped as {mapped.sql}")
+    bad = _violations(con, source, mapped.fields, now, tolerance)
+    if source.lines_from:
+        # An order and its nested lines load together: a bad line quarantines its order.
+        lines = read_nested_lines(con, source, read.table, read.columns)
+        bad = pd.concat([bad, line_violations(con, lines, now, tolerance)], ignore_index=True)
+    con.register("_bad", bad)
+    _quarantine_violations(con, run_id, source, name, now, read)
+    con.execute(f"drop table {read.table}")  # free the text copy before the big insert
+    _insert_raw(con, source, mapped.fields, run_id, name, now)
+    if source.lines_from:
+        load_lines(con, lines, run_id, name, now)
+    con.unregister("_bad")
+    con.execute("drop table _mapped")
+    return int(bad["_row"].nunique())
+
+
+def _quarantine_violations(con, run_id, source: SourceConfig, name, now, read) -> None:
+    """One quarantine row per (record, field, rule) in `_bad`, with the record's key and text."""
+    con.execute(
+        f"""
+        insert into quarantine
+        select ?, ?, ?, b._row, null, b.field, b.rule, b.raw_value,
+               b.field || ': ' || b.rule || coalesce(' (value ' || b.raw_value || ')', ''),
+               {record_json(read.columns, "r")}, ?,
+               m.{quote_ident(KEY_FIELD[source.kind])}
+        from _bad b join _mapped m using (_row) join {read.table} r using (_row)
+        """,
+        [run_id, source.name, name, now],
+    )
+
+
+def _insert_raw(con, source: SourceConfig, fields, run_id, name, now) -> None:
+    """Append the rows of `_mapped` that are not in `_bad` to the source's raw table."""
+    per_source = "".join(f"{sql} as {col}, " for col, sql in _source_columns(source).items())
+    con.execute(
+        f"""
+        insert into {RAW_TABLES[source.kind]} by name
+        select ? as run_id, ? as source, ? as source_file, _row as row_number,
+               {", ".join(fields)}, {per_source}extra, ? as loaded_at
+        from _mapped anti join _bad using (_row)
+        """,
+        [run_id, source.name, name, now],
+    )
+
+
+def _reject_unreadable(con, run_id, source, name, digest, started, now, path, reason):
+    """A file no reader can parse: every line is quarantined, the file is `rejected`."""
+    message = f"file could not be read as {source.format}: {reason}"
+    rejects = unreadable_lines(path, message)
+    _quarantine_rejects(con, run_id, source, name, now, rejects)
+    rows = len(rejects)
+    result = FileResult(source.name, name, "rejected", rows, 0, rows, message)
+    return _log(con, run_id, source, name, digest, started, result)
+
+
 def _reject_file(con, run_id, source, name, digest, started, now, read, message) -> FileResult:
     """Quarantine every row of a file that cannot be mapped, so none is lost."""
     columns = ", ".join(f"{_sql_str(c)}, {quote_ident(c)}" for c in read.columns)
     con.execute(
         f"""
         insert into quarantine
-        select ?, ?, ?, _row, null, null, 'file_rejected', null, ?, json_object({columns}), ?
+        select ?, ?, ?, _row, null, null, 'file_rejected', null, ?, json_object({columns}), ?,
+               null
         from {read.table}
         """,
         [run_id, source.name, name, message, now],
@@ -203,7 +275,7 @@ def _reject_file(con, run_id, source, name, digest, started, now, read, message)
 
 def _quarantine_rejects(con, run_id, source, name, now, rejects) -> None:
     con.executemany(
-        "insert into quarantine values (?, ?, ?, null, ?, null, ?, null, ?, to_json(?), ?)",
+        "insert into quarantine values (?, ?, ?, null, ?, null, ?, null, ?, to_json(?), ?, null)",
         [
             [run_id, source.name, name, r.line_number, r.rule, r.message, r.raw, now]
             for r in rejects
@@ -212,22 +284,7 @@ def _quarantine_rejects(con, run_id, source, name, now, rejects) -> None:
 
 
 def _violations(con, source: SourceConfig, fields, now, tolerance_days) -> pd.DataFrame:
-    parse = con.execute(parse_violations_sql(fields, "_mapped")).df()
-    typed = con.execute("select _row, " + ", ".join(fields) + " from _mapped").df()
-    rules = violations(typed, contract(source.kind, now, tolerance_days))
-    # A value that did not parse is reported once, as a parse violation, not again as "required".
-    parsed_bad = set(zip(parse["_row"], parse["field"], strict=True))
-    rules = rules[
-        [(r, f) not in parsed_bad for r, f in zip(rules["_row"], rules["field"], strict=True)]
-    ]
-    frames = [f for f in (parse, rules) if not f.empty]
-    if not frames:
-        return pd.DataFrame(
-            {"_row": pd.Series([], dtype="int64"), "field": [], "rule": [], "raw_value": []}
-        ).astype({"field": str, "rule": str, "raw_value": str})
-    out = pd.concat(frames, ignore_index=True)
-    out["_row"] = out["_row"].astype("int64")
-    return out.astype({"field": str, "rule": str, "raw_value": "object"})
+    return row_violations(con, source.kind, fields, "_mapped", now, tolerance_days)
 
 
 def _log(

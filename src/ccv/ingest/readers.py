@@ -8,7 +8,9 @@ Every table gets `_row`: the 1-based position of the record among the file's rec
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,15 +64,21 @@ def read_file(con: duckdb.DuckDBPyConnection, path: Path, source: SourceConfig) 
         con.execute(f"create or replace temp table {table} (_row bigint)")
         return ReadResult(table, [], 0)
     reader = {"csv": _read_csv, "jsonl": _read_jsonl, "parquet": _read_parquet}[source.format]
-    result = reader(con, path, source, table)
+    try:
+        result = reader(con, path, source, table)
+    except duckdb.Error as exc:
+        raise UnreadableFile(str(exc).splitlines()[0]) from None
     result.row_count = con.execute(f"select count(*) from {table}").fetchone()[0]
     return result
 
 
-def _read_csv(con, path: Path, source: SourceConfig, table: str) -> ReadResult:
+class UnreadableFile(Exception):
+    """The file cannot be parsed as its configured format at all (e.g. binary garbage)."""
+
+
+def _csv_args(source: SourceConfig, header_columns: list[str] | None) -> list[str]:
     opts = source.csv
     args = [
-        "all_varchar = true",
         f"header = {str(opts.header).lower()}",
         f"delim = {_sql_str(opts.delimiter)}",
         f"quote = {_sql_str(opts.quote)}",
@@ -79,11 +87,53 @@ def _read_csv(con, path: Path, source: SourceConfig, table: str) -> ReadResult:
         f"rejects_table = '_rejects_{source.name}'",
         f"rejects_scan = '_rejects_scan_{source.name}'",
         "strict_mode = true",
-        "auto_detect = true",
-        "sample_size = -1",
     ]
+    if header_columns is None:
+        # the sniffer only has to find the dialect (all columns are text): its default sample
+        # suffices, and sniffing the whole file would read every byte twice
+        args += ["all_varchar = true", "auto_detect = true"]
+    else:
+        cols = ", ".join(f"{_sql_str(c)}: 'varchar'" for c in header_columns)
+        args += ["auto_detect = false", f"columns = {{{cols}}}"]
     if opts.escape is not None:
         args.append(f"escape = {_sql_str(opts.escape)}")
+    return args
+
+
+def _header_columns(path: Path, source: SourceConfig) -> list[str]:
+    """The file's column names, parsed by Python from its first line (for the fallback read)."""
+    encoding = {"utf-8": "utf-8-sig", "latin-1": "latin-1", "utf-16": "utf-16"}[source.csv.encoding]
+    with path.open(encoding=encoding, errors="replace", newline="") as fh:
+        first = fh.readline()
+    row = next(csv.reader(io.StringIO(first), delimiter=source.csv.delimiter), [])
+    names, seen = [], set()
+    for i, name in enumerate(row if source.csv.header else [""] * len(row)):
+        name = name.strip() or f"column{i}"
+        while name in seen:
+            name += "_1"
+        seen.add(name)
+        names.append(name)
+    return names
+
+
+def _read_csv(con, path: Path, source: SourceConfig, table: str) -> ReadResult:
+    """Sniff the dialect; if sniffing fails (e.g. an unterminated quote spoils every sample),
+    read again with the configured dialect and the header's column names, so that only the broken
+    records are rejected; only a file neither way can parse is `UnreadableFile`."""
+    try:
+        return _read_csv_with(con, path, source, table, None)
+    except duckdb.Error as sniff_error:
+        try:
+            columns = _header_columns(path, source)
+            if not columns:
+                raise UnreadableFile(str(sniff_error).splitlines()[0]) from None
+            return _read_csv_with(con, path, source, table, columns)
+        except duckdb.Error as exc:
+            raise UnreadableFile(str(exc).splitlines()[0]) from None
+
+
+def _read_csv_with(con, path: Path, source: SourceConfig, table: str, header_columns):
+    args = _csv_args(source, header_columns)
     con.execute(f"drop table if exists _rejects_{source.name}")
     con.execute(f"drop table if exists _rejects_scan_{source.name}")
     con.execute(
@@ -114,7 +164,9 @@ def _read_jsonl(con, path: Path, source: SourceConfig, table: str) -> ReadResult
         f"""
         create or replace temp table _lines_{source.name} as
         with src as (
-            select string_split(replace(content, chr(13), ''), chr(10)) as lines
+            select string_split(
+                replace(replace(content, chr(13), ''), chr(65279), ''), chr(10)
+            ) as lines
             from read_text({_sql_str(str(path))})
         )
         select unnest(range(1, len(lines) + 1)) as line_number, unnest(lines) as line from src
@@ -160,10 +212,13 @@ def _read_jsonl(con, path: Path, source: SourceConfig, table: str) -> ReadResult
 
 
 def _read_parquet(con, path: Path, source: SourceConfig, table: str) -> ReadResult:
-    con.execute(
-        f"create or replace temp table _pq_{source.name} as "
-        f"select * from read_parquet({_sql_str(str(path))}, file_row_number = true)"
-    )
+    try:
+        con.execute(
+            f"create or replace temp table _pq_{source.name} as "
+            f"select * from read_parquet({_sql_str(str(path))}, file_row_number = true)"
+        )
+    except duckdb.Error as exc:
+        raise UnreadableFile(str(exc).splitlines()[0]) from None
     columns = [c for c in _columns(con, f"_pq_{source.name}") if c != "file_row_number"]
     casts = ", ".join(f"cast({quote_ident(c)} as varchar) as {quote_ident(c)}" for c in columns)
     con.execute(
@@ -172,6 +227,19 @@ def _read_parquet(con, path: Path, source: SourceConfig, table: str) -> ReadResu
     )
     con.execute(f"drop table _pq_{source.name}")
     return ReadResult(table, columns, 0, [])
+
+
+def unreadable_lines(path: Path, reason: str) -> list[Reject]:
+    """Every non-empty physical line of an unreadable file, as rejects: nothing is lost, and
+    each quarantined line says why the whole file could not be read."""
+    data = path.read_bytes()
+    rejects = []
+    for number, line in enumerate(data.split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        text = line.rstrip(b"\r").decode("utf-8", errors="replace").replace("\x00", "\ufffd")
+        rejects.append(Reject(number, "malformed_row:unreadable_file", reason, text))
+    return rejects
 
 
 def _columns(con, table: str) -> list[str]:

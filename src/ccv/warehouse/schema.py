@@ -15,6 +15,15 @@ RAW_TABLES = {
     "customers": "raw_customers",
     "orders": "raw_orders",
     "surveys": "raw_survey_responses",
+    "consents": "raw_consents",
+    "order_lines": "raw_order_lines",
+}
+
+# Columns a raw table carries besides lineage and canonical fields: set per source, not per row
+# of the file, but stored per row so that later stages need no config to interpret a row.
+RAW_EXTRA_COLUMNS = {
+    "customers": {"phone_region": "varchar"},
+    "order_lines": {"order_source": "varchar"},
 }
 
 _LINEAGE = """
@@ -37,7 +46,20 @@ DDL = [
         raw_value varchar,
         message varchar,
         raw_record json,
-        quarantined_at timestamp not null
+        quarantined_at timestamp not null,
+        record_key varchar
+    )
+    """,
+    # The configured sources as of the last ingest, so that SQL models can apply per-source
+    # settings (snapshot loads, opt-in consents) without reading the config.
+    """
+    create table if not exists ingest_sources (
+        source varchar primary key,
+        kind varchar not null,
+        load varchar not null,
+        phone_region varchar,
+        customer_source varchar,
+        consents_from_opt_in boolean not null
     )
     """,
     """
@@ -71,16 +93,28 @@ DDL = [
 
 def raw_table_ddl(kind: str) -> str:
     """DDL of the raw table for `kind`: lineage + every canonical field, typed."""
-    fields = ",\n".join(f"    {f} {field_type(f)}" for f in CANONICAL_FIELDS[kind])
+    columns = [(f, field_type(f)) for f in CANONICAL_FIELDS[kind]]
+    columns += list(RAW_EXTRA_COLUMNS.get(kind, {}).items())
+    fields = ",\n".join(f"    {name} {type_}" for name, type_ in columns)
     return (
         f"create table if not exists {RAW_TABLES[kind]} (\n{_LINEAGE}{fields},\n"
         "    extra json,\n    loaded_at timestamp not null\n)"
     )
 
 
+# Columns added after a table was first shipped: a warehouse carried over from an older
+# night gets them on its next run (`if not exists` above would not add them).
+_ADDED_COLUMNS = [
+    ("quarantine", "record_key", "varchar"),
+    ("raw_customers", "phone_region", "varchar"),
+]
+
+
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the Python-written tables that do not exist yet."""
+    """Create the Python-written tables that do not exist yet, and add newer columns."""
     for ddl in DDL:
         con.execute(ddl)
     for kind in RAW_TABLES:
         con.execute(raw_table_ddl(kind))
+    for table, column, type_ in _ADDED_COLUMNS:
+        con.execute(f"alter table {table} add column if not exists {column} {type_}")

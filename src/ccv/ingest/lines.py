@@ -1,0 +1,135 @@
+"""Order lines nested in an order record (the web shop's `items` array in JSON lines).
+
+The nested array is unnested into one text row per line, then mapped and validated exactly like a
+file of kind `order_lines` (same canonical fields, same contract). Accounting stays per order: an
+order and its lines load together, and a line that breaks the contract quarantines its order with
+the line's field and rule (e.g. `items[2].quantity: non_positive_quantity`), because loading an
+order without one of its lines would make line totals disagree with the order silently.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import duckdb
+import pandas as pd
+
+from ccv.config import SourceConfig
+from ccv.ingest.contracts import row_violations
+from ccv.ingest.mapping import mapped_select
+from ccv.ingest.readers import _sql_str, quote_ident
+
+
+@dataclass(frozen=True)
+class NestedLines:
+    """The lines of one read orders file, mapped into temp table `_mapped_lines`."""
+
+    source: SourceConfig
+    fields: list[str]
+    lines_key: str
+
+
+def _lines_source(source: SourceConfig) -> SourceConfig:
+    """A synthetic `order_lines` source describing the nested items of `source`."""
+    columns = {"order_id": "_order_id", "line_number": "_line_number", **source.line_columns}
+    return SourceConfig.model_validate(
+        {
+            "name": source.name,
+            "kind": "order_lines",
+            "path": source.path,
+            "format": source.format,
+            "columns": columns,
+            "order_source": source.name,
+            "booleans": source.booleans.model_dump(),
+        }
+    )
+
+
+def read_nested_lines(
+    con: duckdb.DuckDBPyConnection, source: SourceConfig, table: str, columns: list[str]
+) -> NestedLines:
+    """Unnest `source.lines_from` of read table `table` into `_mapped_lines` (and `_bad_items`:
+    orders whose lines value is present but not a JSON array)."""
+    key = source.lines_from or ""
+    lines_source = _lines_source(source)
+    item_keys = sorted(set(source.line_columns.values()))
+    items = quote_ident(key) if key in columns else "null::varchar"
+    order_id = quote_ident(source.columns["order_id"])
+    extract = "".join(f", _item ->> {_sql_str(k)} as {quote_ident(k)}" for k in item_keys)
+    con.execute(
+        f"""
+        create or replace temp table _orders_items as
+        select _row as _order_row, trim({order_id}) as _order_id, {items} as _items,
+               case when json_valid({items}) then json_type({items}::json) = 'ARRAY'
+                    else false end as _ok
+        from {table}
+        """
+    )
+    con.execute(
+        f"""
+        create or replace temp table _in_lines as
+        with unnested as (
+            select _order_row, _order_id,
+                   unnest(_items::json[]) as _item,
+                   generate_subscripts(_items::json[], 1) as _line_number
+            from _orders_items where _ok
+        )
+        select row_number() over (order by _order_row, _line_number) as _row, _order_row,
+               _order_id, cast(_line_number as varchar) as _line_number,
+               cast(_item as varchar) as _item{extract}
+        from unnested
+        """
+    )
+    mapped = mapped_select(lines_source, "_in_lines", ["_order_id", "_line_number", *item_keys])
+    con.execute(
+        f"""
+        create or replace temp table _mapped_lines as
+        select m.* exclude (extra), i._order_row, i._item::json as extra
+        from ({mapped.sql}) m join _in_lines i using (_row)
+        """
+    )
+    return NestedLines(lines_source, mapped.fields, key)
+
+
+def line_violations(
+    con: duckdb.DuckDBPyConnection, lines: NestedLines, now: dt.datetime, tolerance_days: int
+) -> pd.DataFrame:
+    """Violations of the nested lines, reported on their order's row (`_row` = order row)."""
+    bad = row_violations(con, "order_lines", lines.fields, "_mapped_lines", now, tolerance_days)
+    positions = con.execute(
+        "select _row, _order_row, _raw_line_number as _line_number from _mapped_lines"
+    ).df()
+    bad = bad.merge(positions, on="_row")
+    out = pd.DataFrame(
+        {
+            "_row": bad["_order_row"].astype("int64"),
+            "field": lines.lines_key + "[" + bad["_line_number"].astype(str) + "]." + bad["field"],
+            "rule": bad["rule"],
+            "raw_value": bad["raw_value"],
+        }
+    )
+    not_arrays = con.execute(
+        "select _order_row as _row, _items as raw_value from _orders_items "
+        "where _items is not null and not _ok"
+    ).df()
+    if not not_arrays.empty:
+        not_arrays["field"] = lines.lines_key
+        not_arrays["rule"] = "malformed_lines"
+        out = pd.concat([out, not_arrays[list(out.columns)]], ignore_index=True)
+    return out.astype({"_row": "int64", "field": str, "rule": str, "raw_value": "object"})
+
+
+def load_lines(con: duckdb.DuckDBPyConnection, lines: NestedLines, run_id, name, now) -> None:
+    """Insert the lines of orders that were loaded (not in `_bad`) into raw_order_lines."""
+    con.execute(
+        f"""
+        insert into raw_order_lines by name
+        select ? as run_id, ? as source, ? as source_file, _order_row as row_number,
+               {", ".join(lines.fields)}, ? as order_source, extra, ? as loaded_at
+        from _mapped_lines where _order_row not in (select _row from _bad)
+        """,
+        [run_id, lines.source.name, name, lines.source.name, now],
+    )
+    for table in ("_mapped_lines", "_in_lines", "_orders_items"):
+        con.execute(f"drop table if exists {table}")
