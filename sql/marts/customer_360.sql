@@ -14,12 +14,33 @@
 --   rfm                 from rfm_scores (NULL when no completed order in the RFM window); its
 --                       window-only first/last order dates are left out (lifetime ones above)
 --   loyalty / survey    from loyalty_segments
+--   purchase pattern    completed orders on or before as_of_date:
+--     mean_interpurchase_days / interpurchase_cv   mean and coefficient of variation
+--                      (stddev_pop / mean) of the days between consecutive distinct purchase days
+--                      (NULL below 2 purchase days; cv NULL below 3 purchase days or mean 0)
+--     buyer_regularity  'regular' when >= 3 purchase days, mean interval <= regular_max_mean_days
+--                       (default 90) and cv <= regular_max_cv (default 0.5); otherwise
+--                       'occasional'; NULL without a completed order. Both thresholds can be set
+--                       as DuckDB variables of the same name.
+--     favourite_store   store_id of the most completed orders (ties: latest order, then lowest
+--                       store_id); NULL without a store order
+--     favourite_category  category in the most completed orders, from order_lines (lines whose
+--                       own status is set and not 'completed' are ignored; ties: higher
+--                       line_amount, then name); NULL without categorised lines. The pipeline
+--                       guarantees an order_lines table (possibly empty).
+--   clv                 from customer_value (built by ccv.analytics.customer_value before the
+--                       marts): probability_alive, expected purchases in the next 90/180/365 days,
+--                       expected_avg_order_value, clv over clv_horizon_months; clv_model_fitted is
+--                       true when both models fitted and the customer has a purchase
 
 with
 
 settings as (
 
-    select cast(getvariable('as_of_date') as date) as as_of_date
+    select
+        cast(getvariable('as_of_date') as date) as as_of_date,
+        cast(coalesce(getvariable('regular_max_mean_days'), 90) as double) as regular_max_mean_days,
+        cast(coalesce(getvariable('regular_max_cv'), 0.5) as double) as regular_max_cv
 
 ),
 
@@ -47,6 +68,18 @@ loyalty_segments as (
 
 ),
 
+customer_value as (
+
+    select * from customer_value
+
+),
+
+order_lines as (
+
+    select * from order_lines
+
+),
+
 order_stats as (
 
     select
@@ -69,6 +102,123 @@ order_stats as (
         orders.customer_id is not null
         and orders.ordered_on <= settings.as_of_date
     group by orders.customer_id
+
+),
+
+completed_orders as (
+
+    select orders.*
+
+    from orders
+    cross join settings
+    where
+        orders.customer_id is not null
+        and orders.status = 'completed'
+        and orders.ordered_on <= settings.as_of_date
+
+),
+
+purchase_days as (
+
+    select distinct customer_id, ordered_on
+
+    from completed_orders
+
+),
+
+purchase_intervals as (
+
+    select
+        customer_id,
+        ordered_on,
+        date_diff(
+            'day', lag(ordered_on) over (partition by customer_id order by ordered_on), ordered_on
+        ) as interval_days
+
+    from purchase_days
+
+),
+
+purchase_rhythm as (
+
+    select
+        purchase_intervals.customer_id,
+        count(*) as purchase_days,
+        avg(purchase_intervals.interval_days) as mean_interval_days,
+        case
+            when count(purchase_intervals.interval_days) >= 2
+                and avg(purchase_intervals.interval_days) > 0
+                then stddev_pop(purchase_intervals.interval_days)
+                / avg(purchase_intervals.interval_days)
+        end as interval_cv
+
+    from purchase_intervals
+    group by purchase_intervals.customer_id
+
+),
+
+store_ranked as (
+
+    select
+        customer_id,
+        store_id,
+        row_number() over (
+            partition by customer_id
+            order by count(distinct order_key) desc, max(ordered_on) desc, store_id
+        ) as store_rank
+
+    from completed_orders
+    where store_id is not null
+    group by customer_id, store_id
+
+),
+
+category_ranked as (
+
+    select
+        completed_orders.customer_id,
+        order_lines.category,
+        row_number() over (
+            partition by completed_orders.customer_id
+            order by
+                count(distinct completed_orders.order_key) desc,
+                sum(order_lines.line_amount) desc nulls last,
+                order_lines.category
+        ) as category_rank
+
+    from completed_orders
+    inner join order_lines on completed_orders.order_key = order_lines.order_key
+    where
+        order_lines.category is not null
+        and coalesce(order_lines.status, 'completed') = 'completed'
+    group by completed_orders.customer_id, order_lines.category
+
+),
+
+purchase_pattern as (
+
+    select
+        purchase_rhythm.customer_id,
+        purchase_rhythm.mean_interval_days,
+        purchase_rhythm.interval_cv,
+        case
+            when purchase_rhythm.purchase_days >= 3
+                and purchase_rhythm.mean_interval_days <= settings.regular_max_mean_days
+                and purchase_rhythm.interval_cv <= settings.regular_max_cv
+                then 'regular'
+            else 'occasional'
+        end as buyer_regularity,
+        store_ranked.store_id as favourite_store,
+        category_ranked.category as favourite_category
+
+    from purchase_rhythm
+    cross join settings
+    left join store_ranked
+        on purchase_rhythm.customer_id = store_ranked.customer_id
+        and store_ranked.store_rank = 1
+    left join category_ranked
+        on purchase_rhythm.customer_id = category_ranked.customer_id
+        and category_ranked.category_rank = 1
 
 ),
 
@@ -141,12 +291,33 @@ final as (
         loyalty_segments.behavioural_loyalty,
         loyalty_segments.loyalty_cell,
         loyalty_segments.is_cell_from_behaviour_only,
-        loyalty_segments.loyalty_stage
+        loyalty_segments.loyalty_stage,
+
+        -- purchase pattern
+        cast(round(purchase_pattern.mean_interval_days, 1) as double) as mean_interpurchase_days,
+        cast(round(purchase_pattern.interval_cv, 3) as double) as interpurchase_cv,
+        purchase_pattern.buyer_regularity,
+        purchase_pattern.favourite_store,
+        purchase_pattern.favourite_category,
+
+        -- clv
+        customer_value.probability_alive,
+        customer_value.expected_purchases_90d,
+        customer_value.expected_purchases_180d,
+        customer_value.expected_purchases_365d,
+        customer_value.expected_avg_order_value,
+        customer_value.clv,
+        customer_value.clv_horizon_months,
+        coalesce(
+            customer_value.model_fitted and customer_value.spend_model_fitted, false
+        ) as clv_model_fitted
 
     from customers
     left join order_stats on customers.customer_id = order_stats.customer_id
     left join rfm_scores on customers.customer_id = rfm_scores.customer_id
     left join loyalty_segments on customers.customer_id = loyalty_segments.customer_id
+    left join purchase_pattern on customers.customer_id = purchase_pattern.customer_id
+    left join customer_value on customers.customer_id = customer_value.customer_id
 
 )
 
