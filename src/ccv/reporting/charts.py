@@ -1,0 +1,277 @@
+"""Small, uniform matplotlib charts rendered to inline PNG `data:` URIs.
+
+Rendering is headless: the Agg backend is selected before pyplot is imported, and every chart is
+drawn on a `matplotlib.figure.Figure` of its own (never pyplot's global figure registry), which is
+closed after it is saved. So reports can be built from a Prefect worker thread, a CLI or a test
+without a display, and without figures piling up in a long-running process.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # after use("Agg"): never a GUI backend
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, MaxNLocator, NullLocator
+
+# 1,000 rather than 10^3 on log axes (and no label below 1)
+_PLAIN = FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else "")
+
+DPI = 90
+WIDTH = 6.0
+HEIGHT = 3.0
+
+# One palette for the whole report (colour-blind safe, Okabe-Ito order).
+BLUE = "#0072B2"
+ORANGE = "#E69F00"
+GREEN = "#009E73"
+RED = "#D55E00"
+SKY = "#56B4E9"
+PURPLE = "#CC79A7"
+YELLOW = "#F0E442"
+GREY = "#7F7F7F"
+PALETTE = [BLUE, ORANGE, GREEN, RED, SKY, PURPLE, YELLOW, GREY]
+
+STYLE = {
+    "font.family": "DejaVu Sans",
+    "font.size": 8,
+    "axes.titlesize": 9,
+    "axes.titleweight": "bold",
+    "axes.titlelocation": "left",
+    "axes.labelsize": 8,
+    "axes.edgecolor": "#999999",
+    "axes.linewidth": 0.6,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "axes.axisbelow": True,
+    "grid.color": "#e5e5e5",
+    "grid.linewidth": 0.6,
+    "xtick.labelsize": 7.5,
+    "ytick.labelsize": 7.5,
+    "legend.fontsize": 7.5,
+    "legend.frameon": False,
+    "figure.facecolor": "white",
+    "savefig.facecolor": "white",
+}
+
+
+@contextmanager
+def _figure(width: float = WIDTH, height: float = HEIGHT) -> Iterator[Figure]:
+    """A figure drawn with the report style; closed when the block ends."""
+    with matplotlib.rc_context(STYLE):
+        fig = plt.figure(figsize=(width, height), dpi=DPI, layout="constrained")
+        try:
+            yield fig
+        finally:
+            plt.close(fig)
+
+
+def _data_uri(fig: Figure) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _bar_height(n: int) -> float:
+    """Figure height for `n` horizontal bars: readable labels, never huge."""
+    return min(7.0, max(2.0, 0.8 + 0.26 * n))
+
+
+def _short(label: object, width: int = 34) -> str:
+    text = "(none)" if label is None else str(label)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def hbar(
+    labels: Sequence[object],
+    series: dict[str, Sequence[float]],
+    title: str,
+    xlabel: str,
+    colors: Sequence[str] | None = None,
+    log_x: bool = False,
+    notes: Sequence[str] | None = None,
+) -> str:
+    """Horizontal bars, stacked when `series` has several entries; first label on top.
+
+    Each bar is labelled with its total, or with `notes` when given."""
+    n = len(labels)
+    colors = list(colors or PALETTE)
+    with _figure(height=_bar_height(n)) as fig:
+        ax = fig.add_subplot()
+        y = np.arange(n)
+        left = np.zeros(n)
+        for i, (name, values) in enumerate(series.items()):
+            values = np.asarray(values, dtype=float)
+            ax.barh(y, values, left=left, color=colors[i % len(colors)], label=name, height=0.7)
+            left += values
+        ax.set_yticks(y, [_short(label) for label in labels])
+        ax.invert_yaxis()
+        ax.grid(axis="y", visible=False)
+        ax.set_xlabel(xlabel)
+        ax.set_title(title)
+        if log_x:
+            ax.set_xscale("log")
+            ax.set_xlim(0.8, max(10.0, left.max() * 3))
+            ax.xaxis.set_minor_locator(NullLocator())  # minor log ticks are slow and noisy
+            ax.xaxis.set_major_formatter(_PLAIN)
+        elif n:
+            ax.set_xlim(0, max(1.0, left.max()) * 1.25)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        labels_text = list(notes) if notes is not None else [f"{t:,.0f}" for t in left]
+        for yi, total, text in zip(y, left, labels_text, strict=True):
+            ax.annotate(
+                text,
+                (total, yi),
+                xytext=(3, 0),
+                textcoords="offset points",
+                va="center",
+                fontsize=7,
+                color="#333333",
+            )
+        if len(series) > 1:
+            ax.legend(loc="lower right")
+        return _data_uri(fig)
+
+
+def grouped_hbars(panels: Sequence[tuple[str, Sequence[object], Sequence[float]]]) -> str:
+    """Side-by-side horizontal bar panels: one (title, labels, values) per panel."""
+    n = max((len(labels) for _, labels, _ in panels), default=1)
+    with _figure(width=WIDTH * 1.35, height=_bar_height(n)) as fig:
+        axes = fig.subplots(1, len(panels), squeeze=False)[0]
+        for i, (ax, (title, labels, values)) in enumerate(zip(axes, panels, strict=True)):
+            y = np.arange(len(labels))
+            ax.barh(y, values, color=PALETTE[i % len(PALETTE)], height=0.7)
+            ax.set_yticks(y, [_short(label, 24) for label in labels])
+            ax.invert_yaxis()
+            ax.grid(axis="y", visible=False)
+            ax.set_title(title)
+            ax.set_xlabel("customers")
+            ax.set_xlim(0, max([1.0, *values]) * 1.2)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            for yi, value in zip(y, values, strict=True):
+                ax.annotate(
+                    f"{value:,.0f}",
+                    (value, yi),
+                    xytext=(3, 0),
+                    textcoords="offset points",
+                    va="center",
+                    fontsize=7,
+                )
+        return _data_uri(fig)
+
+
+def bars(
+    x: Sequence[object],
+    heights: Sequence[float],
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    colors: Sequence[str] | str = BLUE,
+    log_y: bool = False,
+) -> str:
+    """Vertical bars at discrete x values (cluster sizes, NPS answers)."""
+    with _figure() as fig:
+        ax = fig.add_subplot()
+        if all(isinstance(v, int) for v in x):
+            # integer x (sizes, scores): bars at their value, ticks chosen by matplotlib
+            ax.bar(list(x), heights, color=colors, width=0.8)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=12))
+            ax.set_xlim(min(x) - 0.7, max(x) + 0.7)
+        else:
+            positions = np.arange(len(x))
+            ax.bar(positions, heights, color=colors, width=0.75)
+            ax.set_xticks(positions, [str(v) for v in x])
+        ax.grid(axis="x", visible=False)
+        ax.set_title(title)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        if log_y:
+            ax.set_yscale("log")
+            ax.set_ylim(0.7, max([1.0, *heights]) * 2)
+            ax.yaxis.set_minor_locator(NullLocator())
+            ax.yaxis.set_major_formatter(_PLAIN)
+        else:
+            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        return _data_uri(fig)
+
+
+def histogram(
+    values: Sequence[float],
+    title: str,
+    xlabel: str,
+    ylabel: str = "customers",
+    bins: int = 40,
+    log_y: bool = False,
+    color: str = BLUE,
+) -> str:
+    """A histogram of a continuous value."""
+    data = np.asarray(values, dtype=float)
+    with _figure() as fig:
+        ax = fig.add_subplot()
+        ax.hist(data, bins=bins, color=color, edgecolor="white", linewidth=0.4)
+        ax.grid(axis="x", visible=False)
+        ax.set_title(title)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        if log_y:
+            ax.set_yscale("log")
+            ax.yaxis.set_minor_locator(NullLocator())
+            ax.yaxis.set_major_formatter(_PLAIN)
+        return _data_uri(fig)
+
+
+def heatmap(
+    counts: np.ndarray,
+    notes: list[list[str]],
+    row_labels: Sequence[object],
+    col_labels: Sequence[object],
+    title: str,
+    xlabel: str,
+    ylabel: str,
+) -> str:
+    """An annotated count matrix (row 0 drawn on top)."""
+    with _figure(height=3.6) as fig:
+        ax = fig.add_subplot()
+        image = ax.imshow(counts, cmap="Blues", aspect="auto", vmin=0)
+        ax.set_xticks(range(len(col_labels)), [str(c) for c in col_labels])
+        ax.set_yticks(range(len(row_labels)), [str(r) for r in row_labels])
+        ax.grid(False)
+        ax.spines[:].set_visible(False)
+        ax.set_title(title)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        peak = counts.max() if counts.size else 0
+        for i in range(counts.shape[0]):
+            for j in range(counts.shape[1]):
+                dark = peak and counts[i, j] > 0.55 * peak
+                ax.text(
+                    j,
+                    i,
+                    notes[i][j],
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if dark else "#222222",
+                )
+        fig.colorbar(image, ax=ax, label="customers", shrink=0.9)
+        return _data_uri(fig)
+
+
+def nice_number(value: float) -> str:
+    """A compact label for a money amount: 950, 1.2k, 3.4M."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    for limit, suffix in ((1e6, "M"), (1e3, "k")):
+        if abs(value) >= limit:
+            return f"{value / limit:.1f}{suffix}"
+    return f"{value:.0f}"

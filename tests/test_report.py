@@ -1,0 +1,285 @@
+"""The run report (issue 7): one self-contained, escaped HTML file and a markdown summary,
+built from a small warehouse written by hand (no pipeline run, so the test stays fast)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from ccv.reporting import (
+    SECTION_TITLES,
+    ReportError,
+    build_report,
+    markdown_summary,
+    write_report,
+)
+
+INJECTED = '<script>alert("quarantine")</script>'
+OPTIONAL_TABLES = ("segment_moves", "customer_value", "match_evidence", "nps_summary")
+T0 = dt.datetime(2026, 11, 1, 2, 0)
+
+BASE = """
+create table runs (run_id varchar, as_of_date date, started_at timestamp,
+                   finished_at timestamp, status varchar, full_refresh boolean);
+insert into runs values
+  ('20261031T020000-aaaaaa', '2026-10-30', '2026-10-31 02:00', '2026-10-31 02:01', 'published',
+   false),
+  ('20261101T020000-bbbbbb', '2026-10-31', '2026-11-01 02:00', '2026-11-01 02:03', 'published',
+   false);
+
+create table ingest_log (run_id varchar, source varchar, kind varchar, source_file varchar,
+  content_hash varchar, status varchar, rows_read bigint, rows_loaded bigint,
+  rows_quarantined bigint, message varchar, started_at timestamp, finished_at timestamp);
+insert into ingest_log values
+  ('20261031T020000-aaaaaa', 'crm', 'customers', '/in/crm.csv', 'h1', 'loaded', 7, 6, 1, null,
+   '2026-10-31 02:00', '2026-10-31 02:00:01'),
+  ('20261101T020000-bbbbbb', 'crm', 'customers', '/in/crm.csv', 'h1', 'unchanged', 0, 0, 0,
+   'same content already loaded', '2026-11-01 02:00', '2026-11-01 02:00:01'),
+  ('20261101T020000-bbbbbb', 'web', 'orders', '/in/web.jsonl', 'h2', 'loaded', 8, 6, 2, null,
+   '2026-11-01 02:00', '2026-11-01 02:00:02');
+
+create table quarantine (run_id varchar, source varchar, source_file varchar,
+  row_number bigint, line_number bigint, field varchar, rule varchar, raw_value varchar,
+  message varchar, raw_record json, quarantined_at timestamp);
+insert into quarantine values
+  ('20261031T020000-aaaaaa', 'crm', '/in/crm.csv', 3, null, 'email', 'email_syntax', $inj$,
+   'email: email_syntax', '{}', '2026-10-31 02:00'),
+  ('20261101T020000-bbbbbb', 'web', '/in/web.jsonl', 2, null, 'net_amount', 'parse_decimal',
+   '12,5O', 'net_amount: parse_decimal', '{}', '2026-11-01 02:00'),
+  ('20261101T020000-bbbbbb', 'web', '/in/web.jsonl', 5, null, 'order_id', 'duplicate_id',
+   'W1', 'order_id: duplicate_id', '{}', '2026-11-01 02:00');
+
+create table raw_customers (source varchar, source_record_id varchar);
+insert into raw_customers values ('crm', 'a'), ('crm', 'b'), ('crm', 'c');
+create table stg_customers as select * from raw_customers;
+
+create table customer_xref (source varchar, source_record_id varchar, record_kind varchar,
+  customer_id varchar, match_rule varchar, run_id varchar);
+insert into customer_xref values
+  ('crm', 'a', 'customer', 'C1', 'self', '20261031T020000-aaaaaa'),
+  ('web', 'W1', 'order', 'C1', 'email', '20261101T020000-bbbbbb'),
+  ('web', 'W2', 'order', 'C1', 'email', '20261101T020000-bbbbbb'),
+  ('crm', 'b', 'customer', 'C2', 'self', '20261031T020000-aaaaaa'),
+  ('web', 'W3', 'order', 'C2', 'phone', '20261101T020000-bbbbbb'),
+  ('crm', 'c', 'customer', 'C3', 'self', '20261031T020000-aaaaaa');
+
+create table identity_events (run_id varchar, event_type varchar, customer_id varchar,
+  other_customer_id varchar, source varchar, source_record_id varchar, reason varchar,
+  occurred_at timestamp);
+insert into identity_events values
+  ('20261031T020000-aaaaaa', 'new', 'C1', null, 'crm', 'a', 'new cluster', '2026-10-31 02:00'),
+  ('20261101T020000-bbbbbb', 'merge', 'C1', 'C9', 'web', 'W2', 'shared email',
+   '2026-11-01 02:00'),
+  ('20261101T020000-bbbbbb', 'record_moved', 'C2', 'C1', 'web', 'W3', 'shared phone',
+   '2026-11-01 02:00');
+
+create table customers (customer_id varchar, full_name varchar);
+insert into customers values ('C1', 'Ann <b>Bold</b>'), ('C2', 'Bob'), ('C3', 'Cy');
+
+create table orders (order_id varchar, customer_id varchar, net_amount decimal(12, 2));
+insert into orders values ('W1', 'C1', 10), ('W2', 'C1', 20), ('W3', 'C2', 5);
+
+create table survey_responses (response_id varchar, customer_id varchar,
+  submitted_at timestamp, nps integer, csat integer);
+insert into survey_responses values
+  ('S1', 'C1', '2026-10-01', 10, 5), ('S2', 'C2', '2026-10-02', 3, 2),
+  ('S3', 'C3', '2026-10-03', 8, 4), ('S4', null, '2026-10-04', 9, null),
+  ('S5', null, '2026-10-05', null, 3);
+
+create table rfm_scores (customer_id varchar, recency_days integer, frequency integer,
+  monetary decimal(12, 2), r_score integer, f_score integer, m_score integer,
+  rfm_segment varchar);
+insert into rfm_scores values
+  ('C1', 3, 2, 30, 5, 5, 5, 'Champions'),
+  ('C2', 40, 1, 5, 3, 1, 1, 'About to Sleep');
+
+create table loyalty_segments (customer_id varchar, rfm_segment varchar, loyalty_cell varchar,
+  loyalty_stage varchar);
+insert into loyalty_segments values
+  ('C1', 'Champions', 'true_loyalty', 'advocate'),
+  ('C2', 'About to Sleep', 'no_loyalty', 'first_time_buyer'),
+  ('C3', null, 'no_loyalty', 'prospect');
+create table customer_360 as
+  select c.customer_id, c.full_name, l.rfm_segment, l.loyalty_cell, l.loyalty_stage
+  from customers c join loyalty_segments l using (customer_id);
+"""
+
+OPTIONAL = """
+create table segment_moves (as_of_date date, previous_snapshot_on date, customer_id varchar,
+  dimension varchar, from_value varchar, to_value varchar, move_type varchar);
+insert into segment_moves values
+  ('2026-10-31', '2026-10-30', 'C1', 'rfm_segment', 'Loyal Customers', 'Champions', 'moved'),
+  ('2026-10-31', '2026-10-30', 'C3', 'loyalty_stage', null, 'prospect', 'new_customer');
+
+create table customer_value (customer_id varchar, clv double, model_fitted boolean);
+insert into customer_value values ('C1', 120.5, true), ('C2', 14.25, true), ('C3', null, true);
+
+create table match_evidence (left_id varchar, right_id varchar, match_weight double);
+insert into match_evidence values ('a', 'W1', 12.5), ('b', 'W3', 3.1), ('a', 'c', -4.0);
+
+create table nps_summary (as_of_date date, responses integer, promoters integer,
+  passives integer, detractors integer, nps double);
+insert into nps_summary values ('2026-10-31', 4, 2, 1, 1, 25.0);
+"""
+
+
+def make_warehouse(path: Path, optional: bool) -> Path:
+    sql = BASE.replace("$inj$", "'" + INJECTED.replace("'", "''") + "'")
+    with duckdb.connect(str(path)) as con:
+        con.execute(sql + (OPTIONAL if optional else ""))
+    return path
+
+
+@pytest.fixture(scope="module", params=[False, True], ids=["core_tables", "with_optional_tables"])
+def warehouse(request, tmp_path_factory) -> tuple[Path, bool, Path]:
+    """(warehouse file, has optional tables, its report written by write_report) — built once
+    per module: drawing the charts is the slow part."""
+    folder = tmp_path_factory.mktemp("report")
+    db = make_warehouse(folder / "ccv.duckdb", request.param)
+    return db, request.param, write_report(db, folder / "out" / "report.html")
+
+
+class TagChecker(HTMLParser):
+    """Collects tags; fails on a closing tag that does not match the open one."""
+
+    VOID = frozenset({"meta", "img", "br", "hr", "link", "input", "col", "source", "wbr"})
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.stack: list[str] = []
+        self.errors: list[str] = []
+        self.tags: list[tuple[str, dict]] = []
+        self.title = ""
+        self._in_title = False
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+        if tag not in self.VOID:
+            self.stack.append(tag)
+        self._in_title = tag == "title"
+
+    def handle_startendtag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_endtag(self, tag):
+        if not self.stack or self.stack[-1] != tag:
+            self.errors.append(f"</{tag}> closes {self.stack[-1:] or 'nothing'}")
+        else:
+            self.stack.pop()
+        self._in_title = False
+
+    def handle_data(self, data):
+        if self._in_title:
+            self.title += data
+
+
+def parse(text: str) -> TagChecker:
+    checker = TagChecker()
+    checker.feed(text)
+    checker.close()
+    return checker
+
+
+def test_report_is_one_self_contained_html_file(warehouse):
+    db, _, out = warehouse
+
+    assert out == db.parent / "out" / "report.html"
+    assert [p.name for p in out.parent.iterdir()] == ["report.html"]  # no temp file left
+    text = out.read_text(encoding="utf-8")
+    assert len(text.encode()) < 1_000_000
+    for external in ('src="http', "src='http", 'href="http', "href='http", "url(http", "@import"):
+        assert external not in text.lower()
+    assert "<link" not in text and "<script" not in text
+
+    checker = parse(text)
+    assert checker.errors == []
+    assert checker.stack == []
+    assert checker.title.startswith("ccv run report") and "20261101T020000-bbbbbb" in checker.title
+    headings = re.findall(r"<h2>.*?</h2>", text, flags=re.S)
+    for title in SECTION_TITLES:
+        assert any(title in h for h in headings), title
+    images = [attrs["src"] for tag, attrs in checker.tags if tag == "img"]
+    assert all(src.startswith("data:image/png;base64,") for src in images)
+    assert text.count('<img src="data:image/png;base64,') >= 5
+
+
+def test_values_from_the_warehouse_are_escaped(warehouse):
+    text = warehouse[2].read_text(encoding="utf-8")
+    assert INJECTED not in text
+    assert "&lt;script&gt;alert(&#34;quarantine&#34;)&lt;/script&gt;" in text
+    assert "<script" not in text
+
+
+def test_missing_optional_tables_are_skipped_with_a_sentence(warehouse):
+    _, optional, out = warehouse
+    text = out.read_text(encoding="utf-8")
+    for table in OPTIONAL_TABLES:
+        sentence = f"Not shown: the warehouse has no {table} table."
+        assert (sentence in text) is not optional, table
+    images = text.count('<img src="data:image/png;base64,')
+    assert images == (9 if optional else 7)
+    if optional:
+        assert "Loyal Customers" in text and "25.0" in text  # a move; nps_summary's NPS
+
+
+def test_report_defaults_to_the_latest_published_run(warehouse):
+    latest = warehouse[2].read_text(encoding="utf-8")
+    assert "web.jsonl" in latest  # a file of that run
+    assert "record_moved" in latest and ">merge<" in latest  # its identity events
+    assert "No identity events in this run" not in latest
+
+
+def test_report_of_an_earlier_run(tmp_path):
+    db = make_warehouse(tmp_path / "ccv.duckdb", optional=False)
+    with duckdb.connect(str(db), read_only=True) as con:
+        first = build_report(con, "20261031T020000-aaaaaa")
+        with pytest.raises(ReportError, match="not in this warehouse"):
+            build_report(con, "no-such-run")
+    assert "20261031T020000-aaaaaa" in first and "2026-10-30" in first
+    assert "crm.csv" in first and "web.jsonl" not in first.split('id="stages"')[0]
+    assert "record_moved" not in first and ">new<" in first
+
+
+def test_empty_warehouse_gives_a_report_of_sentences(tmp_path):
+    db = tmp_path / "empty.duckdb"
+    duckdb.connect(str(db)).close()
+    text = write_report(db, tmp_path / "report.html").read_text()
+    assert parse(text).errors == []
+    for title in SECTION_TITLES:
+        assert title in text
+    assert text.count("Not shown:") >= len(SECTION_TITLES)
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert "no run recorded" in markdown_summary(con)
+
+
+def test_markdown_summary(warehouse):
+    db, optional, _ = warehouse
+    with duckdb.connect(str(db), read_only=True) as con:
+        md = markdown_summary(con)
+    assert md.startswith("### ccv run 20261101T020000-bbbbbb · as of 2026-10-31 · published")
+    for rule in ("email_syntax", "parse_decimal", "duplicate_id"):
+        assert rule in md
+    for segment in ("Champions", "About to Sleep", "true_loyalty", "no_loyalty"):
+        assert segment in md
+    assert "| web | orders | 1 | 8 | 6 | 2 |" in md  # rows per source
+    assert "| merge | 1 | 1 |" in md  # identity events of the run
+    assert "<script" not in md and "base64" not in md
+    assert ("Loyal Customers" in md) is optional  # segment moves
+    assert len(md) < 4000
+
+
+def test_write_report_replaces_the_file_atomically(tmp_path):
+    db = tmp_path / "empty.duckdb"
+    duckdb.connect(str(db)).close()
+    out = tmp_path / "report.html"
+    out.write_text("old")
+    write_report(db, out)
+    assert out.read_text().startswith("<!DOCTYPE html>")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.duckdb", "report.html"]
+    with pytest.raises(FileNotFoundError):
+        write_report(tmp_path / "missing.duckdb", out)
