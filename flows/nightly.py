@@ -10,6 +10,7 @@ import datetime as dt
 from pathlib import Path
 
 from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from prefect.schedules import Cron
@@ -25,6 +26,7 @@ ingest_task = task(
 resolve_task = task(pipeline.resolve_stage, name="resolve", cache_policy=NO_CACHE)
 build_task = task(pipeline.build_stage, name="build", cache_policy=NO_CACHE)
 publish_task = task(pipeline.publish_stage, name="publish", cache_policy=NO_CACHE)
+report_task = task(pipeline.report_stage, name="report", cache_policy=NO_CACHE)
 
 
 def _run_name() -> str:
@@ -45,7 +47,13 @@ def nightly(
         resolved = resolve_task(run, config)
         as_of = build_task(run, config, as_of)
         publish_task(run, config)
-    return pipeline.summarize(run, files, resolved, as_of)
+        report, markdown = report_task(run)
+        create_markdown_artifact(
+            markdown=markdown + f"\n\nFull report: `{report}`",
+            key="ccv-run-report",
+            description=f"ccv nightly run {run.run_id}",
+        )
+    return pipeline.summarize(run, files, resolved, as_of, report)
 
 
 def deployment(config: Config, config_path: Path):

@@ -24,6 +24,7 @@ from ccv.identity.standalone import (
 )
 from ccv.ingest.load import IngestError
 from ccv.pipeline import RunSummary
+from ccv.reporting import ReportError, write_report
 from ccv.warehouse import versions
 from ccv.warehouse.lock import WarehouseLock, WarehouseLocked
 from ccv.warehouse.models import DataCheckError
@@ -183,6 +184,27 @@ def shell(config: ConfigOption = Path("ccv.toml")) -> None:
 
 
 @app.command()
+def report(
+    config: ConfigOption = Path("ccv.toml"),
+    out: Annotated[Path, typer.Option(help="HTML file to write.")] = Path("report.html"),
+    run_id: Annotated[
+        str | None, typer.Option(help="Run to report on (default: the latest published).")
+    ] = None,
+) -> None:
+    """Write the self-contained HTML report of the published warehouse."""
+    layout = versions.Layout.from_config(_load(config))
+    if not layout.db_link.exists():
+        err.print(f"[bold red]no published warehouse[/] at {layout.db_link}: run `ccv run` first")
+        raise typer.Exit(1)
+    try:
+        written = write_report(layout.db_link, out, run_id)
+    except ReportError as exc:
+        err.print(f"[bold red]no report[/]: {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    console.print(f"report: {written}")
+
+
+@app.command()
 def rollback(
     config: ConfigOption = Path("ccv.toml"),
     to: Annotated[
@@ -269,6 +291,8 @@ def print_summary(summary: RunSummary) -> None:
     console.print(f"tables: {tables}")
     console.print(f"warehouse: {summary.warehouse_path}")
     console.print(f"marts (Parquet): {summary.marts_dir}")
+    if summary.report_path:
+        console.print(f"report: {summary.report_path}")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ read, with one atomic rename — so a crash at any point leaves the published wa
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,26 +18,27 @@ from pathlib import Path
 
 import duckdb
 
+from ccv.analytics.customer_value import build_customer_value
+from ccv.analytics.segment_history import ensure_segment_history, snapshot_segments
 from ccv.config import Config
 from ccv.identity.resolve import ResolveResult, resolve
 from ccv.ingest.load import FileResult, ingest
+from ccv.reporting import markdown_summary, write_report
 from ccv.warehouse import models, versions
 from ccv.warehouse.lock import WarehouseLock
 from ccv.warehouse.schema import ensure_schema
 
-# Marts published as Parquet snapshots, with a `<table>_history` view over all kept snapshots.
-MART_TABLES = ("customer_360", "rfm_scores", "loyalty_segments")
+log = logging.getLogger(__name__)
 
-SEGMENT_HISTORY_DDL = """
-create table if not exists segment_history (
-    snapshot_on date not null,
-    run_id varchar not null,
-    customer_id varchar not null,
-    rfm_segment varchar,
-    loyalty_cell varchar,
-    loyalty_stage varchar
+# Marts published as Parquet snapshots, with a `<table>_history` view over all kept snapshots.
+MART_TABLES = (
+    "customer_360",
+    "rfm_scores",
+    "loyalty_segments",
+    "customer_value",
+    "segment_moves",
+    "nps_summary",
 )
-"""
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,7 @@ class RunSummary:
     segments: dict[str, int] = field(default_factory=dict)
     warehouse_path: Path | None = None
     marts_dir: Path | None = None
+    report_path: Path | None = None
 
 
 def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
@@ -156,17 +159,19 @@ def build_stage(run: Run, config: Config, as_of: dt.date | None = None) -> dt.da
         }
         for name, (value, sql_type) in variables.items():
             con.execute(f"set variable {name} = ?::{sql_type}", [value])
-        con.execute(SEGMENT_HISTORY_DDL)
-        models.build(con, layers=("core", "marts"))
-        con.execute("delete from segment_history where snapshot_on = ?", [as_of])
-        con.execute(
-            """
-            insert into segment_history
-            select ?, ?, customer_id, rfm_segment, loyalty_cell, loyalty_stage
-            from loyalty_segments
-            """,
-            [as_of, run.run_id],
+        models.build(con, layers=("core",))
+        value = build_customer_value(
+            con,
+            as_of,
+            horizon_months=config.analytics.clv_horizon_months,
+            monthly_discount_rate=config.analytics.clv_monthly_discount_rate,
         )
+        for error in (value.bgnbd_error, value.gamma_gamma_error):
+            if error:
+                log.warning("CLV predictions left NULL: %s", error)
+        ensure_segment_history(con)
+        models.build(con, layers=("marts",))
+        snapshot_segments(con, as_of)
         con.execute("update runs set as_of_date = ? where run_id = ?", [as_of, run.run_id])
     return as_of
 
@@ -200,8 +205,23 @@ def publish_stage(run: Run, config: Config) -> None:
     versions.publish(layout, run.run_id)
 
 
+def report_stage(run: Run) -> tuple[Path, str]:
+    """Write the run's HTML report into its published version; return it and a markdown summary.
+
+    Runs after publishing, so a report problem can never hold back the data.
+    """
+    out = write_report(run.build_path, run.layout.version(run.run_id) / "report.html", run.run_id)
+    with connect(run.build_path, read_only=True) as con:
+        markdown = markdown_summary(con, run.run_id)
+    return out, markdown
+
+
 def summarize(
-    run: Run, files: list[FileResult], resolved: ResolveResult, as_of: dt.date
+    run: Run,
+    files: list[FileResult],
+    resolved: ResolveResult,
+    as_of: dt.date,
+    report: Path | None = None,
 ) -> RunSummary:
     """Collect the counts the CLI prints, from the published warehouse."""
     summary = RunSummary(
@@ -211,6 +231,7 @@ def summarize(
         resolved,
         warehouse_path=run.layout.db_link,
         marts_dir=run.layout.marts_link,
+        report_path=report,
     )
     with connect(run.layout.db_link, read_only=True) as con:
         for table in ("customers", "orders", "survey_responses", "quarantine", *MART_TABLES):
@@ -260,4 +281,5 @@ def run_nightly(
         resolved = resolve_stage(run, config)
         as_of = build_stage(run, config, as_of)
         publish_stage(run, config)
-    return summarize(run, files, resolved, as_of)
+        report, _ = report_stage(run)
+    return summarize(run, files, resolved, as_of, report)

@@ -24,7 +24,12 @@ from ccv.config import Config, IdentityConfig
 from ccv.identity.clustering import Guards, cluster
 from ccv.identity.golden import build_golden
 from ccv.identity.stable_ids import assign_ids
-from ccv.identity.standardize import clean_text, split_full_name, standardize_customers
+from ccv.identity.standardize import (
+    clean_text,
+    normalize_phone,
+    split_full_name,
+    standardize_customers,
+)
 from ccv.identity.store import (
     ensure_identity_tables,
     id_registry,
@@ -62,9 +67,12 @@ def tuple_key(alias: str = "") -> str:
     )
 
 
+# kind -> (staged table, id column, time column, SQL naming the referenced CRM source or None to
+# take it from the source's `customer_source` in the config)
 TRANSACTIONS = {
-    "order": ("stg_orders", "order_id", "ordered_at"),
-    "survey": ("stg_survey_responses", "response_id", "submitted_at"),
+    "order": ("stg_orders", "order_id", "ordered_at", None),
+    "survey": ("stg_survey_responses", "response_id", "submitted_at", None),
+    "consent": ("stg_consents", "consent_id", "consented_at", "customer_source"),
 }
 
 
@@ -74,24 +82,24 @@ def gather_records(con: duckdb.DuckDBPyConnection, config: Config) -> pd.DataFra
     `ref_record_id`). Transactions with no identifier at all are left out (anonymous)."""
     ref_source = {s.name: s.customer_source for s in config.sources if s.customer_source}
     cases = " ".join(f"when '{src}' then '{ref}'" for src, ref in ref_source.items())
-    ref_expr = f"case source {cases} end" if cases else "null"
+    config_ref = f"case source {cases} end" if cases else "null"
     transactions = " union all ".join(
         f"""
         select '{kind}', source, {tuple_key()}, null, null, null, any_value(email),
-               any_value(phone), any_value(loyalty_id), null, null, null, null,
-               max({time_col}), any_value({ref_expr}), any_value(customer_record_id),
+               any_value(phone), any_value(loyalty_id), null, null, null, null, null,
+               max({time_col}), any_value({ref_sql or config_ref}), any_value(customer_record_id),
                count(*), min({time_col})
         from {table}
         where coalesce(email, phone, loyalty_id, customer_record_id) is not null
         group by source, {tuple_key()}
         """
-        for kind, (table, _, time_col) in TRANSACTIONS.items()
+        for kind, (table, _, time_col, ref_sql) in TRANSACTIONS.items()
     )
     return con.execute(
         f"""
         select 'customer' as record_kind, source, source_record_id,
                first_name, last_name, full_name, email, phone, loyalty_id, birth_date, postcode,
-               city, country, coalesce(updated_at, created_at) as observed_at,
+               city, country, phone_region, coalesce(updated_at, created_at) as observed_at,
                null::varchar as ref_source, null::varchar as ref_record_id,
                1 as transactions, coalesce(created_at, updated_at) as first_observed_at
         from stg_customers
@@ -110,7 +118,7 @@ def write_crosswalk(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
         from identity_records where record_kind = 'customer'
         """
     ]
-    for kind, (table, id_col, _) in TRANSACTIONS.items():
+    for kind, (table, id_col, _, _) in TRANSACTIONS.items():
         parts.append(
             f"""
             select t.source, t.{id_col}, '{kind}', ir.customer_id, ir.match_rule
@@ -185,7 +193,7 @@ def resolve(
     records, anonymous = con.execute(
         f"""
         select (select count(*) from customer_xref),
-               {" + ".join(f"(select count(*) from {t})" for t, _, _ in TRANSACTIONS.values())}
+               {" + ".join(f"(select count(*) from {t})" for t, *_ in TRANSACTIONS.values())}
                - (select count(*) from customer_xref where record_kind <> 'customer')
         """
     ).fetchone()
@@ -223,6 +231,12 @@ def standardize(records: pd.DataFrame, identity: IdentityConfig) -> pd.DataFrame
     missing = [c for c in ("first_name", "last_name", "full_name") if c not in records]
     records = records.assign(**dict.fromkeys(missing))
     std = standardize_customers(records, default_region=identity.default_phone_region)
+    if "phone_region" in records:
+        # a source may declare its own region for national numbers (`phone_region`)
+        for region in records["phone_region"].dropna().unique():
+            if region != identity.default_phone_region:
+                rows = records["phone_region"] == region
+                std.loc[rows, "std_phone"] = normalize_phone(records.loc[rows, "phone"], region)
     split = split_full_name(std["full_name"])
     std["first_name"] = clean_text(std["first_name"]).fillna(split["first_name"])
     std["last_name"] = clean_text(std["last_name"]).fillna(split["last_name"])
