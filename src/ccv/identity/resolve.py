@@ -23,6 +23,7 @@ import pandas as pd
 from ccv.config import Config, IdentityConfig
 from ccv.identity.clustering import Guards, cluster
 from ccv.identity.golden import build_golden
+from ccv.identity.matching import MatchResult, probabilistic_links, probability_to_weight
 from ccv.identity.stable_ids import assign_ids
 from ccv.identity.standardize import (
     clean_text,
@@ -38,9 +39,9 @@ from ccv.identity.store import (
 )
 
 LINK_KEYS = {"std_email_key": "email", "std_phone": "phone", "std_loyalty_id": "loyalty_id"}
-# Deterministic links are all strong; their order decides which link a guard cuts first.
-LINK_WEIGHTS = {"customer_record_id": 40.0, "loyalty_id": 30.0, "email": 25.0, "phone": 20.0}
-STRONG_WEIGHT = 15.0
+# Deterministic links are all strong (above any strong threshold up to p = 0.999999); their order
+# decides which link a guard cuts first.
+LINK_WEIGHTS = {"customer_record_id": 40.0, "loyalty_id": 30.0, "email": 25.0, "phone": 22.0}
 
 
 @dataclass(frozen=True)
@@ -136,37 +137,37 @@ def write_crosswalk(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
 
 
 def link_pairs(records: pd.DataFrame) -> pd.DataFrame:
-    """Edges (left, right, rule) between record positions that share a deterministic key.
+    """Deterministic edges (left, right, rule) that involve transaction records.
 
-    Each group of records sharing a key is linked as a star to its first member, which gives the
-    same components as all pairs at linear cost.
+    Records sharing a key are linked as a star to one centre — a customer record when the group
+    has one — which gives the same components as all pairs at linear cost. Two customer records
+    are never linked here: whether two CRM rows are one person is the probabilistic matcher's
+    call (a shared household email must not merge two people).
     """
     edges = []
-    position = pd.Series(range(len(records)), index=records.index)
+    position = np.arange(len(records))
+    is_crm = (records["record_kind"] == "customer").to_numpy()
     for column, rule in LINK_KEYS.items():
-        keyed = records[column].notna()
-        first = position[keyed].groupby(records.loc[keyed, column], sort=False).transform("min")
-        star = pd.DataFrame({"left": first, "right": position[keyed], "rule": rule})
-        edges.append(star[star["left"] != star["right"]])
-    # orders/surveys that name their CRM record
-    crm = records[records["record_kind"] == "customer"]
-    crm_pos = pd.Series(position[crm.index].values, index=[crm["source"], crm["source_record_id"]])
+        keyed = records[column].notna().to_numpy()
+        frame = pd.DataFrame(
+            {"key": records[column].to_numpy()[keyed], "pos": position[keyed], "crm": is_crm[keyed]}
+        ).sort_values(["key", "crm", "pos"], ascending=[True, False, True])
+        centre = frame.groupby("key", sort=False)["pos"].transform("first")
+        centre_is_crm = pd.Series(is_crm[centre.to_numpy()], index=frame.index)
+        star = frame.assign(left=centre, rule=rule)
+        star = star[(star["pos"] != star["left"]) & ~(star["crm"] & centre_is_crm)]
+        edges.append(star[["left", "pos", "rule"]].rename(columns={"pos": "right"}))
+    # transactions that name their CRM record
+    crm = records[is_crm]
+    crm_pos = pd.Series(position[is_crm], index=[crm["source"], crm["source_record_id"]])
     refs = records[records["ref_record_id"].notna()]
     if len(refs):
         target = crm_pos.reindex(list(zip(refs["ref_source"], refs["ref_record_id"], strict=True)))
         ref_edges = pd.DataFrame(
-            {
-                "left": target.values,
-                "right": position[refs.index].values,
-                "rule": "customer_record_id",
-            }
+            {"left": target.to_numpy(), "right": position[refs.index], "rule": "customer_record_id"}
         ).dropna()
         edges.append(ref_edges.astype({"left": "int64"}))
-    return (
-        pd.concat(edges, ignore_index=True)
-        if edges
-        else pd.DataFrame(columns=["left", "right", "rule"])
-    )
+    return pd.concat(edges, ignore_index=True).astype({"left": "int64", "right": "int64"})
 
 
 def resolve(
@@ -175,7 +176,7 @@ def resolve(
     """Cluster identity records into customers with stable ids; write the identity tables."""
     ensure_identity_tables(con)
     std = standardize(gather_records(con, config).reset_index(drop=True), config.identity)
-    std["cluster"], edges = link_and_cluster(std, config.identity)
+    std["cluster"], edges, matched = link_and_cluster(std, config.identity)
     std["record_key"] = std["source"] + ":" + std["source_record_id"]
     assignment = assign_ids(
         std[["record_key", "cluster"]], previous_crosswalk(con), id_registry(con)
@@ -188,6 +189,7 @@ def resolve(
     std["match_rule"] = pd.Series(std.index.map(rule_of), index=std.index).fillna("self")
     _write(con, "identity_records", identity_columns(std))
     write_crosswalk(con, run_id)
+    write_evidence(con, std, edges, matched, run_id)
     build_golden(con, config.identity.survivorship)
     events = assignment.events["event_type"].value_counts().to_dict()
     records, anonymous = con.execute(
@@ -205,14 +207,82 @@ def resolve(
     )
 
 
+def write_evidence(
+    con: duckdb.DuckDBPyConnection,
+    std: pd.DataFrame,
+    edges: pd.DataFrame,
+    matched: MatchResult,
+    run_id: str,
+) -> None:
+    """match_evidence (every link a customer rests on, field by field), match_params (the m/u
+    estimates of this run) and oversized_blocks (blocks reported instead of compared)."""
+    evidence = edges.copy()
+    for side in ("left", "right"):
+        evidence[f"{side}_source"] = std["source"].to_numpy()[evidence[side].to_numpy()]
+        evidence[f"{side}_record_id"] = std["source_record_id"].to_numpy()[evidence[side]]
+    evidence["customer_id"] = std["customer_id"].to_numpy()[evidence["left"].to_numpy()]
+    evidence["run_id"] = run_id
+    columns = [
+        "run_id",
+        "customer_id",
+        "left_source",
+        "left_record_id",
+        "right_source",
+        "right_record_id",
+        "rule",
+        "weight",
+        "probability",
+    ]
+    columns += [c for c in evidence.columns if c.endswith(("_level", "_weight"))]
+    _write(
+        con,
+        "match_evidence",
+        evidence[columns].rename(
+            columns={"weight": "match_weight", "probability": "match_probability"}
+        ),
+    )
+    params = matched.params.to_json() if matched.params else None
+    con.execute(
+        "create or replace table match_params (run_id varchar, candidate_pairs bigint, params json)"
+    )
+    con.execute(
+        "insert into match_params values (?, ?, ?)", [run_id, matched.candidate_pairs, params]
+    )
+    con.execute(
+        "create or replace table oversized_blocks (run_id varchar, rule varchar, "
+        "key varchar, size bigint)"
+    )
+    if len(matched.oversized_blocks):
+        con.register("_oversized", matched.oversized_blocks)
+        con.execute(
+            "insert into oversized_blocks select ?, rule, key, size from _oversized", [run_id]
+        )
+        con.unregister("_oversized")
+
+
 def link_and_cluster(
     std: pd.DataFrame, identity: IdentityConfig
-) -> tuple[np.ndarray, pd.DataFrame]:
-    """Cluster label per standardised record, and the links (left, right, rule, weight)."""
-    edges = link_pairs(std)
-    edges["weight"] = edges["rule"].map(LINK_WEIGHTS)
-    labels, _ = cluster(len(std), edges, guards_for(std, identity), strong=STRONG_WEIGHT)
-    return labels, edges
+) -> tuple[np.ndarray, pd.DataFrame, MatchResult]:
+    """Cluster label per standardised record; the links the clusters rest on; the match run.
+
+    Links are the deterministic edges of transactions plus the probabilistic links between
+    customer records (see matching.py); clustering applies the integrity guards.
+    """
+    deterministic = link_pairs(std)
+    deterministic["weight"] = deterministic["rule"].map(LINK_WEIGHTS)
+    deterministic["probability"] = 1.0
+    customers = np.flatnonzero((std["record_kind"] == "customer").to_numpy())
+    matched = probabilistic_links(
+        std,
+        customers,
+        identity.match_probability,
+        identity.max_block_size,
+        identity.min_records_to_estimate,
+    )
+    edges = pd.concat([deterministic, matched.links], ignore_index=True)
+    strong = probability_to_weight(identity.strong_match_probability)
+    labels, used = cluster(len(std), edges, guards_for(std, identity), strong=strong)
+    return labels, edges[used].reset_index(drop=True), matched
 
 
 def guards_for(std: pd.DataFrame, identity: IdentityConfig) -> Guards:
@@ -226,6 +296,24 @@ def guards_for(std: pd.DataFrame, identity: IdentityConfig) -> Guards:
     )
 
 
+PLACEHOLDER_BIRTH_DATES = ("1900-01-01", "1901-01-01", "0001-01-01", "9999-12-31")
+
+
+def blank_default_dates(birth_dates: pd.Series, min_records: int = 20) -> pd.Series:
+    """Blank birth dates that are system defaults rather than birthdays.
+
+    Real birthdays spread over ~26,000 days, so no date should hold more than a few hundredths of
+    a percent of people; a date held by at least `min_records` records and 0.2 % of them (a
+    form's default, a migration's filler) says nothing about identity, and matching on it would
+    link strangers. Known fillers such as 1900-01-01 are always blanked.
+    """
+    text = birth_dates.astype("string")
+    counts = text.value_counts()
+    threshold = max(min_records, 0.002 * int(text.notna().sum()))
+    defaults = set(counts[counts >= threshold].index) | set(PLACEHOLDER_BIRTH_DATES)
+    return birth_dates.mask(text.isin(defaults).fillna(False).astype(bool))
+
+
 def standardize(records: pd.DataFrame, identity: IdentityConfig) -> pd.DataFrame:
     """Comparison columns for every record, plus display first/last names (split if needed)."""
     missing = [c for c in ("first_name", "last_name", "full_name") if c not in records]
@@ -237,6 +325,7 @@ def standardize(records: pd.DataFrame, identity: IdentityConfig) -> pd.DataFrame
             if region != identity.default_phone_region:
                 rows = records["phone_region"] == region
                 std.loc[rows, "std_phone"] = normalize_phone(records.loc[rows, "phone"], region)
+    std["std_birth_date"] = blank_default_dates(std["std_birth_date"])
     split = split_full_name(std["full_name"])
     std["first_name"] = clean_text(std["first_name"]).fillna(split["first_name"])
     std["last_name"] = clean_text(std["last_name"]).fillna(split["last_name"])

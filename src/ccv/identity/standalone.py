@@ -111,23 +111,35 @@ def resolve_files(
     if unused:
         raise ResolveInputError(f"mapped column(s) found in no input: {unused}")
     records = pd.concat(frames, ignore_index=True)
-    records["record_kind"] = "customer"
-    records["ref_source"] = None
-    records["ref_record_id"] = None
-    progress(f"standardising {len(records):,} records")
-    std = standardize(records, identity)
-    progress("linking and clustering")
-    labels, _ = link_and_cluster(std, identity)
-    keys = records["source"] + ":" + records["source_record_id"]
-    anchors = keys.groupby(labels).min()
-    ids = pd.Series(mint_ids(anchors.tolist(), set()), index=anchors.index)
     return pd.DataFrame(
         {
             "record_id": records["source_record_id"],
             "source": records["source"],
-            "customer_id": pd.Series(labels).map(ids),
+            "customer_id": resolve_frame(records, identity, progress),
         }
     )
+
+
+def resolve_frame(
+    records: pd.DataFrame,
+    identity: IdentityConfig,
+    progress: Callable[[str], None] = lambda _: None,
+) -> pd.Series:
+    """A customer id per row of `records` (canonical columns + `source`, `source_record_id`).
+
+    Ids are minted from each cluster's smallest record key, so the same input gives the same ids.
+    """
+    records = records.reset_index(drop=True).assign(
+        record_kind="customer", ref_source=None, ref_record_id=None
+    )
+    progress(f"standardising {len(records):,} records")
+    std = standardize(records, identity)
+    progress("blocking, comparing, scoring and clustering")
+    labels, _, _ = link_and_cluster(std, identity)
+    keys = records["source"] + ":" + records["source_record_id"]
+    anchors = keys.groupby(labels).min()
+    ids = pd.Series(mint_ids(anchors.tolist(), set()), index=anchors.index)
+    return pd.Series(labels).map(ids)
 
 
 def write_parquet(frame: pd.DataFrame, out: Path) -> None:

@@ -310,6 +310,12 @@ def _bare(token: str) -> str:
     return token.replace(".", "").strip(",").casefold()
 
 
+def _drop_leading_titles(tokens: list[str]) -> list[str]:
+    while tokens and _bare(tokens[0]) in _TITLES:
+        tokens = tokens[1:]
+    return tokens
+
+
 def _split_name(text: str) -> tuple[str | None, str | None]:
     cleaned = _clean(text)
     if cleaned is None:
@@ -317,9 +323,11 @@ def _split_name(text: str) -> tuple[str | None, str | None]:
     # "Smith, Jr." / "Smith, John, PhD": drop comma-separated parts that are only suffixes
     parts = [p.strip() for p in cleaned.split(",")]
     parts = [p for p in parts if p and not all(_bare(t) in _SUFFIXES for t in p.split())]
-    if len(parts) >= 2:  # "LAST, First Middle"
-        tokens = [*parts[1].split(), *parts[0].split()]
-        last_start = len(parts[1].split())
+    if len(parts) >= 2:  # "LAST, First Middle"; a title may lead either part ("Mrs BELL, Emma")
+        given = _drop_leading_titles(parts[1].split())
+        surname = _drop_leading_titles(parts[0].split())
+        tokens = [*given, *surname]
+        last_start = len(given)
     else:
         tokens = " ".join(parts).split()
         last_start = None
@@ -354,11 +362,13 @@ def split_full_name(full: pd.Series) -> pd.DataFrame:
     dropped (first_name is the first given name). A single word is a first name, unless it
     followed a title ("Mr Smith").
 
-    >>> split_full_name(pd.Series(["Dr. Jane van der Berg", "SMITH, John Paul", "Mr Smith"]))
+    >>> split_full_name(pd.Series(["Dr. Jane van der Berg", "SMITH, John Paul", "Mr Smith",
+    ...                            "Mrs BELL, Emma"]))
       first_name     last_name
     0       Jane  van der Berg
     1       John         SMITH
     2        NaN         Smith
+    3       Emma          BELL
     """
     codes, uniques = _factorize(full)
     pairs = [_split_name(_to_text(u)) for u in uniques]
