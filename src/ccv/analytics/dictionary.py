@@ -484,6 +484,44 @@ def _customer_360() -> Table:
 
 CUSTOMER_360 = _customer_360()
 
+_PSEUDO_DROPPED = (
+    "customer_id",
+    "loyalty_id",
+    "first_name",
+    "last_name",
+    "full_name",
+    "birth_date",
+    "email",
+    "phone",
+    "address_line",
+    "city",
+    "postcode",
+)
+CUSTOMER_360_PSEUDO = Table(
+    "customer_360_pseudo",
+    "one row per row of `customer_360`, without direct identifiers",
+    "sql/marts/customer_360_pseudo.sql",
+    (
+        C(
+            "pseudo_id",
+            "VARCHAR",
+            "Keyed pseudonym of the customer: stable from run to run, not "
+            "computable without the key (see src/ccv/privacy/pseudonym.py).",
+            "sha256(pseudonym_key || ':' || customer_id)",
+        ),
+        C(
+            "postcode_outward",
+            "VARCHAR",
+            "Outward code of a UK postcode (`SW1A` of `SW1A 1AA`); NULL for other shapes.",
+            "leading area + district of postcode when it is a full UK postcode",
+        ),
+        C("birth_year", "BIGINT", "Year of birth.", "year(birth_date)"),
+        *_from(
+            CUSTOMER_360, *(c.name for c in CUSTOMER_360.columns if c.name not in _PSEUDO_DROPPED)
+        ),
+    ),
+)
+
 
 # ---------------------------------------------------------------- run-level marts
 
@@ -559,6 +597,7 @@ NPS_SUMMARY = Table(
 
 TABLES: tuple[Table, ...] = (
     CUSTOMER_360,
+    CUSTOMER_360_PSEUDO,
     RFM_SCORES,
     RFM_SEGMENT_MAP,
     LOYALTY_SEGMENTS,

@@ -29,6 +29,7 @@ from ccv.ingest.readers import (
     read_file,
     unreadable_lines,
 )
+from ccv.privacy.suppression import quarantine_erased, suppression_hashes
 from ccv.warehouse.schema import RAW_TABLES, ensure_schema
 
 
@@ -64,6 +65,7 @@ def ingest(
     """Ingest every configured source; raise IngestError if a mandatory source failed."""
     ensure_schema(con)
     record_sources(con, config)
+    suppressed = suppression_hashes(config)  # people erased on request (hashes only)
     results: list[FileResult] = []
     for source in config.sources:
         files = source_files(config, source)
@@ -86,7 +88,9 @@ def ingest(
             )
             continue
         for path in files:
-            results.append(ingest_file(con, config, source, path, run_id, now))
+            results.append(
+                ingest_file(con, config, source, path, run_id, now, suppressed=suppressed)
+            )
     failed = [
         r
         for r in results
@@ -145,6 +149,7 @@ def ingest_file(
     path: Path,
     run_id: str,
     now: dt.datetime,
+    suppressed: set[str] | None = None,
 ) -> FileResult:
     """Ingest one file of `source` (skipping it if this exact content was loaded before)."""
     started = dt.datetime.now()
@@ -178,7 +183,11 @@ def ingest_file(
     loaded = quarantined = 0
     if read.row_count:
         tolerance = config.run.future_tolerance_days
-        quarantined = _validate_and_load(con, source, read, mapped, run_id, name, now, tolerance)
+        erased_hashes = suppression_hashes(config) if suppressed is None else suppressed
+        phone_region = source.phone_region or config.identity.default_phone_region
+        quarantined = _validate_and_load(
+            con, source, read, mapped, run_id, name, now, tolerance, erased_hashes, phone_region
+        )
         loaded = read.row_count - quarantined
     if read.rejects:
         _quarantine_rejects(con, run_id, source, name, now, read.rejects)
@@ -194,13 +203,30 @@ def ingest_file(
     return _log(con, run_id, source, name, digest, started, result)
 
 
-def _validate_and_load(con, source, read, mapped, run_id, name, now, tolerance) -> int:
+def _validate_and_load(
+    con, source, read, mapped, run_id, name, now, tolerance, erased_hashes, phone_region
+) -> int:
     """Map the read rows, quarantine the invalid ones, load the rest; return rows quarantined."""
     con.execute(f"create or replace temp table _mapped as {mapped.sql}")
+    # Rows of people erased on request: quarantined (rule `erased`, no raw value or record).
+    erased = quarantine_erased(
+        con,
+        "_mapped",
+        source,
+        erased_hashes,
+        run_id=run_id,
+        source_file=name,
+        now=now,
+        phone_region=phone_region,
+    )
     bad = _violations(con, source, mapped.fields, now, tolerance)
     if source.lines_from:
         # An order and its nested lines load together: a bad line quarantines its order.
         lines = read_nested_lines(con, source, read.table, read.columns)
+        if erased:  # an erased person's order takes its lines with it
+            con.execute(
+                "delete from _mapped_lines where _order_row not in (select _row from _mapped)"
+            )
         bad = pd.concat([bad, line_violations(con, lines, now, tolerance)], ignore_index=True)
     con.register("_bad", bad)
     _quarantine_violations(con, run_id, source, name, now, read)
@@ -210,7 +236,7 @@ def _validate_and_load(con, source, read, mapped, run_id, name, now, tolerance) 
         load_lines(con, lines, run_id, name, now)
     con.unregister("_bad")
     con.execute("drop table _mapped")
-    return int(bad["_row"].nunique())
+    return int(bad["_row"].nunique()) + erased
 
 
 def _quarantine_violations(con, run_id, source: SourceConfig, name, now, read) -> None:

@@ -1,0 +1,1 @@
+"""Privacy requests: erasure (`forget`), subject access, suppression of erased people."""
