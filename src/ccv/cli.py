@@ -15,7 +15,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ccv.activation import ExportError, FilterRejected, export_segment
 from ccv.config import ConfigError, IdentityConfig, load_config
+from ccv.identity.explain import ExplainError, explain_customer, explain_pair
 from ccv.identity.standalone import (
     FIELD_SYNONYMS,
     ResolveInputError,
@@ -24,6 +26,8 @@ from ccv.identity.standalone import (
 )
 from ccv.ingest.load import IngestError
 from ccv.pipeline import RunSummary
+from ccv.privacy.access import subject_access
+from ccv.privacy.erasure import forget as forget_person
 from ccv.reporting import ReportError, write_report
 from ccv.warehouse import versions
 from ccv.warehouse.lock import WarehouseLock, WarehouseLocked
@@ -184,6 +188,62 @@ def shell(config: ConfigOption = Path("ccv.toml")) -> None:
 
 
 @app.command()
+def explain(
+    customer_id: Annotated[str | None, typer.Argument(help="A customer_id to explain.")] = None,
+    pair: Annotated[
+        tuple[str, str] | None,
+        typer.Option(help="Two records SOURCE:RECORD_ID to compare instead.", show_default=False),
+    ] = None,
+    config: ConfigOption = Path("ccv.toml"),
+) -> None:
+    """Why records were joined into a customer, or why two records were kept apart."""
+    if (customer_id is None) == (pair is None):
+        err.print("[bold red]give either a CUSTOMER_ID or --pair A B[/]")
+        raise typer.Exit(2)
+    with _published(config) as con:
+        try:
+            result = explain_pair(con, *pair) if pair else explain_customer(con, customer_id)
+        except ExplainError as exc:
+            err.print(f"[bold red]{exc}[/]", highlight=False)
+            raise typer.Exit(1) from None
+    if pair:
+        verdict = "the same customer" if result["same_customer"] else "different customers"
+        console.print(f"{pair[0]} and {pair[1]} are {verdict} ({', '.join(result['customers'])})")
+        if result["waterfall"]:
+            console.print("\n".join(result["waterfall"].lines()), highlight=False)
+            if result.get("guarded"):
+                console.print(
+                    "  a household guard capped this pair (different first name or "
+                    "birth date while sharing contact details)"
+                )
+        else:
+            console.print(result["note"])
+        return
+    golden = result["golden"]
+    console.print(
+        f"[bold]{customer_id}[/]: "
+        + ", ".join(f"{k}={v}" for k, v in golden.items() if k not in ("customer_id",)),
+        highlight=False,
+    )
+    for kind, source, n, examples in result["records"]:
+        console.print(f"  {n:>5} {kind} record(s) from {source}: {', '.join(examples)}")
+    scored = [w for w in result["links"] if w.prior is not None]
+    deterministic = [w for w in result["links"] if w.prior is None]
+    if not result["links"]:
+        console.print("no links: a single record")
+    if deterministic:
+        console.print(f"{len(deterministic)} deterministic link(s) (identical identifier):")
+        for waterfall in deterministic:
+            console.print(
+                f"  {waterfall.left} ↔ {waterfall.right}: same {waterfall.rule}", highlight=False
+            )
+    for waterfall in scored:
+        console.print("\n".join(waterfall.lines()), highlight=False)
+    for run_id, event, _other, reason in result["events"]:
+        console.print(f"  event {run_id}: {event} ({reason})", highlight=False)
+
+
+@app.command()
 def report(
     config: ConfigOption = Path("ccv.toml"),
     out: Annotated[Path, typer.Option(help="HTML file to write.")] = Path("report.html"),
@@ -248,6 +308,133 @@ def sample_data(
     for name, rows in counts.items():
         table.add_row(name, f"{rows:,}")
     console.print(table)
+
+
+# --- activation and privacy (docs/activation_and_privacy.md) ----------------------------------
+
+
+@app.command("export")
+def export_command(
+    channel: Annotated[
+        str, typer.Option(help="email | sms | postal | ads (ads: SHA-256 hashes only).")
+    ],
+    segment: Annotated[
+        str | None,
+        typer.Option(help="A value of rfm_segment, loyalty_cell or loyalty_stage."),
+    ] = None,
+    where: Annotated[
+        str | None,
+        typer.Option(help='Boolean filter over customer_360 columns, e.g. "lifetime_orders > 2".'),
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="csv | parquet")] = "csv",
+    out: Annotated[
+        Path | None, typer.Option(help="Output file (default: [activation] export_dir).")
+    ] = None,
+    config: ConfigOption = Path("ccv.toml"),
+) -> None:
+    """Export the contactable customers of a segment for one channel (consent, cap, logged)."""
+    cfg = _load(config)
+    try:
+        result = export_segment(
+            cfg,
+            segment=segment,
+            where=where,
+            channel=channel,
+            fmt=fmt,
+            out=out,
+            triggered_by="cli",
+        )
+    except (ExportError, FilterRejected) as exc:
+        err.print(f"[bold red]export refused[/]: {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    excluded = ", ".join(f"{n:,} {reason}" for reason, n in result.excluded.items() if n)
+    console.print(
+        f"export {result.export_id}: {result.row_count:,} of {result.candidates:,} customers "
+        f"→ {result.path} (sha256 {result.sha256[:12]}…); excluded: {excluded or 'none'}"
+    )
+
+
+def _one_person(email: str | None, phone: str | None, customer_id: str | None) -> None:
+    if sum(v is not None for v in (email, phone, customer_id)) != 1:
+        err.print("[bold red]name the person by exactly one of --email, --phone, --customer-id[/]")
+        raise typer.Exit(2)
+
+
+EmailOption = Annotated[str | None, typer.Option(help="The person's email.")]
+PhoneOption = Annotated[str | None, typer.Option(help="The person's phone.")]
+CustomerOption = Annotated[str | None, typer.Option("--customer-id", help="A customer_id.")]
+AllMatchesOption = Annotated[
+    bool,
+    typer.Option("--all-matches", help="Act on every customer holding the email / phone."),
+]
+
+
+@app.command()
+def forget(
+    email: EmailOption = None,
+    phone: PhoneOption = None,
+    customer_id: CustomerOption = None,
+    all_matches: AllMatchesOption = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    config: ConfigOption = Path("ccv.toml"),
+) -> None:
+    """Erase a person from the warehouse, every kept version and future loads (no rollback)."""
+    _one_person(email, phone, customer_id)
+    cfg = _load(config)
+    if not yes:
+        typer.confirm(
+            "Erase this person everywhere? Every earlier warehouse version is deleted "
+            "(no rollback to before the erasure).",
+            abort=True,
+        )
+    try:
+        result = forget_person(
+            cfg, email=email, phone=phone, customer_id=customer_id, all_matches=all_matches
+        )
+    except WarehouseLocked as exc:
+        err.print(f"[bold red]not started[/]: {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    except ValueError as exc:
+        err.print(f"[bold red]erasure refused[/]: {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    removed = sum(result.rows_removed.values()) + sum(result.parquet_rows_removed.values())
+    console.print(
+        f"request {result.request_id}: {result.customers} customer(s), {removed:,} rows removed; "
+        f"published {result.published_version}; removed versions: "
+        f"{', '.join(result.versions_removed) or 'none'}"
+    )
+    for export in result.exports_affected:
+        err.print(
+            f"[yellow]already sent[/]: export {export['export_id']} ({export['channel']}, "
+            f"{export['exported_at']}) included this person: tell its recipient",
+            highlight=False,
+        )
+
+
+@app.command("subject-access")
+def subject_access_command(
+    out: Annotated[Path, typer.Option(help="Output JSON file.")],
+    email: EmailOption = None,
+    phone: PhoneOption = None,
+    customer_id: CustomerOption = None,
+    all_matches: AllMatchesOption = False,
+    config: ConfigOption = Path("ccv.toml"),
+) -> None:
+    """Write everything held about a person to one JSON file (right of access)."""
+    _one_person(email, phone, customer_id)
+    try:
+        path = subject_access(
+            _load(config),
+            email=email,
+            phone=phone,
+            customer_id=customer_id,
+            out=out,
+            all_matches=all_matches,
+        )
+    except (FileNotFoundError, ValueError) as exc:
+        err.print(f"[bold red]subject access failed[/]: {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    console.print(f"subject access report: {path}")
 
 
 def print_summary(summary: RunSummary) -> None:

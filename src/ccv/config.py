@@ -323,7 +323,7 @@ class SurvivorshipConfig(_Strict):
 class GuardsConfig(_Strict):
     """Integrity guards: records that disagree on these are never one customer."""
 
-    distinct_loyalty_ids: bool = True
+    distinct_loyalty_ids: bool = False
     """two different loyalty ids in one customer split it along its weakest link"""
     max_birth_gap_days: int = Field(default=366, ge=0)
     """birth dates further apart (and not a day/month swap or one typo) split a customer"""
@@ -333,8 +333,22 @@ class IdentityConfig(_Strict):
     """Identity-resolution settings."""
 
     default_phone_region: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] = "GB"
+    match_probability: float = Field(default=0.9, gt=0, lt=1)
+    """customer records scoring at least this are linked"""
+    strong_match_probability: float = Field(default=0.999, gt=0, lt=1)
+    """links at least this sure form clusters; weaker ones may only attach a lone record"""
+    max_block_size: int = Field(default=50, ge=2)
+    """blocks larger than this are reported, not compared (they would explode the pair count)"""
+    min_records_to_estimate: int = Field(default=1000, ge=2)
+    """fewer customer records than this use the shipped match parameters instead of EM"""
     survivorship: SurvivorshipConfig = SurvivorshipConfig()
     guards: GuardsConfig = GuardsConfig()
+
+    @model_validator(mode="after")
+    def _strong_above_match(self) -> IdentityConfig:
+        if self.strong_match_probability < self.match_probability:
+            raise ValueError("strong_match_probability: must be >= match_probability")
+        return self
 
 
 class AnalyticsConfig(_Strict):
@@ -346,6 +360,27 @@ class AnalyticsConfig(_Strict):
     clv_monthly_discount_rate: float = Field(default=0.0, ge=0, lt=1)
 
 
+class ActivationConfig(_Strict):
+    """Marketing exports and privacy requests (see docs/activation_and_privacy.md).
+
+    The store is a DuckDB file of its own: nightly runs publish new warehouse versions built from
+    a copy of the published file, so the export log, contact history and suppression list must
+    live outside them.
+    """
+
+    store_path: Path = Path("warehouse/activation.duckdb")
+    """export log, export members, suppression list, privacy log; never rewritten by a run"""
+    export_dir: Path = Path("exports")
+    """default folder of export files (outside the warehouse folder: files that were sent)"""
+    max_contacts: int = Field(default=3, ge=1)
+    """a customer is exported at most this many times per channel within `window_days`"""
+    window_days: int = Field(default=30, ge=1)
+    postal_legitimate_interest: bool = True
+    """postal mail needs no opt-in (legitimate interest) but honours an opt-out"""
+    pseudonym_key_path: Path = Path("warehouse/pseudonym.key")
+    """secret key of `customer_360_pseudo.pseudo_id` (created on first use, mode 0600)"""
+
+
 class Config(_Strict):
     """The whole, validated configuration. Relative paths are resolved against `base_dir`."""
 
@@ -355,6 +390,7 @@ class Config(_Strict):
     schedule: ScheduleConfig = ScheduleConfig()
     identity: IdentityConfig = IdentityConfig()
     analytics: AnalyticsConfig = AnalyticsConfig()
+    activation: ActivationConfig = ActivationConfig()
     sources: list[SourceConfig]
 
     @model_validator(mode="after")

@@ -23,6 +23,7 @@ from ccv.analytics.segment_history import ensure_segment_history, snapshot_segme
 from ccv.config import Config
 from ccv.identity.resolve import ResolveResult, resolve
 from ccv.ingest.load import FileResult, ingest
+from ccv.privacy.pseudonym import pseudonym_key
 from ccv.reporting import markdown_summary, write_report
 from ccv.warehouse import models, versions
 from ccv.warehouse.lock import WarehouseLock
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 # Marts published as Parquet snapshots, with a `<table>_history` view over all kept snapshots.
 MART_TABLES = (
     "customer_360",
+    "customer_360_pseudo",
     "rfm_scores",
     "loyalty_segments",
     "customer_value",
@@ -156,6 +158,10 @@ def build_stage(run: Run, config: Config, as_of: dt.date | None = None) -> dt.da
             "as_of_date": (as_of, "date"),
             "rfm_window_months": (config.analytics.rfm_window_months, "integer"),
             "lapsed_after_days": (config.analytics.lapsed_after_days, "integer"),
+            "pseudonym_key": (
+                pseudonym_key(config.resolve(config.activation.pseudonym_key_path)),
+                "varchar",
+            ),
         }
         for name, (value, sql_type) in variables.items():
             con.execute(f"set variable {name} = ?::{sql_type}", [value])
