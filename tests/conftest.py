@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from ccv.config import Config, parse_config
+from ccv.config import Config, load_config, parse_config
+from ccv.pipeline import run_nightly
 
 NOW = dt.datetime(2026, 11, 1, 2, 0)
 
@@ -24,3 +26,25 @@ def con():
     connection.execute("set TimeZone = 'UTC'")
     yield connection
     connection.close()
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_project(root: Path) -> Path:
+    """A copy of the sample project (config + data/sample) under `root`; its config path."""
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "ccv.toml", root / "ccv.toml")
+    shutil.copytree(ROOT / "data" / "sample", root / "data" / "sample")
+    return root / "ccv.toml"
+
+
+@pytest.fixture(scope="session")
+def published_sample(tmp_path_factory) -> Path:
+    """Config path of a sample project whose warehouse one nightly run (no Prefect) published.
+
+    Shared by the tests that only read it; tests that run or break the pipeline make their own.
+    """
+    config_path = make_project(tmp_path_factory.mktemp("published"))
+    run_nightly(load_config(config_path))
+    return config_path

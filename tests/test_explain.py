@@ -1,6 +1,5 @@
 """`ccv explain`: the waterfall behind every link, and an on-demand comparison of two records."""
 
-import shutil
 from pathlib import Path
 
 import duckdb
@@ -9,18 +8,13 @@ from typer.testing import CliRunner
 
 from ccv.cli import app
 from ccv.config import load_config
-from ccv.pipeline import run_nightly
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def config_path(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("explain")
-    shutil.copy(ROOT / "ccv.toml", root / "ccv.toml")
-    shutil.copytree(ROOT / "data" / "sample", root / "data" / "sample")
-    run_nightly(load_config(root / "ccv.toml"))
-    return root / "ccv.toml"
+@pytest.fixture
+def config_path(published_sample) -> Path:
+    return published_sample
 
 
 def one(config_path: Path, sql: str):

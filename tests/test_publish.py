@@ -22,6 +22,7 @@ from ccv import pipeline
 from ccv.config import load_config
 from ccv.warehouse import models, versions
 from ccv.warehouse.lock import WarehouseLock, WarehouseLocked
+from tests.conftest import make_project
 
 ROOT = Path(__file__).resolve().parents[1]
 NEW_RECEIPT = "R9999999,S01,,15/10/2026 12:00,SALE,10.00,0.00,10.00,GBP\n"
@@ -64,14 +65,6 @@ CRASHING_RUN = textwrap.dedent(
         pipeline.publish_stage(run, config)
     """
 )
-
-
-def make_project(root: Path) -> Path:
-    """A copy of the sample project; returns its config path."""
-    root.mkdir(parents=True, exist_ok=True)
-    shutil.copy(ROOT / "ccv.toml", root / "ccv.toml")
-    shutil.copytree(ROOT / "data" / "sample", root / "data" / "sample")
-    return root / "ccv.toml"
 
 
 def add_receipt(config_path: Path) -> None:

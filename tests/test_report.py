@@ -42,6 +42,11 @@ insert into ingest_log values
    'same content already loaded', '2026-11-01 02:00', '2026-11-01 02:00:01'),
   ('20261101T020000-bbbbbb', 'web', 'orders', '/in/web.jsonl', 'h2', 'loaded', 8, 6, 2, null,
    '2026-11-01 02:00', '2026-11-01 02:00:02');
+-- what sql/staging/stg_ingest_files.sql builds from it: each file's version in use
+create table stg_ingest_files as
+  select run_id, source, kind, source_file, content_hash, status, message, rows_read,
+         rows_loaded, rows_quarantined, finished_at
+  from ingest_log where status = 'loaded';
 
 create table quarantine (run_id varchar, source varchar, source_file varchar,
   row_number bigint, line_number bigint, field varchar, rule varchar, raw_value varchar,

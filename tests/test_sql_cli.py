@@ -7,19 +7,13 @@ import pytest
 from typer.testing import CliRunner
 
 from ccv.cli import app
-from ccv.config import load_config
-from ccv.pipeline import run_nightly
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def config_path(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("sql")
-    shutil.copy(ROOT / "ccv.toml", root / "ccv.toml")
-    shutil.copytree(ROOT / "data" / "sample", root / "data" / "sample")
-    run_nightly(load_config(root / "ccv.toml"))
-    return root / "ccv.toml"
+@pytest.fixture
+def config_path(published_sample) -> Path:
+    return published_sample
 
 
 def test_sql_prints_the_result(config_path):

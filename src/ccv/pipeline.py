@@ -256,21 +256,14 @@ def _source_counts(con: duckdb.DuckDBPyConnection, run_id: str) -> list[SourceCo
     """Per source: this run's file statuses and the counts of each file's version in use."""
     rows = con.execute(
         """
-        with latest as (
-            select *, row_number() over (
-                partition by source, source_file order by finished_at desc
-            ) as rn
-            from ingest_log
-            where status in ('loaded', 'replaced', 'rejected')
-        ),
-        this_run as (
+        with this_run as (
             select source, string_agg(distinct status, ', ' order by status) as statuses,
                    count(*) as files
             from ingest_log where run_id = ? group by source
         )
         select t.source, t.files, t.statuses, coalesce(sum(l.rows_read), 0),
                coalesce(sum(l.rows_loaded), 0), coalesce(sum(l.rows_quarantined), 0)
-        from this_run t left join latest l on l.source = t.source and l.rn = 1
+        from this_run t left join stg_ingest_files l on l.source = t.source
         group by all order by t.source
         """,
         [run_id],

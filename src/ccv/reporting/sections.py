@@ -337,26 +337,19 @@ def _layer_tables(wh: Warehouse) -> list[tuple[str, str]]:
 def rows_per_stage(wh: Warehouse, run: RunInfo, draw: bool) -> Section:
     """2. Rows read/loaded/quarantined per source, then rows per warehouse table."""
     section = Section("stages", "Rows per stage")
-    if not wh.has("ingest_log"):
-        section.skip(missing("ingest_log"))
+    if not wh.has("stg_ingest_files"):
+        section.skip(missing("stg_ingest_files"))
     else:
         sources = wh.rows(
             """
-            with latest as (
-                select *, row_number() over (
-                    partition by source, source_file order by finished_at desc
-                ) as rn
-                from ingest_log
-                where status in ('loaded', 'replaced', 'rejected')
-            )
             select source, any_value(kind), count(*), sum(rows_read)::bigint,
                    sum(rows_loaded)::bigint, sum(rows_quarantined)::bigint
-            from latest where rn = 1
+            from stg_ingest_files
             group by source order by source
             """
         )
         if not sources:
-            section.skip(empty("ingest_log", "no file has been loaded yet"))
+            section.skip(empty("stg_ingest_files", "no file has been loaded yet"))
         else:
             section.add(
                 make_table(
