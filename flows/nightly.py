@@ -42,12 +42,13 @@ def nightly(
 ) -> pipeline.RunSummary:
     """Ingest every source, resolve identities, build the warehouse and publish the marts."""
     config = load_config(config_path)
+    limit = {"timeout_seconds": config.schedule.stage_timeout_minutes * 60}
     with pipeline.run_context(config, full_refresh) as run:
-        files = ingest_task(run, config)
-        resolved = resolve_task(run, config)
-        as_of = build_task(run, config, as_of)
-        publish_task(run, config)
-        report, markdown = report_task(run)
+        files = ingest_task.with_options(**limit)(run, config)
+        resolved = resolve_task.with_options(**limit)(run, config)
+        as_of = build_task.with_options(**limit)(run, config, as_of)
+        publish_task.with_options(**limit)(run, config)
+        report, markdown = report_task.with_options(**limit)(run)
         create_markdown_artifact(
             markdown=markdown + f"\n\nFull report: `{report}`",
             key="ccv-run-report",

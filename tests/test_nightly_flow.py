@@ -186,6 +186,29 @@ def test_cli_run_with_bad_config_names_the_key(tmp_path):
     assert "columns.emial" in result.output
 
 
+def test_stage_timeout_from_config_is_applied_to_every_task(harness, tmp_path, monkeypatch):
+    import flows.nightly as module
+
+    config_path = make_project(tmp_path)
+    text = config_path.read_text().replace(
+        'timezone = "Europe/London"', 'timezone = "Europe/London"\nstage_timeout_minutes = 1'
+    )
+    config_path.write_text(text)
+    seen = {}
+    for name in ("ingest_task", "resolve_task", "build_task", "publish_task", "report_task"):
+        task = getattr(module, name)
+
+        def spy(original=task.with_options, name=name, **options):
+            seen[name] = options
+            return original(**options)
+
+        monkeypatch.setattr(task, "with_options", spy)
+    nightly(config_path=str(config_path))
+    # a stage running past the limit fails the night, which then publishes nothing
+    assert len(seen) == 5
+    assert all(options == {"timeout_seconds": 60} for options in seen.values())
+
+
 def test_deployment_is_scheduled_nightly_from_config():
     config = load_config(ROOT / "ccv.toml")
     dep = deployment(config, ROOT / "ccv.toml")

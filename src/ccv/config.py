@@ -263,6 +263,8 @@ class ScheduleConfig(_Strict):
 
     cron: str = "0 2 * * *"
     timezone: str = "UTC"
+    stage_timeout_minutes: int = Field(default=120, ge=1)
+    """a stage of the Prefect flow running longer than this fails the night (nothing published)"""
 
     @field_validator("cron")
     @classmethod
