@@ -162,6 +162,11 @@ def test_second_night_on_same_files_loads_nothing_and_changes_nothing(first_run,
     assert {f.status for f in again.files} == {"unchanged"}
     assert sum(f.rows_loaded for f in again.files) == 0
     assert query(project, "select * from customer_360 order by customer_id") == before
+    # the same as-of date again replaces its snapshot instead of adding a second copy
+    assert query(
+        project,
+        f"select count(*) from customer_360_history where snapshot_on = '{again.as_of}'",
+    ) == [(len(before),)]
     # stable ids: nothing changed, so no identity event was recorded
     assert again.resolve.events == {}
     assert query(
