@@ -337,7 +337,7 @@ def _part_values(records: pd.DataFrame, part: str) -> pd.Series:
     return pd.Series(pd.array(values, dtype=pd.ArrowDtype(values.type)), index=records.index)
 
 
-def _factorize(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+def factorize(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """(int64 codes, -1 for missing; distinct values), Arrow dictionary encoding when possible."""
     array = values.array
     if hasattr(array, "__arrow_array__"):
@@ -367,7 +367,7 @@ def block_keys(
     parts = []
     for part in rule.columns:
         if part not in parts_cache:
-            parts_cache[part] = _factorize(_part_values(records, part))
+            parts_cache[part] = factorize(_part_values(records, part))
         part_codes, uniques = parts_cache[part]
         valid &= part_codes >= 0
         if len(rule.columns) == 1:

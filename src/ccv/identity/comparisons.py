@@ -33,10 +33,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 from rapidfuzz import distance, fuzz, process
 
-from ccv.identity.blocking import key_values
+from ccv.identity.blocking import factorize, key_values
 
 __all__ = [
     "BIRTH_DATE",
@@ -175,21 +174,15 @@ class PairContext:
 
 
 def _factorize_values(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """(int64 codes with -1 for missing, distinct values as an object array).
+    """(int32 codes with -1 for missing, distinct values as an object array).
 
-    Arrow-backed columns (``str``, ``date32``) are dictionary-encoded by Arrow, several times
-    faster than hashing Python objects.
+    The same encoding as blocking's (Arrow dictionary encoding for Arrow-backed columns, several
+    times faster than hashing Python objects), with the values as Python objects for rapidfuzz.
     """
-    array = values.array
-    if hasattr(array, "__arrow_array__"):
-        arrow = pa.array(array)
-        if isinstance(arrow, pa.ChunkedArray):
-            arrow = arrow.combine_chunks()
-        encoded = pc.dictionary_encode(arrow)
-        codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False)
-        return codes.astype(np.int32), np.asarray(encoded.dictionary.to_pylist(), dtype=object)
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    return codes.astype(np.int32), np.asarray(uniques, dtype=object)
+    codes, uniques = factorize(values)
+    if isinstance(uniques, pa.Array):
+        uniques = np.asarray(uniques.to_pylist(), dtype=object)
+    return codes.astype(np.int32), uniques
 
 
 @dataclass(frozen=True)
