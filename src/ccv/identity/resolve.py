@@ -185,7 +185,10 @@ def resolve(
     std["customer_id"] = std["record_key"].map(
         assignment.ids.set_index("record_key")["customer_id"]
     )
-    rule_of = edges.groupby("right")["rule"].first()
+    # how the record joined its customer: a deterministic key, or "probabilistic" (the blocking
+    # rules and field weights of such links are in match_evidence)
+    rules = edges["rule"].where(edges["rule"].isin(LINK_WEIGHTS), "probabilistic")
+    rule_of = rules.groupby(edges["right"]).first()
     std["match_rule"] = pd.Series(std.index.map(rule_of), index=std.index).fillna("self")
     _write(con, "identity_records", identity_columns(std))
     write_crosswalk(con, run_id)
