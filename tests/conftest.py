@@ -14,6 +14,25 @@ from ccv.pipeline import run_nightly
 
 NOW = dt.datetime(2026, 11, 1, 2, 0)
 
+# A consent-events source whose customer_record_id names records of a customers source "crm".
+CONSENTS = {
+    "name": "prefs",
+    "kind": "consents",
+    "path": "consents.csv",
+    "format": "csv",
+    "customer_source": "crm",
+    "columns": {
+        "consent_id": "event_id",
+        "customer_record_id": "customer",
+        "email": "email",
+        "channel": "channel",
+        "is_opt_in": "status",
+        "consented_at": "at",
+        "method": "method",
+    },
+    "booleans": {"true": ["granted"], "false": ["withdrawn"]},
+}
+
 
 def make_config(tmp_path: Path, *sources: dict, **sections) -> Config:
     """A validated config whose relative paths resolve inside tmp_path."""

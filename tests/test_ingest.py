@@ -7,7 +7,7 @@ import json
 import pytest
 
 from ccv.ingest.load import IngestError, ingest
-from tests.conftest import NOW, make_config
+from tests.conftest import CONSENTS, NOW, make_config
 
 CRM = {
     "name": "crm",
@@ -265,25 +265,6 @@ def test_delta_sources_never_delete(con, tmp_path):
     run_ingest(con, tmp_path, {"drops/crm_2.csv": "id,first,mail,dob\n2,Bo,,\n"}, source)
     build_staging(con)
     assert con.execute("select count(*) from stg_customers where not is_deleted").fetchone() == (2,)
-
-
-CONSENTS = {
-    "name": "prefs",
-    "kind": "consents",
-    "path": "consents.csv",
-    "format": "csv",
-    "customer_source": "crm",
-    "columns": {
-        "consent_id": "event_id",
-        "customer_record_id": "customer",
-        "email": "email",
-        "channel": "channel",
-        "is_opt_in": "status",
-        "consented_at": "at",
-        "method": "method",
-    },
-    "booleans": {"true": ["granted"], "false": ["withdrawn"]},
-}
 
 
 def test_consent_file_and_crm_opt_in_flags_both_become_consent_events(con, tmp_path):

@@ -365,7 +365,7 @@ ORDERS_FILE = (
 
 
 def pipeline_config(tmp_path):
-    from tests.conftest import make_config
+    from tests.conftest import CONSENTS, make_config
 
     crm = {
         "name": "crm",
@@ -403,30 +403,13 @@ def pipeline_config(tmp_path):
         "lines_from": "items",
         "line_columns": {"sku": "sku", "quantity": "qty", "unit_price": "price"},
     }
-    prefs = {
-        "name": "prefs",
-        "kind": "consents",
-        "path": "consents.csv",
-        "format": "csv",
-        "customer_source": "crm",
-        "columns": {
-            "consent_id": "event_id",
-            "customer_record_id": "customer",
-            "email": "email",
-            "channel": "channel",
-            "is_opt_in": "status",
-            "consented_at": "at",
-            "method": "method",
-        },
-        "booleans": {"true": ["granted"], "false": ["withdrawn"]},
-    }
     for name, text in (
         ("crm.csv", CRM_FILE),
         ("consents.csv", CONSENT_FILE),
         ("orders.jsonl", ORDERS_FILE),
     ):
         (tmp_path / name).write_text(text, encoding="utf-8")
-    return make_config(tmp_path, crm, web, prefs)
+    return make_config(tmp_path, crm, web, CONSENTS)
 
 
 def ingest_and_publish(config) -> None:

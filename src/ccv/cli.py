@@ -135,12 +135,17 @@ def resolve_command(
     console.print(f"{len(result):,} records → {result['customer_id'].nunique():,} customers: {out}")
 
 
-def _published(config: Path):
-    layout = versions.Layout.from_config(_load(config))
-    if not layout.db_link.exists():
-        err.print(f"[bold red]no published warehouse[/] at {layout.db_link}: run `ccv run` first")
+def _published_db(config: Path) -> Path:
+    """The published DuckDB file of `config`; exit 1 with advice when nothing is published yet."""
+    db = versions.Layout.from_config(_load(config)).db_link
+    if not db.exists():
+        err.print(f"[bold red]no published warehouse[/] at {db}: run `ccv run` first")
         raise typer.Exit(1)
-    return duckdb.connect(str(layout.db_link), read_only=True)
+    return db
+
+
+def _published(config: Path):
+    return duckdb.connect(str(_published_db(config)), read_only=True)
 
 
 def _print_result(con, query: str, max_rows: int) -> None:
@@ -252,12 +257,8 @@ def report(
     ] = None,
 ) -> None:
     """Write the self-contained HTML report of the published warehouse."""
-    layout = versions.Layout.from_config(_load(config))
-    if not layout.db_link.exists():
-        err.print(f"[bold red]no published warehouse[/] at {layout.db_link}: run `ccv run` first")
-        raise typer.Exit(1)
     try:
-        written = write_report(layout.db_link, out, run_id)
+        written = write_report(_published_db(config), out, run_id)
     except ReportError as exc:
         err.print(f"[bold red]no report[/]: {exc}", highlight=False)
         raise typer.Exit(2) from None
@@ -466,7 +467,8 @@ def print_summary(summary: RunSummary) -> None:
         console.print(
             f"identity: {summary.resolve.records:,} records resolved into "
             f"{summary.resolve.customers:,} customers "
-            f"({summary.resolve.anonymous_records:,} anonymous receipts unattributed)"
+            f"({summary.resolve.anonymous_records:,} transactions without any identifier "
+            "left unattributed)"
         )
         events = ", ".join(f"{n:,} {kind}" for kind, n in sorted(summary.resolve.events.items()))
         console.print(f"identity events: {events or 'none (no customer changed)'}")
