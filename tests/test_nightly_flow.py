@@ -7,6 +7,7 @@ built from `data/sample/` in a temporary folder, then look at it as an analyst w
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
 import duckdb
@@ -180,6 +181,11 @@ def test_cli_run_prints_the_summary(harness, project):
     assert result.exit_code == 0, result.output
     for words in ("eshop_accounts", "quarantined", "customers", "Champions", "ccv.duckdb"):
         assert words in result.output
+    # rich progress bars (on stderr): the night and every model layer ran to their ends
+    assert re.search(r"nightly\s+━+\s+5/5", result.output), result.output
+    for layer in ("staging", "core", "marts"):
+        n = len(list((ROOT / "sql" / layer).glob("*.sql")))
+        assert re.search(rf"{layer} models\s+━+\s+{n}/{n}", result.output), layer
 
 
 def test_cli_run_with_bad_config_names_the_key(tmp_path):

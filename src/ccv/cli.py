@@ -28,6 +28,7 @@ from ccv.ingest.load import IngestError
 from ccv.pipeline import RunSummary
 from ccv.privacy.access import subject_access
 from ccv.privacy.erasure import forget as forget_person
+from ccv.progress import progress_bars
 from ccv.reporting import ReportError, write_report
 from ccv.warehouse import versions
 from ccv.warehouse.lock import WarehouseLock, WarehouseLocked
@@ -68,11 +69,12 @@ def run(
     from flows.nightly import nightly
 
     try:
-        summary = nightly(
-            config_path=str(config),
-            as_of=as_of.date() if as_of else None,
-            full_refresh=full_refresh,
-        )
+        with progress_bars(err):
+            summary = nightly(
+                config_path=str(config),
+                as_of=as_of.date() if as_of else None,
+                full_refresh=full_refresh,
+            )
     except WarehouseLocked as exc:
         err.print(f"[bold red]not started[/]: {exc}", highlight=False)
         raise typer.Exit(1) from None

@@ -24,6 +24,7 @@ from ccv.config import Config
 from ccv.identity.resolve import ResolveResult, resolve
 from ccv.ingest.load import FileResult, ingest
 from ccv.privacy.pseudonym import pseudonym_key
+from ccv.progress import advance
 from ccv.reporting import markdown_summary, write_report
 from ccv.warehouse import models, versions
 from ccv.warehouse.lock import WarehouseLock
@@ -41,6 +42,14 @@ MART_TABLES = (
     "segment_moves",
     "nps_summary",
 )
+
+# The stages of a night in order, for progress reports (`ccv.progress`).
+STAGES = ("ingest", "resolve", "build", "publish", "report")
+
+
+def _entering(stage: str) -> None:
+    """Report progress: the night has reached `stage`."""
+    advance("nightly", STAGES.index(stage), len(STAGES), stage)
 
 
 @dataclass(frozen=True)
@@ -127,6 +136,7 @@ def start_run(run: Run) -> None:
 
 def ingest_stage(run: Run, config: Config) -> list[FileResult]:
     """Load every configured source into raw tables and build the staging layer."""
+    _entering("ingest")
     with connect(run.build_path) as con:
         results = ingest(con, config, run.run_id, run.started_at)
         models.build(con, layers=("staging",))
@@ -146,12 +156,14 @@ def resolve_as_of(con: duckdb.DuckDBPyConnection, config: Config, today: dt.date
 
 def resolve_stage(run: Run, config: Config) -> ResolveResult:
     """Resolve identities into customer_xref with stable customer ids."""
+    _entering("resolve")
     with connect(run.build_path) as con:
         return resolve(con, config, run.run_id, run.started_at)
 
 
 def build_stage(run: Run, config: Config, as_of: dt.date | None = None) -> dt.date:
     """Build core tables and marts as of `as_of` (default: the config's rule); run the checks."""
+    _entering("build")
     with connect(run.build_path) as con:
         as_of = as_of or resolve_as_of(con, config, run.started_at.date())
         variables = {
@@ -184,13 +196,15 @@ def build_stage(run: Run, config: Config, as_of: dt.date | None = None) -> dt.da
 
 def publish_stage(run: Run, config: Config) -> None:
     """Write this run's Parquet snapshots, then publish the version with one atomic rename."""
+    _entering("publish")
     layout = run.layout
     with connect(run.build_path) as con:
         as_of = con.execute(
             "select as_of_date from runs where run_id = ?", [run.run_id]
         ).fetchone()[0]
         versions.carry_snapshots(layout, run.run_id, MART_TABLES, replace_on=as_of)
-        for table in MART_TABLES:
+        for done, table in enumerate(MART_TABLES):
+            advance("publish marts", done, len(MART_TABLES), table)
             folder = layout.marts(run.run_id) / table
             partition = folder / f"snapshot_on={as_of.isoformat()}"
             partition.mkdir(parents=True, exist_ok=True)
@@ -203,6 +217,7 @@ def publish_stage(run: Run, config: Config) -> None:
                 f"select * from read_parquet('{folder}/snapshot_on=*/*.parquet', "
                 "hive_partitioning = true, union_by_name = true)"
             )
+        advance("publish marts", len(MART_TABLES), len(MART_TABLES))
         con.execute(
             "update runs set status = 'published', finished_at = ? where run_id = ?",
             [dt.datetime.now(), run.run_id],
@@ -216,9 +231,11 @@ def report_stage(run: Run) -> tuple[Path, str]:
 
     Runs after publishing, so a report problem can never hold back the data.
     """
+    _entering("report")
     out = write_report(run.build_path, run.layout.version(run.run_id) / "report.html", run.run_id)
     with connect(run.build_path, read_only=True) as con:
         markdown = markdown_summary(con, run.run_id)
+    advance("nightly", len(STAGES), len(STAGES), "done")
     return out, markdown
 
 

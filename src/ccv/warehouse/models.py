@@ -17,6 +17,8 @@ from pathlib import Path
 
 import duckdb
 
+from ccv.progress import advance
+
 LAYERS: tuple[str, ...] = ("staging", "core", "marts")
 SQL_DIR = Path(__file__).resolve().parents[3] / "sql"
 
@@ -84,13 +86,16 @@ def build_layer(
 ) -> list[str]:
     """Create or replace every table of `layer`; return the table names in build order."""
     built = []
-    for model in load_layer(layer, sql_dir):
+    models = load_layer(layer, sql_dir)
+    for model in models:
+        advance(f"{layer} models", len(built), len(models), model.name)
         body = model.sql.strip().rstrip(";")
         try:
             con.execute(f"create or replace table {model.name} as\n{body}\n")
         except duckdb.Error as exc:
             raise RuntimeError(f"building sql/{layer}/{model.name}.sql failed: {exc}") from exc
         built.append(model.name)
+    advance(f"{layer} models", len(built), len(models))
     return built
 
 
