@@ -144,6 +144,27 @@ def test_email_levels():
     assert got == [4, 3, 2, 2, 2, 0, 0, 1, 0, 0, -1]
 
 
+def test_email_agreement_namesakes_would_share_is_no_evidence():
+    """Addresses built from the name agree for two namesakes: null, unless it is a typo."""
+    pairs = [
+        # (left email, right email, expected level) for two records both named George Young
+        ("georgeyoung@outlook.com", "georgeyoung@yahoo.co.uk", -1),  # name-built, other domain
+        ("george.young@live.co.uk", "georgeyoung@live.co.uk", -1),  # only separators differ
+        ("g.young@live.co.uk", "g_young@live.co.uk", -1),  # initial + surname, separators
+        ("george.young@live.co.uk", "george.yuong@live.co.uk", 1),  # a typo in the letters
+        ("george.young@live.co.uk", "george.young@live.co.uk", 4),  # the same mailbox
+        ("gy1984@outlook.com", "gy1984@yahoo.co.uk", 2),  # a handle, not the name: evidence
+        ("georgeyoung84@live.co.uk", "george.young@live.co.uk", 0),  # digits: namesakes
+    ]
+    emails = [(a, b) for a, b, _ in pairs]
+    names = {
+        "std_first_name": [("george", "george")] * len(pairs),
+        "std_last_name": [("young", "young")] * len(pairs),
+    }
+    got = levels(EMAIL, {"std_email": emails, "std_email_key": emails, **names})
+    assert got == [expected for *_, expected in pairs]
+
+
 def test_phone_levels():
     phone = [
         ("+447911123456", "+447911123456"),  # 2 exact

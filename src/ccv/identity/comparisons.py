@@ -33,9 +33,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 from rapidfuzz import distance, fuzz, process
 
-from ccv.identity.blocking import factorize, key_values
+from ccv.identity.blocking import _arrow_text, _split_email, factorize, key_values
 
 __all__ = [
     "BIRTH_DATE",
@@ -328,6 +329,78 @@ def email_masked_compatible(email: str = "std_email") -> Level:
     return Level("masked e-mail fits", condition)
 
 
+def _letters(arr: pa.Array) -> pa.Array:
+    return pc.fill_null(pc.replace_substring_regex(arr, r"[^a-z]", ""), "")
+
+
+def name_built_locals(records: pd.DataFrame, email: str, first: str, last: str) -> np.ndarray:
+    """Per record: is the e-mail local part only the record's own name?
+
+    "georgeyoung", "george.young", "young_george", "gyoung", "youngg" for George Young (letters
+    only, so "george.young84" counts too); NA e-mails or names give False.
+    """
+    local = _letters(_split_email(_arrow_text(records[email]))[0])
+    f, last_ = _letters(_arrow_text(records[first])), _letters(_arrow_text(records[last]))
+    f1, l1 = pc.utf8_slice_codeunits(f, 0, 1), pc.utf8_slice_codeunits(last_, 0, 1)
+    built = pc.equal(local, "")  # False wherever there is a local part
+    sep = pa.scalar("", pa.large_string())
+    for a, b in ((f, last_), (last_, f), (f1, last_), (last_, f1), (f, l1)):
+        built = pc.or_(built, pc.equal(local, pc.binary_join_element_wise(a, b, sep)))
+    has_both = pc.and_(pc.greater(pc.utf8_length(f), 0), pc.greater(pc.utf8_length(last_), 0))
+    usable = pc.and_(has_both, pc.greater(pc.utf8_length(local), 0))
+    return pc.fill_null(pc.and_(built, usable), False).to_numpy(zero_copy_only=False)
+
+
+def name_built_local_elsewhere(
+    email: str = "std_email_key", first: str = "std_first_name", last: str = "std_last_name"
+) -> Level:
+    """Two addresses whose local part is just a person's name and that agree only as far as
+    two namesakes' addresses would: the same local part on another domain
+    ("georgeyoung@outlook.com" / "georgeyoung@yahoo.co.uk"), or on the same domain local parts
+    that differ only in separators ("susan.taylor@live.co.uk" / "susantaylor@live.co.uk").
+
+    Why: addresses are built from names, so namesakes share such local parts; once the names
+    are compared, this agreement says little more, and counting it as independent evidence
+    scored namesakes as matches (held-out benchmark, 200k records, equal names: 8 % of the
+    pairs with such a local part on another domain and 6 % of those differing only in
+    separators were one person, while 94 % of same-domain pairs with a typo in the letters
+    were). A typo, or the same mailbox, is still evidence.
+    """
+
+    def condition(ctx: PairContext) -> np.ndarray:
+        if first not in ctx.records or last not in ctx.records:
+            return np.zeros(ctx.n_pairs, dtype=bool)  # no names: no local part is built of one
+        same_local = ctx.equal(f"email_local({email})")
+        # std_email's domain: the same codes as the EMAIL levels use (computed once)
+        same_domain = ctx.equal("email_domain(std_email)")
+        out = same_local & ~same_domain
+        # only pairs on one domain with different local parts can differ by separators only
+        maybe = np.flatnonzero(same_domain & ~same_local)
+        records = np.unique(np.concatenate([ctx.left_pos[maybe], ctx.right_pos[maybe]]))
+        alnum = pd.Series(
+            pd.arrays.ArrowExtensionArray(
+                pc.replace_substring_regex(
+                    _split_email(_arrow_text(ctx.records[email].iloc[records]))[0],
+                    r"[^a-z0-9]",
+                    "",
+                )
+            )
+        )
+        codes = np.full(len(ctx.records), -1, dtype=np.int64)
+        codes[records] = factorize(alnum)[0]
+        left, right = codes[ctx.left_pos[maybe]], codes[ctx.right_pos[maybe]]
+        out[maybe] = (left == right) & (left >= 0)
+        # name-built local parts, computed for the records of the pairs that still qualify
+        hits = np.flatnonzero(out)
+        records = np.unique(np.concatenate([ctx.left_pos[hits], ctx.right_pos[hits]]))
+        built = np.zeros(len(ctx.records), dtype=bool)
+        built[records] = name_built_locals(ctx.records.iloc[records], email, first, last)
+        out[hits] = built[ctx.left_pos[hits]] | built[ctx.right_pos[hits]]
+        return out
+
+    return Level("name-built local parts, alike as namesakes' are", condition)
+
+
 @dataclass(frozen=True)
 class Comparison:
     """A named ordered list of levels (strictest first) for one attribute.
@@ -444,10 +517,12 @@ EMAIL = Comparison(
     ),
     null_when=("std_email",),
     tf_column="std_email",
+    null_if=(name_built_local_elsewhere(),),
 )
 """4 exact, 3 same match key, 2 same local part / masked fits, 1 same domain + local lev ≤ 2
 with the same digits: "james.smith84" vs "james.smith" differ only in digits, the mark of two
-namesakes (addresses are built from names), not of a typo."""
+namesakes (addresses are built from names), not of a typo. Null when the only agreement is a
+name-built local parts agree only as namesakes' would (`name_built_local_elsewhere`)."""
 
 PHONE = Comparison(
     "phone",
