@@ -2,8 +2,9 @@
 
     .venv/bin/python benchmarks/run.py --customers 100000 [--seed 7] [--out benchmarks/out]
 
-Inputs are made by the sample generator (`ccv.sample_data.generate`, ~10 orders per buyer, ~1
-survey per 3 buyers, duplicated across two CRMs) and cached under `--out/<customers>/`. The run
+Inputs are made by the sample generator (`ccv.sample_data.generate`; persons duplicated across
+two CRMs, scaled to issue 8's volume: ~10 orders and ~1/3 survey answer per customer, so 1M
+customers bring ~10M orders and ~330k surveys) and cached under `--out/<customers>-o<orders>/`. The run
 goes through `ccv.pipeline` exactly as the nightly flow does (without Prefect's API server, whose
 start-up is a constant). The *floor* is the time DuckDB needs just to scan every input once; the
 ratio run/floor says how much the pipeline costs beyond reading its data. Peak memory is the
@@ -55,14 +56,26 @@ class PeakRSS:
         return self.peak_kb / 1024
 
 
-def prepare(customers: int, seed: int, out: Path) -> Path:
+def prepare(
+    customers: int,
+    seed: int,
+    out: Path,
+    orders_per_customer: float = 10.0,
+    surveys_per_customer: float = 1 / 3,
+) -> Path:
     """A project folder with generated inputs and the sample config; reused when present."""
-    project = out / str(customers)
+    project = out / f"{customers}-o{orders_per_customer:g}-s{surveys_per_customer:.2f}"
     data = project / "data" / "sample"
     if not (data / "ground_truth.csv").exists():
         data.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
-        generate(data, seed=seed, persons=customers)
+        generate(
+            data,
+            seed=seed,
+            persons=customers,
+            orders_per_person=orders_per_customer,
+            surveys_per_person=surveys_per_customer,
+        )
         seconds = time.perf_counter() - started
         print(f"generated inputs for {customers:,} persons in {seconds:.1f} s")
     shutil.copy(ROOT / "ccv.toml", project / "ccv.toml")
@@ -112,9 +125,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--orders-per-customer", type=float, default=10.0)
+    parser.add_argument("--surveys-per-customer", type=float, default=1 / 3)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out")
     args = parser.parse_args()
-    config_path = prepare(args.customers, args.seed, args.out)
+    config_path = prepare(
+        args.customers, args.seed, args.out, args.orders_per_customer, args.surveys_per_customer
+    )
     floor = floor_seconds(config_path)
     result = run(config_path)
     result |= {"customers": args.customers, "floor_seconds": round(floor, 2)}

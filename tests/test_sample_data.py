@@ -357,3 +357,16 @@ def test_small_population_still_plants_everything(tmp_path: Path) -> None:
     )
     truth = read_rows(tmp_path / "ground_truth.csv")
     assert {r["planted_error"] for r in truth} - {""} == set(sd.ERROR_CODES)
+
+
+def test_volume_knobs_scale_orders_and_surveys_per_person(tmp_path: Path) -> None:
+    """Benchmarks ask for issue 8's volume: ~10 orders and ~1/3 survey answer per person."""
+    persons = 2000
+    counts = sd.generate(
+        tmp_path, seed=3, persons=persons, orders_per_person=10, surveys_per_person=1 / 3
+    )
+    orders = counts[sd.WEB_FILE] + counts[sd.STORE_FILE]
+    assert 9.0 * persons <= orders <= 11.0 * persons
+    assert 0.28 * persons <= counts[sd.SURVEY_FILE] <= 0.39 * persons
+    default = sd.generate(tmp_path / "default", seed=3, persons=persons)
+    assert default[sd.WEB_FILE] + default[sd.STORE_FILE] < 0.7 * orders

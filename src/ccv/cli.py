@@ -301,12 +301,26 @@ def sample_data(
     ),
     seed: Annotated[int, typer.Option(help="Random seed; same seed, same bytes.")] = 7,
     persons: Annotated[int, typer.Option(min=1, help="Number of true persons.")] = 1200,
+    orders_per_person: Annotated[
+        float | None,
+        typer.Option(min=0.1, help="Scale order counts to this mean (default: as sampled, ~4.5)."),
+    ] = None,
+    surveys_per_person: Annotated[
+        float | None,
+        typer.Option(min=0.0, max=1.0, help="Survey answers per person (default: 1 per 3 buyers)."),
+    ] = None,
 ) -> None:
     """Generate the realistic, dirty sample inputs (and their ground truth)."""
     from ccv.sample_data import generate
 
     out.mkdir(parents=True, exist_ok=True)
-    counts = generate(out, seed=seed, persons=persons)
+    counts = generate(
+        out,
+        seed=seed,
+        persons=persons,
+        orders_per_person=orders_per_person,
+        surveys_per_person=surveys_per_person,
+    )
     table = Table("file", "rows", title=f"sample data in {out}")
     for name, rows in counts.items():
         table.add_row(name, f"{rows:,}")

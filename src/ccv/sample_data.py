@@ -846,13 +846,13 @@ def store_orders(seed: int, people: list[Person]) -> Table:
 # --------------------------------------------------------------------------- surveys
 
 
-def surveys(seed: int, people: list[Person]) -> Table:
-    """Post-purchase survey: about one answer per three buyers, identified by an
+def surveys(seed: int, people: list[Person], rate: float = 1 / 3) -> Table:
+    """Post-purchase survey: about one answer per three buyers (``rate``), identified by an
     e-mail (often re-typed) and/or the e-shop account id."""
     rng = _rng(seed, "surveys")
     drafts = []
     for p in people:
-        if not p.buys or rng.random() >= 1 / 3:
+        if not p.buys or rng.random() >= rate:
             continue
         day = rng.choice(p.buys)
         ordinal = min(END_ORD, START_ORD + day + rng.randrange(0, 15))
@@ -1026,11 +1026,21 @@ def write_truth(path: Path, tables: list[Table]) -> int:
 # --------------------------------------------------------------------------- entry point
 
 
-def generate(out_dir: Path, seed: int = 7, persons: int = 1200) -> dict[str, int]:
+def generate(
+    out_dir: Path,
+    seed: int = 7,
+    persons: int = 1200,
+    orders_per_person: float | None = None,
+    surveys_per_person: float | None = None,
+) -> dict[str, int]:
     """Write the sample input files into out_dir; return {file_name: data_row_count}.
 
-    Same ``seed`` and ``persons`` give byte-identical files.  Planted invalid rows
-    scale with size (about one per 150 persons per error code, at least 5).
+    Same arguments give byte-identical files.  Planted invalid rows scale with size (about
+    one per 150 persons per error code, at least 5). By default about half the persons buy
+    (4-5 orders per person, one survey per three buyers); benchmarks that need a set volume
+    (issue 8: ~10 orders and ~1/3 survey per customer) give ``orders_per_person`` (each
+    buyer's order count is scaled, so the skew of who buys how much is kept) and
+    ``surveys_per_person``.
     """
     if persons < 50:
         raise ValueError("persons must be at least 50 to plant every kind of dirt")
@@ -1039,15 +1049,29 @@ def generate(out_dir: Path, seed: int = 7, persons: int = 1200) -> dict[str, int
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _generate(Path(out_dir), seed, persons)
+        return _generate(Path(out_dir), seed, persons, orders_per_person, surveys_per_person)
     finally:
         if was_enabled:
             gc.enable()
 
 
-def _generate(out_dir: Path, seed: int, persons: int) -> dict[str, int]:
+def _generate(
+    out_dir: Path,
+    seed: int,
+    persons: int,
+    orders_per_person: float | None,
+    surveys_per_person: float | None,
+) -> dict[str, int]:
     out_dir.mkdir(parents=True, exist_ok=True)
     people = make_people(seed, persons)
+    buyers = [p for p in people if p.n_orders]
+    if orders_per_person is not None and buyers:
+        factor = orders_per_person * persons / sum(p.n_orders for p in buyers)
+        for p in buyers:
+            p.n_orders = max(1, round(p.n_orders * factor))
+    survey_rate = 1 / 3
+    if surveys_per_person is not None and buyers:
+        survey_rate = min(1.0, surveys_per_person * persons / len(buyers))
     eshop = eshop_rows(seed, people)
     loyalty = loyalty_rows(seed, people)
     assign_purchases(seed, people)
@@ -1056,7 +1080,7 @@ def _generate(out_dir: Path, seed: int, persons: int) -> dict[str, int]:
         "loyalty": loyalty,
         "web": web_orders(seed, people),
         "store": store_orders(seed, people),
-        "survey": surveys(seed, people),
+        "survey": surveys(seed, people, survey_rate),
     }
     plant_errors(seed, tables, people, max(5, persons // 150))
 
