@@ -18,6 +18,8 @@ def warehouse(records: list[dict]) -> duckdb.DuckDBPyConnection:
     """identity_records and stg_customers for records of one customer C1."""
     frame = pd.DataFrame(records)
     frame["customer_id"] = "C1"
+    frame["is_deleted"] = frame.get("is_deleted", pd.Series(False, index=frame.index))
+    frame["is_deleted"] = frame["is_deleted"].fillna(False).astype(bool)
     for column in (
         "first_name",
         "last_name",
@@ -46,7 +48,8 @@ def warehouse(records: list[dict]) -> duckdb.DuckDBPyConnection:
     con.execute(
         "create table stg_customers as select source, source_record_id, gender, "
         "address_line, city, region, country, email_opt_in::boolean as email_opt_in, "
-        "sms_opt_in::boolean as sms_opt_in from f where record_kind = 'customer'"
+        "sms_opt_in::boolean as sms_opt_in, is_deleted::boolean as is_deleted "
+        "from f where record_kind = 'customer'"
     )
     return con
 
@@ -79,6 +82,19 @@ def test_most_frequent_name_beats_a_recent_typo():
     )
     assert golden(con)["first_name"][0] == "Katherine"
     assert golden(con)["first_name"][2] == 2  # two records support it
+
+
+def test_a_deleted_record_gives_a_value_only_where_no_live_record_has_one():
+    con = warehouse(
+        [
+            crm("a", "1", 0, email="ann@old.example", first_name="Ann"),
+            # deleted from its CRM's last snapshot: newest, but its e-mail is a closed account
+            crm("b", "2", 9, email="ann@closed.example", phone="+447700900001", is_deleted=True),
+        ]
+    )
+    values = golden(con)
+    assert values["email"][0] == "ann@old.example"  # the live record's, though older
+    assert values["phone"] == ("+447700900001", "2", 1)  # nobody live has a phone: kept
 
 
 def test_most_recent_address_wins_because_people_move():

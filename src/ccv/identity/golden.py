@@ -9,6 +9,11 @@ Each attribute has a survivorship rule (`[identity.survivorship]`, defaults in
 - `longest`: the most complete value (e.g. "Katherine" over "K");
 - `verified_first`: a value also seen on an order or survey (evidence it is in use) first.
 
+Values of CRM records deleted from their source (`stg_customers.is_deleted`, from a full snapshot
+that no longer holds them) only survive when the customer has no live record with a value for
+that attribute: the record stays linked (its orders are still the customer's history), but a
+deleted account's old e-mail must not become the address marketing uses.
+
 Ties are always broken the same way — recency, then source priority, then record key — so the
 golden record is deterministic. The result, `customer_attributes`, is also the provenance: for
 every golden value it names the source record it came from and how many records support it.
@@ -78,6 +83,7 @@ def golden_sql(survivorship: SurvivorshipConfig) -> str:
             ir.observed_at,
             ir.transactions,
             {source_rank} as source_rank,
+            coalesce(c.is_deleted, false) as is_deleted,
             {columns}
         from identity_records as ir
         left join stg_customers as c
@@ -88,6 +94,18 @@ def golden_sql(survivorship: SurvivorshipConfig) -> str:
 
     candidates as (
         unpivot records on {attributes} into name attribute value value
+    ),
+
+    -- values of live records first; a deleted record's only when no live record has one
+    candidates_flagged as (
+        select
+            *,
+            bool_and(is_deleted) over (partition by customer_id, attribute) as only_deleted
+        from candidates
+    ),
+
+    live_candidates as (
+        select * from candidates_flagged where not is_deleted or only_deleted
     ),
 
     -- one row per distinct value: how many records support it and its best provenance
@@ -104,7 +122,7 @@ def golden_sql(survivorship: SurvivorshipConfig) -> str:
                 as source,
             first(source_record_id order by observed_at desc nulls last, source_rank, source)
                 as source_record_id
-        from candidates
+        from live_candidates
         group by customer_id, attribute, value
     ),
 
