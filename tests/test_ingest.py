@@ -400,3 +400,39 @@ def test_order_lines_need_their_orders_source(tmp_path):
         make_config(tmp_path, CRM, lines)
     with pytest.raises(ConfigError, match="is not a configured source of kind 'orders'"):
         make_config(tmp_path, CRM, lines | {"order_source": "crm"})
+
+
+@pytest.mark.parametrize("stream_min_bytes", [None, 0], ids=["copying", "streaming"])
+def test_an_erased_person_is_quarantined_without_data_on_both_paths(
+    con, tmp_path, monkeypatch, stream_min_bytes
+):
+    """Rows of a person on the suppression list never reach raw tables, whichever path a file
+    takes; their quarantine row carries no raw value or record."""
+    import ccv.ingest.streaming as streaming
+    from ccv.ingest.load import ingest_file
+    from ccv.privacy.suppression import email_hashes
+    from ccv.warehouse.schema import ensure_schema
+
+    if stream_min_bytes is not None:
+        monkeypatch.setattr(streaming, "STREAM_MIN_BYTES", stream_min_bytes)
+    (tmp_path / "crm.csv").write_text(
+        "id,first,mail,dob\n1,Ann,ann@x.com,\n2,Bo,BO@X.com ,\n3,Cy,bad,\n2,Bo,b@x.com,\n"
+    )
+    config = make_config(tmp_path, CRM)
+    ensure_schema(con)
+    suppressed = {h for h, _ in email_hashes(["bo@x.com"])}
+    result = ingest_file(
+        con, config, config.source("crm"), tmp_path / "crm.csv", "r", NOW, suppressed=suppressed
+    )
+    assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (4, 2, 2)
+    assert con.execute("select source_record_id from raw_customers order by 1").fetchall() == [
+        ("1",),
+        ("2",),  # the second id 2 is no duplicate: the first one was erased
+    ]
+    assert quarantine(con) == [
+        (2, None, "email", "erased", None),
+        (3, None, "email", "email_syntax", "bad"),
+    ]
+    assert con.execute("select raw_record from quarantine where rule = 'erased'").fetchall() == [
+        (None,)
+    ]

@@ -271,3 +271,100 @@ def test_contract_run_in_duckdb_agrees_with_pandera(con, tmp_path, monkeypatch, 
     in_duckdb.execute("set TimeZone = 'UTC'")
     run_case(in_duckdb, tmp_path, case, {})
     assert in_duckdb.execute(query).fetchall() == by_pandera
+
+
+QUARANTINE_COLUMNS = (
+    "row_number, line_number, field, rule, raw_value, message, raw_record::varchar, record_key"
+)
+
+
+def loaded_tables(con) -> dict[str, list[tuple]]:
+    """Raw and quarantine rows, less the columns that name the run."""
+    out = {"quarantine": con.execute(f"select {QUARANTINE_COLUMNS} from quarantine order by all")}
+    for table in ("raw_customers", "raw_orders", "raw_survey_responses"):
+        out[table] = con.execute(f"select * exclude (run_id, loaded_at) from {table} order by all")
+    return {table: result.fetchall() for table, result in out.items()}
+
+
+# Files whose dialect cannot be sniffed, or that lack mapped columns (rejected whole), or are
+# empty: only `read_file` copes with them, at any size.
+COPYING_READER_ONLY = {
+    "wrong_delimiter", "unterminated_quote", "binary_garbage", "empty_file", "missing_columns"
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_streaming_path_for_large_files_loads_the_same_rows(con, tmp_path, monkeypatch, name):
+    """Large CSV / Parquet files are checked and loaded by scanning the file twice instead of
+    copying it; every bad-input case must give the same raw and quarantine rows as the copying
+    path with the same (SQL-executed) contract."""
+    import duckdb
+
+    import ccv.ingest.contracts as contracts
+    import ccv.ingest.load as load
+    import ccv.ingest.streaming as streaming
+
+    case = CASES[name]
+    monkeypatch.setattr(contracts, "PANDAS_MAX_ROWS", -1)
+    run_case(con, tmp_path, case, {case.source["path"]: case.content})
+    copied = loaded_tables(con)
+    monkeypatch.setattr(streaming, "STREAM_MIN_BYTES", 0)
+    checked = []
+    check_streamed = streaming.check_streamed
+
+    def spy(*args):
+        rows = check_streamed(*args)
+        checked.append(args[2].format)  # the file was scanned: no fallback to copying
+        return rows
+
+    monkeypatch.setattr(load, "check_streamed", spy)
+    streamed = duckdb.connect()
+    streamed.execute("set TimeZone = 'UTC'")
+    run_case(streamed, tmp_path, case, {})
+    assert loaded_tables(streamed) == copied
+    # only files that the copying reader alone can parse (or must reject) take that path
+    copying_only = case.source["format"] == "jsonl" or name in COPYING_READER_ONLY
+    assert checked == ([] if copying_only else [case.source["format"]])
+
+
+def test_a_large_file_is_never_copied_into_a_table(con, tmp_path, monkeypatch):
+    """The streaming path does not call the copying reader, and quarantines a repeated id (found
+    only after the first scan) with its whole record."""
+    import ccv.ingest.load as load
+    import ccv.ingest.streaming as streaming
+
+    def no_copy(*_args):
+        raise AssertionError("read_file copied a large file")
+
+    monkeypatch.setattr(streaming, "STREAM_MIN_BYTES", 0)
+    monkeypatch.setattr(load, "read_file", no_copy)
+    case = CASES["duplicate_id_in_file"]
+    (result,) = run_case(con, tmp_path, case, {"in.csv": case.content})
+    assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (2, 1, 1)
+    ((row, rule, record),) = con.execute(
+        "select row_number, rule, raw_record from quarantine"
+    ).fetchall()
+    assert (row, rule) == (2, "duplicate_id")
+    assert json.loads(record) == {
+        "id": "1", "first": "Ann", "mail": "ann@x.com", "dob": "05/03/1990", "tel": "07911 123456"
+    }  # fmt: skip
+
+
+def test_streamed_parquet_keeps_file_row_numbers(con, tmp_path, monkeypatch):
+    import ccv.ingest.streaming as streaming
+
+    monkeypatch.setattr(streaming, "STREAM_MIN_BYTES", 0)
+    path = tmp_path / "in.parquet"
+    con.execute(
+        f"copy (select * from (values ('O1', '2025-06-01', 'completed', 10.0, 1.0, 9.0), "
+        f"('O2', '2025-06-01', 'shipped', 1.0, 0.0, 1.0), "
+        f"('O3', '2025-06-01', 'completed', 1.0, 0.0, 1.0)) "
+        f"t(id, \"at\", status, gross, discount, net)) to '{path}' (format parquet)"
+    )
+    source = ORDERS | {"path": "in.parquet", "format": "parquet"}
+    results = ingest(con, make_config(tmp_path, source, CRM | {"path": "none.csv"}), "r", NOW)
+    assert [(r.rows_loaded, r.rows_quarantined) for r in results if r.source == "shop"] == [(2, 1)]
+    assert con.execute("select row_number, rule from quarantine").fetchall() == [
+        (2, "unknown_status")
+    ]
+    assert con.execute("select row_number from raw_orders order by 1").fetchall() == [(1,), (3,)]

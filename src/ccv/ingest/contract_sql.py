@@ -11,10 +11,12 @@ A check it cannot translate raises, so a new rule can never be skipped silently.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 import pandas as pd
 import pandera.pandas as pa
 
+from ccv.ingest.mapping import RowCheck
 from ccv.ingest.readers import _sql_str, quote_ident
 
 
@@ -56,6 +58,49 @@ def _failing(check: pa.Check, col: str) -> str:
     raise NotImplementedError(f"no SQL translation for pandera check '{name}' on {col}")
 
 
+@dataclass(frozen=True)
+class UniqueKey:
+    """Columns whose values must not repeat within a file; a repeat is reported on `field`."""
+
+    columns: list[str]
+    field: str
+
+
+def row_checks(
+    schema: pa.DataFrameSchema, fields: list[str], cross_field_sql: dict[str, tuple]
+) -> list[RowCheck]:
+    """Every per-row rule of `schema` on the mapped `fields` (all but uniqueness)."""
+    present = set(fields)
+    checks = []
+    for name, column in schema.columns.items():
+        if name not in present:
+            continue
+        col = quote_ident(name)
+        if not column.nullable:
+            checks.append(RowCheck(name, "required", f"{col} is null", "null"))
+        for check in column.checks:
+            failing = f"{col} is not null and {_failing(check, col)}"
+            checks.append(RowCheck(name, check.error or check.name, failing, col))
+    for check in schema.checks:
+        field, sql, needs = _cross_field(check, cross_field_sql)
+        if set(needs) <= present:
+            checks.append(RowCheck(field, check.error, f"coalesce({sql}, false)", field))
+    return checks
+
+
+def unique_keys(schema: pa.DataFrameSchema, fields: list[str]) -> list[UniqueKey]:
+    """The uniqueness rules of `schema` whose columns are all mapped."""
+    present = set(fields)
+    keys = [
+        UniqueKey([name], name)
+        for name, column in schema.columns.items()
+        if column.unique and name in present
+    ]
+    if schema.unique and set(schema.unique) <= present:
+        keys.append(UniqueKey(list(schema.unique), schema.unique[0]))
+    return keys
+
+
 def _select(row_filter: str, table: str, field: str, rule: str, value: str) -> str:
     return (
         f"select _row, {_sql_str(field)} as field, {_sql_str(rule)} as rule, "
@@ -63,41 +108,31 @@ def _select(row_filter: str, table: str, field: str, rule: str, value: str) -> s
     )
 
 
-def _duplicates(table: str, columns: list[str], field: str) -> str:
-    """Every occurrence of a key after its first (pandera's report_duplicates=exclude_first)."""
-    keys = ", ".join(quote_ident(c) for c in columns)
-    not_null = " and ".join(f"{quote_ident(c)} is not null" for c in columns)
+def duplicates_sql(table: str, key: UniqueKey) -> str:
+    """Every occurrence of a key after its first (pandera's report_duplicates=exclude_first).
+
+    Only keys seen more than once are ranked: a hash aggregate over the file, then a window over
+    the few repeats, instead of a window (a sort) over every row."""
+    keys = ", ".join(quote_ident(c) for c in key.columns)
+    not_null = " and ".join(f"{quote_ident(c)} is not null" for c in key.columns)
+    repeated = f"(select {keys} from {table} where {not_null} group by all having count(*) > 1)"
     ranked = (
-        f"(select _row, {quote_ident(field)}, "
+        f"(select _row, {quote_ident(key.field)}, "
         f"row_number() over (partition by {keys} order by _row) as _occurrence "
-        f"from {table} where {not_null})"
+        f"from {table} semi join {repeated} using ({keys}))"
     )
-    return _select("_occurrence > 1", ranked, field, "duplicate_id", quote_ident(field))
+    return _select("_occurrence > 1", ranked, key.field, "duplicate_id", quote_ident(key.field))
 
 
 def violations_sql(
-    schema: pa.DataFrameSchema, fields: list[str], table: str, cross_field_sql: dict[str, str]
+    schema: pa.DataFrameSchema, fields: list[str], table: str, cross_field_sql: dict[str, tuple]
 ) -> str:
     """One query returning `_row, field, rule, raw_value` for every failure in `table`."""
-    present = set(fields)
-    parts = []
-    for name, column in schema.columns.items():
-        if name not in present:
-            continue
-        col = quote_ident(name)
-        if not column.nullable:
-            parts.append(_select(f"{col} is null", table, name, "required", "null"))
-        if column.unique:
-            parts.append(_duplicates(table, [name], name))
-        for check in column.checks:
-            failing = f"{col} is not null and {_failing(check, col)}"
-            parts.append(_select(failing, table, name, check.error or check.name, col))
-    if schema.unique and set(schema.unique) <= present:
-        parts.append(_duplicates(table, list(schema.unique), schema.unique[0]))
-    for check in schema.checks:
-        field, sql, needs = _cross_field(check, cross_field_sql)
-        if set(needs) <= present:
-            parts.append(_select(f"coalesce({sql}, false)", table, field, check.error, field))
+    parts = [
+        _select(c.failing, table, c.field, c.rule, c.value)
+        for c in row_checks(schema, fields, cross_field_sql)
+    ]
+    parts += [duplicates_sql(table, key) for key in unique_keys(schema, fields)]
     if not parts:
         return "select null::bigint as _row, null as field, null as rule, null as raw_value limit 0"
     return "\nunion all\n".join(parts)

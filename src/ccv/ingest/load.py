@@ -5,6 +5,10 @@ where a row the reader could not split counts as read and quarantined. Files are
 content hash, so re-running a night loads nothing twice, and a changed file replaces the rows its
 earlier version loaded. A file that cannot be used at all (missing mapped columns, unreadable) is
 logged with the reason; the run goes on unless the source is `mandatory`.
+
+Two paths give the same rows: small files are copied into a text table, mapped into a typed
+table and validated by pandera (`_read_and_load`); CSV and Parquet files of `STREAM_MIN_BYTES` or
+more are never copied, but scanned once to validate and once to load (`streaming.py`).
 """
 
 from __future__ import annotations
@@ -18,17 +22,20 @@ import duckdb
 import pandas as pd
 
 from ccv.config import KEY_FIELD, Config, SourceConfig
-from ccv.ingest.contracts import row_violations
+from ccv.ingest.contracts import contract, row_violations
 from ccv.ingest.lines import line_violations, load_lines, read_nested_lines
 from ccv.ingest.mapping import mapped_select, record_json
 from ccv.ingest.readers import (
     UnreadableFile,
     _sql_str,
+    csv_rejects,
     file_hash,
     quote_ident,
     read_file,
+    stream_file,
     unreadable_lines,
 )
+from ccv.ingest.streaming import check_streamed, quarantine_checked, streams, unordered
 from ccv.privacy.suppression import quarantine_erased, suppression_hashes
 from ccv.warehouse.schema import RAW_TABLES, ensure_schema
 
@@ -166,33 +173,32 @@ def ingest_file(
         )
     con.execute("delete from quarantine where source = ? and source_file = ?", [source.name, name])
     status = "loaded" if previous is None else "replaced"
-    try:
-        read = read_file(con, path, source)
-    except UnreadableFile as exc:
-        return _reject_unreadable(con, run_id, source, name, digest, started, now, path, str(exc))
-
-    mapped = mapped_select(source, read.table, read.columns)
-    if mapped.missing_columns and (read.row_count or read.columns):
-        message = (
-            f"missing column(s) {', '.join(repr(c) for c in mapped.missing_columns)} "
-            f"expected by sources.{source.name}.columns; found {read.columns}"
+    tolerance = config.run.future_tolerance_days
+    erased_hashes = suppression_hashes(config) if suppressed is None else suppressed
+    phone_region = source.phone_region or config.identity.default_phone_region
+    counts = None
+    if streams(source, path):
+        counts = _stream_and_load(
+            con, source, path, run_id, name, now, tolerance, erased_hashes, phone_region
         )
-        return _reject_file(con, run_id, source, name, digest, started, now, read, message)
-
-    rows_read = read.row_count + len(read.rejects)
-    loaded = quarantined = 0
-    if read.row_count:
-        tolerance = config.run.future_tolerance_days
-        erased_hashes = suppression_hashes(config) if suppressed is None else suppressed
-        phone_region = source.phone_region or config.identity.default_phone_region
-        quarantined = _validate_and_load(
+    if counts is None:
+        try:
+            read = read_file(con, path, source)
+        except UnreadableFile as exc:
+            return _reject_unreadable(
+                con, run_id, source, name, digest, started, now, path, str(exc)
+            )
+        mapped = mapped_select(source, read.table, read.columns)
+        if mapped.missing_columns and (read.row_count or read.columns):
+            message = (
+                f"missing column(s) {', '.join(repr(c) for c in mapped.missing_columns)} "
+                f"expected by sources.{source.name}.columns; found {read.columns}"
+            )
+            return _reject_file(con, run_id, source, name, digest, started, now, read, message)
+        counts = _read_and_load(
             con, source, read, mapped, run_id, name, now, tolerance, erased_hashes, phone_region
         )
-        loaded = read.row_count - quarantined
-    if read.rejects:
-        _quarantine_rejects(con, run_id, source, name, now, read.rejects)
-        quarantined += len(read.rejects)
-    con.execute(f"drop table if exists {read.table}")
+    rows_read, loaded, quarantined = counts
     if loaded + quarantined != rows_read:
         raise AssertionError(
             f"row accounting broken for {name}: read {rows_read}, "
@@ -201,6 +207,66 @@ def ingest_file(
     message = "empty file" if rows_read == 0 else None
     result = FileResult(source.name, name, status, rows_read, loaded, quarantined, message)
     return _log(con, run_id, source, name, digest, started, result)
+
+
+def _read_and_load(
+    con, source, read, mapped, run_id, name, now, tolerance, erased_hashes, phone_region
+) -> tuple[int, int, int]:
+    """The copying path: the file was read into a text table; return (read, loaded, quarantined)."""
+    rows_read = read.row_count + len(read.rejects)
+    loaded = quarantined = 0
+    if read.row_count:
+        quarantined = _validate_and_load(
+            con, source, read, mapped, run_id, name, now, tolerance, erased_hashes, phone_region
+        )
+        loaded = read.row_count - quarantined
+    if read.rejects:
+        _quarantine_rejects(con, run_id, source, name, now, read.rejects)
+        quarantined += len(read.rejects)
+    con.execute(f"drop table if exists {read.table}")
+    return rows_read, loaded, quarantined
+
+
+def _stream_and_load(
+    con, source, path, run_id, name, now, tolerance, erased_hashes, phone_region
+) -> tuple[int, int, int] | None:
+    """The streaming path (see streaming.py); None when the file needs the copying path
+    (its dialect cannot be sniffed, a mapped column is missing, or DuckDB cannot scan it)."""
+    streamed = stream_file(con, path, source)
+    if streamed is None:
+        return None
+    mapped = mapped_select(source, f"({streamed.sql})", streamed.columns)
+    if mapped.missing_columns:
+        return None
+    schema = contract(source.kind, now, tolerance)
+    with unordered(con):
+        try:
+            rows = check_streamed(con, source, streamed, mapped, schema, bool(erased_hashes))
+        except duckdb.Error:
+            con.execute("drop table if exists _checked")
+            return None
+        rejects = csv_rejects(con, source) if streamed.format == "csv" else []
+        # Rows of people erased on request: quarantined (rule `erased`, no raw value or record).
+        erased = quarantine_erased(
+            con,
+            "_checked",
+            source,
+            erased_hashes,
+            run_id=run_id,
+            source_file=name,
+            now=now,
+            phone_region=phone_region,
+        )
+        quarantined = erased + quarantine_checked(
+            con, source, streamed, schema, mapped.fields, run_id, name, now
+        )
+        loaded = _insert_raw(
+            con, source, mapped.fields, run_id, name, now, f"({mapped.sql}) anti join _skip"
+        )
+    con.execute("drop table _skip")
+    if rejects:
+        _quarantine_rejects(con, run_id, source, name, now, rejects)
+    return rows + len(rejects), loaded, quarantined + len(rejects)
 
 
 def _validate_and_load(
@@ -231,7 +297,7 @@ def _validate_and_load(
     con.register("_bad", bad)
     _quarantine_violations(con, run_id, source, name, now, read)
     con.execute(f"drop table {read.table}")  # free the text copy before the big insert
-    _insert_raw(con, source, mapped.fields, run_id, name, now)
+    _insert_raw(con, source, mapped.fields, run_id, name, now, "_mapped anti join _bad")
     if source.lines_from:
         load_lines(con, lines, run_id, name, now)
     con.unregister("_bad")
@@ -254,18 +320,20 @@ def _quarantine_violations(con, run_id, source: SourceConfig, name, now, read) -
     )
 
 
-def _insert_raw(con, source: SourceConfig, fields, run_id, name, now) -> None:
-    """Append the rows of `_mapped` that are not in `_bad` to the source's raw table."""
+def _insert_raw(con, source: SourceConfig, fields, run_id, name, now, rows: str) -> int:
+    """Append the mapped rows `rows` (SQL: a table or join with `_row` and the mapped fields)
+    to the source's raw table; return how many."""
     per_source = "".join(f"{sql} as {col}, " for col, sql in _source_columns(source).items())
-    con.execute(
+    (inserted,) = con.execute(
         f"""
         insert into {RAW_TABLES[source.kind]} by name
         select ? as run_id, ? as source, ? as source_file, _row as row_number,
                {", ".join(fields)}, {per_source}extra, ? as loaded_at
-        from _mapped anti join _bad using (_row)
+        from {rows} using (_row)
         """,
         [run_id, source.name, name, now],
-    )
+    ).fetchone()
+    return inserted
 
 
 def _reject_unreadable(con, run_id, source, name, digest, started, now, path, reason):

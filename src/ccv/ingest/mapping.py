@@ -42,12 +42,29 @@ def field_type(field: str) -> str:
 
 
 @dataclass(frozen=True)
+class RowCheck:
+    """One rule judged on one row alone: the row fails where `failing` is true, and the
+    quarantine row names `field` and `rule` and shows `value` (SQL over the mapped columns)."""
+
+    field: str
+    rule: str
+    failing: str
+    value: str
+
+
+@dataclass(frozen=True)
 class MappedSelect:
     """SQL selecting canonical fields from a read file, and the checks on it."""
 
-    sql: str
+    columns_sql: str  # the select list: `_row`, `_raw_<field>` / `<field>` pairs, `extra`
+    table: str
     fields: list[str]
     missing_columns: list[str]
+
+    @property
+    def sql(self) -> str:
+        """The whole select over `table`."""
+        return f"select {self.columns_sql} from {self.table}"
 
 
 def _clean_text(col: str) -> str:
@@ -172,8 +189,7 @@ def mapped_select(source: SourceConfig, table: str, source_columns: list[str]) -
         select.append(f"json_object({pairs}) as extra")
     else:
         select.append("null::json as extra")
-    sql = f"select {', '.join(select)} from {table}"
-    return MappedSelect(sql, fields, missing)
+    return MappedSelect(", ".join(select), table, fields, missing)
 
 
 def record_json(columns: list[str], alias: str = "") -> str:
@@ -188,16 +204,26 @@ def record_json(columns: list[str], alias: str = "") -> str:
     )
 
 
+def parse_checks(fields: list[str]) -> list[RowCheck]:
+    """Per typed field: its raw text is present but did not parse to the field's type."""
+    return [
+        RowCheck(
+            field,
+            "parse_" + field_type(field).split("(")[0],
+            f"{quote_ident('_raw_' + field)} is not null and {quote_ident(field)} is null",
+            quote_ident("_raw_" + field),
+        )
+        for field in fields
+        if field_type(field) != "varchar"
+    ]
+
+
 def parse_violations_sql(fields: list[str], mapped_table: str) -> str:
     """Rows whose raw text for a field is present but did not parse to the field's type."""
     parts = [
-        f"select _row, {_sql_str(field)} as field, "
-        f"{_sql_str('parse_' + field_type(field).split('(')[0])} as rule, "
-        f" {quote_ident('_raw_' + field)} as raw_value "
-        f"from {mapped_table} where {quote_ident('_raw_' + field)} is not null "
-        f"and {quote_ident(field)} is null"
-        for field in fields
-        if field_type(field) != "varchar"
+        f"select _row, {_sql_str(c.field)} as field, {_sql_str(c.rule)} as rule, "
+        f"{c.value} as raw_value from {mapped_table} where {c.failing}"
+        for c in parse_checks(fields)
     ]
     if not parts:
         return "select null::bigint as _row, null as field, null as rule, null as raw_value limit 0"

@@ -142,6 +142,11 @@ def _read_csv_with(con, path: Path, source: SourceConfig, table: str, header_col
         f"from read_csv({_sql_str(str(path))}, {', '.join(args)})"
     )
     columns = [c for c in _columns(con, table) if c != "_row"]
+    return ReadResult(table, columns, 0, csv_rejects(con, source))
+
+
+def csv_rejects(con: duckdb.DuckDBPyConnection, source: SourceConfig) -> list[Reject]:
+    """The records the last CSV scan of `source` could not split, one reject per line."""
     rows = con.execute(
         f"select line, error_type, error_message, csv_line from _rejects_{source.name} "
         "order by line"
@@ -154,7 +159,45 @@ def _read_csv_with(con, path: Path, source: SourceConfig, table: str, header_col
         seen.add(line)
         rule = "malformed_row:" + str(error_type).lower().replace(" ", "_")
         rejects.append(Reject(line, rule, message, raw))
-    return ReadResult(table, columns, 0, rejects)
+    return rejects
+
+
+@dataclass(frozen=True)
+class StreamedFile:
+    """A file as a query (`sql`: `_row` plus the text columns `columns`) that DuckDB can scan
+    again and again without copying it; CSV scans store unsplittable records in `_rejects_<name>`
+    (read them with `csv_rejects` after a scan)."""
+
+    sql: str
+    columns: list[str]
+    format: str
+
+
+def stream_file(con: duckdb.DuckDBPyConnection, path: Path, source: SourceConfig):
+    """`path` as a `StreamedFile`, or None when only `read_file` copes with it: JSON lines, or
+    a CSV whose dialect cannot be sniffed (read_file then falls back to the configured one).
+
+    CSV rows are numbered by a streaming `row_number() over ()`, which follows the file's order
+    even when the rest of the query runs out of order, so every scan gives a record the same
+    `_row` as `read_file` would."""
+    if source.format == "csv":
+        args = ", ".join(_csv_args(source, None))
+        sql = f"select row_number() over () as _row, * from read_csv({_sql_str(str(path))}, {args})"
+    elif source.format == "parquet":
+        parquet = f"read_parquet({_sql_str(str(path))}, file_row_number = true)"
+        try:
+            names = _columns(con, f"select * exclude (file_row_number) from {parquet}")
+        except duckdb.Error:
+            return None
+        casts = ", ".join(f"cast({quote_ident(c)} as varchar) as {quote_ident(c)}" for c in names)
+        sql = f"select file_row_number + 1 as _row, {casts} from {parquet}"
+    else:
+        return None
+    try:
+        columns = [c for c in _columns(con, sql) if c != "_row"]
+    except duckdb.Error:
+        return None
+    return StreamedFile(sql, columns, source.format)
 
 
 def _read_jsonl(con, path: Path, source: SourceConfig, table: str) -> ReadResult:
