@@ -1,8 +1,16 @@
-"""Benchmark of the standardisers on 1M synthetic rows (~300k distinct values per field).
+"""Benchmark of the standardisers on 1M rows: synthetic (~300k distinct values per field), or
+a file written by `benchmarks/identity_data.py` (the identity-resolution benchmark data).
 
-Run by hand: `.venv/bin/python benchmarks/bench_standardize.py`; prints seconds per step.
+Run by hand; prints wall and CPU seconds per step, peak RSS and the load average:
+
+    .venv/bin/python benchmarks/bench_standardize.py
+    .venv/bin/python benchmarks/bench_standardize.py \
+        --parquet benchmarks/out/identity_medium_1000000_s1.parquet
 """
 
+import argparse
+import os
+import resource
 import time
 
 import numpy as np
@@ -118,42 +126,66 @@ def pick(u, n=N, null=0.05):
     return s.mask(rng.random(n) < null)
 
 
-df = pd.DataFrame(
-    {
-        "first_name": pick(first_u),
-        "last_name": pick(last_u),
-        "full_name": pick(first_u + " " + last_u.iloc[: len(first_u)].values, null=0.9),
-        "email": pick(email_u),
-        "phone": pick(phone_u),
-        "birth_date": pick(dates_u),
-        "postcode": pick(pc_u),
-        "city": pick(
-            pd.Series(
-                ["London", "Manchester", "St. Albans", "Milton Keynes", *list(words(2000, 2))]
-            )
-        ),
-        "loyalty_id": pick(loy_u),
-    }
-).astype("str")
+def synthetic() -> pd.DataFrame:
+    """1M rows drawn from the distinct values above."""
+    return pd.DataFrame(
+        {
+            "first_name": pick(first_u),
+            "last_name": pick(last_u),
+            "full_name": pick(first_u + " " + last_u.iloc[: len(first_u)].values, null=0.9),
+            "email": pick(email_u),
+            "phone": pick(phone_u),
+            "birth_date": pick(dates_u),
+            "postcode": pick(pc_u),
+            "city": pick(
+                pd.Series(
+                    ["London", "Manchester", "St. Albans", "Milton Keynes", *list(words(2000, 2))]
+                )
+            ),
+            "loyalty_id": pick(loy_u),
+        }
+    ).astype("str")
+
+
+ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+ap.add_argument(
+    "--parquet", help="identity_data.py output to standardise instead of synthetic rows"
+)
+args = ap.parse_args()
+df = pd.read_parquet(args.parquet) if args.parquet else synthetic()
+rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def timed(name, fn):
+    """Run ``fn``; print wall and CPU seconds (CPU is less disturbed by other load)."""
+    cpu, wall = time.process_time(), time.perf_counter()
+    result = fn()
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    print(f"{name:22s} wall {wall:6.2f} s   cpu {cpu:6.2f} s")
+    return result
+
+
 print({c: df[c].nunique() for c in df.columns})
-t = time.perf_counter()
-out = standardize_customers(df)
-print(f"standardize_customers: {len(df):,} rows in {time.perf_counter() - t:.2f} s")
+print(f"{len(df):,} rows; load average {os.getloadavg()}")
+out = timed("standardize_customers", lambda: standardize_customers(df))
 print(out.filter(like="std_").notna().mean().round(3).to_dict())
 print(out.head(3).T)
 for name, fn in [
     ("fold first", lambda: S.fold(S.blank_placeholders(df.first_name))),
     ("fold last", lambda: S.fold(S.blank_placeholders(df.last_name))),
+    ("split full_name", lambda: S.split_full_name(df.full_name)),
+    ("clean_text first", lambda: S.clean_text(df.first_name)),
     ("email", lambda: S.normalize_email(df.email)),
+    ("emailkey", lambda: S.email_match_key(out.std_email)),
     ("phone", lambda: S.normalize_phone(df.phone)),
     ("postcode", lambda: S.normalize_postcode(df.postcode)),
     ("loyalty", lambda: S.normalize_loyalty_id(df.loyalty_id)),
     ("date", lambda: S.parse_date(df.birth_date)),
     ("phonetic last", lambda: S.phonetic_key(out.std_last_name)),
-    ("emailkey", lambda: S.email_match_key(out.std_email)),
-    ("factorize", lambda: pd.factorize(df.email)),
     ("nickname", lambda: S.nickname_key(out.std_first_name)),
+    ("factorize email", lambda: pd.factorize(df.email)),
 ]:
-    t = time.perf_counter()
-    fn()
-    print(f"{name:15s} {time.perf_counter() - t:.2f}")
+    timed(name, fn)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(f"peak RSS {peak:.0f} MB (after loading the input: {rss_before:.0f} MB)")
+print(f"load average {os.getloadavg()}")

@@ -9,8 +9,10 @@ Conventions shared by every function:
 * Input is a pandas Series of anything (str, numbers, mixed objects); output is aligned with it
   (same index and name). Text outputs have pandas' default ``str`` dtype; a missing value is NA
   (``pd.isna`` is true), never an empty string.
-* Work is done once per *distinct* value and mapped back (`pd.factorize`), so a million rows
-  with heavy repetition cost roughly as much as their unique values.
+* Work is done once per *distinct* value and mapped back (Arrow dictionary encoding), so a
+  million rows with heavy repetition cost roughly as much as their unique values. The
+  distinct values are processed by Arrow kernels (RE2, vectorised) when they are printable
+  ASCII, and by the per-value Python definition otherwise; both give the same answers.
 * Values meaning "missing" ("n/a", "unknown", "test@test.com", "0000000000", ...) are blanked by
   `blank_placeholders`; the normalisers take a ``placeholders`` argument (``None`` disables it).
 
@@ -24,6 +26,7 @@ import datetime as dt
 import re
 import unicodedata
 from collections.abc import Callable, Collection
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal, InvalidOperation
 from functools import cache, lru_cache
 
@@ -32,11 +35,13 @@ import numpy as np
 import pandas as pd
 import phonenumbers
 import pyarrow as pa
+import pyarrow.compute as pc
 from anyascii import anyascii
 from nicknames import NickNamer
 
 __all__ = [
     "PLACEHOLDERS",
+    "STD_COLUMNS",
     "blank_placeholders",
     "clean_text",
     "email_match_key",
@@ -102,7 +107,17 @@ PLACEHOLDERS: frozenset[str] = frozenset(
 Note "na" is also a real surname (Korean 나): pass your own set to keep it."""
 
 # --------------------------------------------------------------------------------------------
-# plumbing: per-unique-value mapping
+# plumbing: distinct values, vectorised over Arrow, with an exact per-value Python fallback
+#
+# Every standardiser is written twice: a per-value Python function (the definition, used for
+# anything unusual) and an Arrow kernel that gives the same answers for printable-ASCII text,
+# which is nearly all CRM data. `_route` sends each distinct value to one of the two; a kernel
+# may also hand values back ("undecided") when a shape is rare and hard to vectorise exactly.
+# Python's text semantics (`str.split`, `casefold`, `\s`, `\w`, NFKC) differ from RE2/utf8proc
+# only outside printable ASCII, which is why that is the line between the two paths.
+
+_TEXT = pa.large_string()
+_NULL_TEXT = pa.scalar(None, type=_TEXT)
 
 
 def _to_text(value: object) -> str:
@@ -114,27 +129,167 @@ def _to_text(value: object) -> str:
     return str(value)
 
 
-def _factorize(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Codes (-1 = missing) and the distinct non-missing values as an object array."""
-    codes, uniques = pd.factorize(s, use_na_sentinel=True)
-    return codes, np.asarray(uniques, dtype=object)
+def _arrow_text(s: pd.Series) -> pa.Array | None:
+    """The values of an Arrow-backed text Series (pandas' default ``str``) as one array."""
+    if not isinstance(s.dtype, pd.StringDtype | pd.ArrowDtype):
+        return None
+    if not hasattr(s.array, "__arrow_array__"):  # python-backed StringDtype
+        return None
+    arrow = s.array.__arrow_array__()
+    if not (pa.types.is_string(arrow.type) or pa.types.is_large_string(arrow.type)):
+        return None
+    arrow = arrow.cast(_TEXT)
+    return arrow.combine_chunks() if isinstance(arrow, pa.ChunkedArray) else arrow
 
 
-def _text_result(codes: np.ndarray, unique_results: list[str | None], like: pd.Series) -> pd.Series:
-    """Broadcast per-unique text results back to rows (code -1 -> NA) as a ``str`` Series.
+def _distinct(s: pd.Series) -> tuple[pa.Array, pa.Array]:
+    """Row codes (int32, null = missing) and the distinct non-missing values as text.
 
-    Done in Arrow: ``take`` on the unique results is several times faster than building a
-    million-element object array and converting it.
+    Arrow-backed text is dictionary-encoded in Arrow (faster than `pd.factorize`); anything else
+    (object columns of numbers, mixed types) is factorised by pandas and its distinct values
+    turned into text by `_to_text`.
     """
-    table = pa.array(unique_results, type=pa.large_string())
-    rows = table.take(pa.array(codes, type=pa.int64(), mask=codes < 0))
+    arrow = _arrow_text(s)
+    if arrow is not None:
+        encoded = pc.dictionary_encode(arrow)
+        return encoded.indices, encoded.dictionary
+    codes, uniques = pd.factorize(s, use_na_sentinel=True)
+    texts = pa.array([_to_text(u) for u in np.asarray(uniques, dtype=object)], type=_TEXT)
+    return pa.array(codes, type=pa.int32(), mask=codes < 0), texts
+
+
+def _rows(codes: pa.Array, values: pa.Array, like: pd.Series) -> pd.Series:
+    """Per-distinct ``values`` broadcast back to rows (null code -> NA) as a ``str`` Series."""
+    rows = values.take(codes)
     return pd.Series(pd.array(rows, dtype="str"), index=like.index, name=like.name)
 
 
-def _map_unique(s: pd.Series, fn: Callable[[str], str | None]) -> pd.Series:
-    """Apply ``fn`` (text -> text or None) once per distinct value of ``s``; NA stays NA."""
-    codes, uniques = _factorize(s)
-    return _text_result(codes, [fn(_to_text(u)) for u in uniques], s)
+def _per_value(values: pa.Array, fn: Callable[[str], str | None]) -> pa.Array:
+    """``fn`` on each non-null value, in Python; null stays null."""
+    return pa.array([None if v is None else fn(v) for v in values.to_pylist()], type=_TEXT)
+
+
+def _per_distinct(values: pa.Array, fn: Callable[[str], str | None]) -> pa.Array:
+    """``fn`` once per distinct value of an array that repeats values (small Python remainder)."""
+    encoded = pc.dictionary_encode(values)
+    return _per_value(encoded.dictionary, fn).take(encoded.indices)
+
+
+_Kernel = Callable[[pa.Array], tuple[list[pa.Array], pa.Array | None]]
+"""Arrow kernel over printable-ASCII values (nulls allowed): outputs, and which values it leaves
+undecided (True = use the Python function) or None when it decides them all."""
+
+
+def _is_plain(values: pa.Array) -> np.ndarray:
+    """Which values are printable ASCII (null counts as plain: every kernel keeps it null)."""
+    plain = pc.and_(pc.string_is_ascii(values), pc.ascii_is_printable(values))
+    return pc.fill_null(plain, True).to_numpy(zero_copy_only=False)
+
+
+def _route(
+    values: pa.Array,
+    kernel: _Kernel,
+    slow: Callable[[str], tuple[str | None, ...]],
+    cleans_first: bool = True,
+) -> list[pa.Array]:
+    """Results aligned with ``values``: ``kernel`` where it can, else ``slow`` per value.
+
+    ``cleans_first``: ``slow`` starts with `_clean` and then depends only on the cleaned text,
+    so a value that is printable ASCII once cleaned (zero-width space, NBSP, fullwidth digits
+    around ASCII) still goes to the kernel, as its cleaned text.
+    """
+    plain = _is_plain(values)
+    kernel_idx, other_idx = np.flatnonzero(plain), np.flatnonzero(~plain)
+    kernel_input = values if len(other_idx) == 0 else values.take(kernel_idx)
+    if cleans_first and len(other_idx):
+        cleaned = pa.array([_clean(v) for v in values.take(other_idx).to_pylist()], type=_TEXT)
+        rescued = _is_plain(cleaned)
+        kernel_input = pa.concat_arrays([kernel_input, cleaned.filter(pa.array(rescued))])
+        kernel_idx = np.concatenate([kernel_idx, other_idx[rescued]])
+        other_idx = other_idx[~rescued]
+    outs, undecided = kernel(kernel_input)
+    slow_idx = other_idx
+    if undecided is not None:
+        undecided_np = pc.fill_null(undecided, False).to_numpy(zero_copy_only=False)
+        slow_idx = np.concatenate([other_idx, kernel_idx[undecided_np]])
+    if len(slow_idx) == 0 and plain.all():  # kernel_idx is every position, in order
+        return [o.cast(_TEXT) for o in outs]
+    slow_results = [slow(v) for v in values.take(slow_idx).to_pylist()]
+    position = np.empty(len(values), dtype=np.int64)
+    position[kernel_idx] = np.arange(len(kernel_idx))
+    position[slow_idx] = len(kernel_idx) + np.arange(len(slow_idx))
+    merged = []
+    for k, out in enumerate(outs):
+        slow_out = pa.array([r[k] for r in slow_results], type=_TEXT)
+        merged.append(pa.concat_arrays([out.cast(_TEXT), slow_out]).take(position))
+    return merged
+
+
+def _route1(
+    values: pa.Array,
+    kernel: Callable[[pa.Array], tuple[pa.Array, pa.Array | None]],
+    slow: Callable[[str], str | None],
+    cleans_first: bool = True,
+) -> pa.Array:
+    """`_route` for one output."""
+
+    def kernel_list(v: pa.Array) -> tuple[list[pa.Array], pa.Array | None]:
+        out, undecided = kernel(v)
+        return [out], undecided
+
+    return _route(values, kernel_list, lambda text: (slow(text),), cleans_first)[0]
+
+
+def _matches(values: pa.Array, pattern: str) -> pa.Array:
+    return pc.match_substring_regex(values, pattern)
+
+
+def _sub(values: pa.Array, pattern: str, replacement: str = "") -> pa.Array:
+    """Regex replace, run only on the values that match (a replace costs far more than a match)."""
+    hit = pc.fill_null(pc.match_substring_regex(values, pattern), False)
+    n_hit = pc.sum(hit).as_py() or 0
+    if n_hit == 0:
+        return values
+    if n_hit == len(values):
+        return pc.replace_substring_regex(values, pattern, replacement)
+    replaced = pc.replace_substring_regex(values.filter(hit), pattern, replacement)
+    return pc.replace_with_mask(values, hit, replaced)
+
+
+def _strip_chars(values: pa.Array, chars: str) -> pa.Array:
+    """Remove every one of ``chars`` (plain replaces: much faster than a regex class)."""
+    for ch in chars:
+        values = pc.replace_substring(values, ch, "")
+    return values
+
+
+def _halves(values: pa.Array, sep: str, reverse: bool = False) -> tuple[pa.Array, pa.Array]:
+    """Split once at the first (last if ``reverse``) ``sep``: (before, after); after is null
+    when there is no ``sep``. Null stays null."""
+    lists = pc.split_pattern(values, sep, max_splits=1, reverse=reverse)
+    offsets = lists.offsets.to_numpy()
+    lengths = np.diff(offsets)
+    items = lists.values if len(lists.values) else pa.array([""], type=values.type)
+    starts = np.minimum(offsets[:-1], len(items) - 1)
+    before = _null_where(pc.is_null(values), items.take(starts))
+    after_idx = np.where(lengths == 2, offsets[:-1] + 1, 0)
+    after = items.take(pa.array(after_idx, mask=lengths != 2))
+    return before, after
+
+
+def _null_where(mask: pa.Array, values: pa.Array) -> pa.Array:
+    """``values`` with null where ``mask`` is true (a null mask keeps the value)."""
+    return pc.if_else(pc.fill_null(mask, False), pa.scalar(None, type=values.type), values)
+
+
+def _concat(*parts: pa.Array | str) -> pa.Array:
+    """Element-wise concatenation of text arrays and literals (null if any part is null)."""
+    items = [pa.scalar(p, type=_TEXT) if isinstance(p, str) else p for p in parts]
+    return pc.binary_join_element_wise(*items, pa.scalar("", type=_TEXT))
+
+
+def _empty_to_null(values: pa.Array) -> pa.Array:
+    return _null_where(pc.equal(pc.utf8_length(values), 0), values)
 
 
 # --------------------------------------------------------------------------------------------
@@ -168,6 +323,21 @@ def _fold(text: str) -> str | None:
     return None if cleaned is None else _fold_cleaned(cleaned)
 
 
+def _clean_ascii(values: pa.Array) -> pa.Array:
+    """`_clean` for printable ASCII: the only whitespace is " ", so squeeze runs and trim."""
+    return _empty_to_null(pc.ascii_trim(_sub(values, "  +", " "), " "))
+
+
+def _fold_cleaned_ascii(cleaned: pa.Array) -> pa.Array:
+    """`_fold_cleaned` for printable ASCII (casefold of ASCII is lower-casing)."""
+    folded = _sub(_sub(pc.ascii_lower(cleaned), "['`.]"), "[^0-9a-z]+", " ")
+    return _empty_to_null(pc.ascii_trim(folded, " "))
+
+
+def _clean_values(values: pa.Array) -> pa.Array:
+    return _route1(values, lambda v: (_clean_ascii(v), None), _clean)
+
+
 def clean_text(s: pd.Series) -> pd.Series:
     """Tidy text without changing its meaning: NFKC, drop invisible/control chars, one space.
 
@@ -177,7 +347,12 @@ def clean_text(s: pd.Series) -> pd.Series:
     >>> clean_text(pd.Series(["  Ｊｏｈｎ\u200b  Smith ", "\u200b", None])).tolist()
     ['John Smith', nan, nan]
     """
-    return _map_unique(s, _clean)
+    codes, uniques = _distinct(s)
+    return _rows(codes, _clean_values(uniques), s)
+
+
+def _fold_values(values: pa.Array) -> pa.Array:
+    return _route1(values, lambda v: (_fold_cleaned_ascii(_clean_ascii(v)), None), _fold)
 
 
 def fold(s: pd.Series) -> pd.Series:
@@ -189,7 +364,8 @@ def fold(s: pd.Series) -> pd.Series:
     >>> fold(pd.Series(["Zoë O'Brien", "SMITH-JONES", "Łódź", "--"])).tolist()
     ['zoe obrien', 'smith jones', 'lodz', nan]
     """
-    return _map_unique(s, _fold)
+    codes, uniques = _distinct(s)
+    return _rows(codes, _fold_values(uniques), s)
 
 
 # --------------------------------------------------------------------------------------------
@@ -240,6 +416,49 @@ def _blank_or(
     return run
 
 
+_PHONE_PUNCT = r"[ +\-().]*"
+_SAME_DIGIT_PHONE = "^(?:" + "|".join(
+    f"{_PHONE_PUNCT}(?:{d}{_PHONE_PUNCT}){{6,}}" for d in "0123456789"
+)
+_SAME_DIGIT_PHONE += ")$"  # = _PHONEISH.fullmatch and 6+ digits, all the same
+
+
+def _re2_literal(text: str) -> str:
+    """``text`` as an RE2 pattern matching exactly it (hex escapes for anything but [0-9A-Za-z])."""
+    return "".join(c if c.isascii() and c.isalnum() else f"\\x{{{ord(c):x}}}" for c in text)
+
+
+@lru_cache(maxsize=8)
+def _placeholder_rules(placeholders: frozenset[str]) -> tuple[pa.Array, str | None]:
+    """The casefolded placeholders, and one RE2 matching text whose squeezed form is one."""
+    exact, squeezed = _placeholder_sets(placeholders)
+    sep = "[ ._-]*"  # _SQUEEZE on printable ASCII
+    spelled = [sep.join(_re2_literal(ch) for ch in p) for p in sorted(squeezed)]
+    pattern = f"^{sep}(?:{'|'.join(spelled)}){sep}$" if spelled else None
+    return pa.array(sorted(exact), type=_TEXT), pattern
+
+
+def _placeholder_mask_ascii(cleaned: pa.Array, placeholders: Collection[str] | None) -> pa.Array:
+    """`_placeholder_test` over printable-ASCII *cleaned* values (null stays null)."""
+    if placeholders is None:
+        return pa.array(np.zeros(len(cleaned), dtype=bool))
+    exact, squeezed_pattern = _placeholder_rules(frozenset(placeholders))
+    lowered = pc.ascii_lower(cleaned)  # = casefold for ASCII
+    hit = pc.is_in(lowered, value_set=exact)
+    if squeezed_pattern is not None:
+        hit = pc.or_(hit, _matches(lowered, squeezed_pattern))
+    hit = pc.or_(hit, pc.invert(_matches(cleaned, "[A-Za-z0-9]")))
+    return pc.or_(hit, _matches(cleaned, _SAME_DIGIT_PHONE))
+
+
+def _blank_values(values: pa.Array, placeholders: Collection[str] | None) -> pa.Array:
+    def kernel(v: pa.Array) -> tuple[pa.Array, None]:
+        cleaned = _clean_ascii(v)
+        return _null_where(_placeholder_mask_ascii(cleaned, placeholders), cleaned), None
+
+    return _route1(values, kernel, _blank_or(lambda c: c, _placeholder_test(placeholders)))
+
+
 def blank_placeholders(
     s: pd.Series, placeholders: Collection[str] | None = PLACEHOLDERS
 ) -> pd.Series:
@@ -254,7 +473,19 @@ def blank_placeholders(
     >>> blank_placeholders(pd.Series(["N/A", "Unknown", "000 000 0000", "Ann", "-"])).tolist()
     [nan, nan, nan, 'Ann', nan]
     """
-    return _map_unique(s, _blank_or(lambda cleaned: cleaned, _placeholder_test(placeholders)))
+    codes, uniques = _distinct(s)
+    return _rows(codes, _blank_values(uniques, placeholders), s)
+
+
+def _folded_field_values(values: pa.Array, placeholders: Collection[str] | None) -> pa.Array:
+    """fold(blank_placeholders(values)) in one pass: how first, last name and city compare."""
+
+    def kernel(v: pa.Array) -> tuple[pa.Array, None]:
+        cleaned = _clean_ascii(v)
+        mask = _placeholder_mask_ascii(cleaned, placeholders)
+        return _null_where(mask, _fold_cleaned_ascii(cleaned)), None
+
+    return _route1(values, kernel, _blank_or(_fold_cleaned, _placeholder_test(placeholders)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -353,6 +584,92 @@ def _split_name(text: str) -> tuple[str | None, str | None]:
     return tokens[0], " ".join(tokens[start:])
 
 
+def _token_regex(words: frozenset[str]) -> str:
+    """RE2 for one token whose `_bare` form (dots removed, ASCII lower-cased) is in ``words``."""
+    spelled = sorted((r"\.*".join(re.escape(ch) for ch in w) for w in words), key=len)
+    return r"(?i:\.*(?:" + "|".join(reversed(spelled)) + r")\.*)"
+
+
+_TITLE_TOKEN = _token_regex(_TITLES)
+_SUFFIX_TOKEN = _token_regex(_SUFFIXES)
+_PARTICLE_TOKEN = _token_regex(_PARTICLES)
+_LEADING_TITLES = f"^(?:{_TITLE_TOKEN}(?: |$))+"
+_TRAILING_SUFFIXES = f"(?:(?:^| ){_SUFFIX_TOKEN})+$"
+_ONLY_SUFFIXES = f"^{_SUFFIX_TOKEN}(?: {_SUFFIX_TOKEN})*$"
+
+
+def _split_name_ascii(cleaned: pa.Array) -> tuple[list[pa.Array], pa.Array]:
+    """`_split_name` for printable-ASCII *cleaned* values: tokens are separated by one space.
+
+    Decides names with no comma, and "SURNAME, Given" with one comma where neither side is only
+    suffixes and the surname keeps a word that is not a title or suffix; hands back the rest
+    (two or more commas, empty sides: rare, and the list logic is easier to read in Python).
+    """
+    n_commas = pc.count_substring(cleaned, ",")
+    is_comma = pc.equal(n_commas, 1)
+    # --- no comma: titles lead, suffixes trail, particles join the surname
+    plain = _null_where(pc.greater(n_commas, 0), cleaned)
+    had_title = _matches(plain, f"^{_TITLE_TOKEN}(?: |$)")
+    rest = _empty_to_null(_sub(_sub(plain, _LEADING_TITLES), _TRAILING_SUFFIXES))
+    first_token, after_first = _halves(rest, " ")
+    last_token = _halves(rest, " ", reverse=True)[1]  # null when there is one token
+    one_token = pc.is_null(after_first)
+    particle_run = f"(?:^| )(?P<s>(?:{_PARTICLE_TOKEN} )*[^ ]+)$"
+    has_particle = pc.fill_null(_matches(after_first, f"(?:^| ){_PARTICLE_TOKEN} [^ ]+$"), False)
+    if pc.any(has_particle).as_py():  # "van der Berg": the run of particles before the last word
+        runs = pc.extract_regex(after_first.filter(has_particle), particle_run)
+        last_token = pc.replace_with_mask(last_token, has_particle, pc.struct_field(runs, "s"))
+    plain_first = _null_where(pc.and_kleene(one_token, had_title), first_token)
+    plain_last = pc.if_else(one_token, _null_where(pc.invert(had_title), rest), last_token)
+    # --- one comma: "SURNAME, Given"
+    surname_part, given_part = _halves(_null_where(pc.invert(is_comma), cleaned), ",")
+    surname_part, given_part = pc.ascii_trim(surname_part, " "), pc.ascii_trim(given_part, " ")
+    surname_words = _sub(surname_part, _LEADING_TITLES)
+    given_words = _empty_to_null(_sub(given_part, _LEADING_TITLES))
+    comma_undecided = pc.or_kleene(
+        pc.or_kleene(pc.equal(surname_part, ""), pc.equal(given_part, "")),
+        pc.or_kleene(
+            pc.or_kleene(
+                _matches(surname_part, _ONLY_SUFFIXES), _matches(given_part, _ONLY_SUFFIXES)
+            ),
+            pc.or_kleene(pc.equal(surname_words, ""), _matches(surname_words, _ONLY_SUFFIXES)),
+        ),
+    )
+    comma_first = _halves(given_words, " ")[0]
+    comma_last = _sub(surname_words, _TRAILING_SUFFIXES)
+    first = pc.if_else(is_comma, comma_first, plain_first)
+    last = pc.if_else(is_comma, comma_last, plain_last)
+    undecided = pc.or_kleene(pc.greater(n_commas, 1), pc.and_kleene(is_comma, comma_undecided))
+    return [first, last], undecided
+
+
+def _split_values(
+    values: pa.Array, placeholders: Collection[str] | None, folded: bool
+) -> list[pa.Array]:
+    """First and last name of each value; placeholders blanked first unless ``placeholders`` is
+    None; both parts folded when ``folded`` (the comparison form used by
+    `standardize_customers`)."""
+    is_placeholder = _placeholder_test(placeholders)
+
+    def slow(text: str) -> tuple[str | None, str | None]:
+        if placeholders is not None:  # as blank_placeholders then split_full_name: cleaned twice
+            text = _clean(text)  # type: ignore[assignment]
+            if text is None or is_placeholder(text):
+                return None, None
+        parts = _split_name(text)
+        return tuple(_fold(p) if folded and p is not None else p for p in parts)  # type: ignore[return-value]
+
+    def kernel(v: pa.Array) -> tuple[list[pa.Array], pa.Array]:
+        cleaned = _clean_ascii(v)
+        cleaned = _null_where(_placeholder_mask_ascii(cleaned, placeholders), cleaned)
+        parts, undecided = _split_name_ascii(cleaned)
+        if folded:
+            parts = [_fold_cleaned_ascii(_clean_ascii(p)) for p in parts]
+        return parts, undecided
+
+    return _route(values, kernel, slow)
+
+
 def split_full_name(full: pd.Series) -> pd.DataFrame:
     """Split a one-field name into ``first_name`` and ``last_name`` (cleaned, original case).
 
@@ -370,13 +687,10 @@ def split_full_name(full: pd.Series) -> pd.DataFrame:
     2        NaN         Smith
     3       Emma          BELL
     """
-    codes, uniques = _factorize(full)
-    pairs = [_split_name(_to_text(u)) for u in uniques]
+    codes, uniques = _distinct(full)
+    first, last = _split_values(uniques, None, folded=False)
     return pd.DataFrame(
-        {
-            "first_name": _text_result(codes, [p[0] for p in pairs], full),
-            "last_name": _text_result(codes, [p[1] for p in pairs], full),
-        }
+        {"first_name": _rows(codes, first, full), "last_name": _rows(codes, last, full)}
     )
 
 
@@ -491,6 +805,20 @@ def _nickname_table() -> dict[str, str]:
     return {name: key(name) for name in names}
 
 
+def _nickname_values(first_folded: pa.Array) -> pa.Array:
+    table = _nickname_table()
+
+    def key(text: str) -> str | None:
+        name = " ".join(text.casefold().split())
+        return table.get(name, name) or None
+
+    return _per_distinct(first_folded, key)
+
+
+def _phonetic_values(folded: pa.Array) -> pa.Array:
+    return _per_distinct(folded, _metaphone)
+
+
 def nickname_key(first_folded: pd.Series) -> pd.Series:
     """Map a folded first name to one canonical formal name, so nicknames compare equal.
 
@@ -515,13 +843,8 @@ def nickname_key(first_folded: pd.Series) -> pd.Series:
     >>> nickname_key(pd.Series(["bob", "robert", "liz", "elizabeth", "zebedee"])).tolist()
     ['robert', 'robert', 'elizabeth', 'elizabeth', 'zebedee']
     """
-    table = _nickname_table()
-
-    def fn(text: str) -> str | None:
-        name = " ".join(text.casefold().split())
-        return table.get(name, name) or None
-
-    return _map_unique(first_folded, fn)
+    codes, uniques = _distinct(first_folded)
+    return _rows(codes, _nickname_values(uniques), first_folded)
 
 
 def _metaphone(text: str) -> str | None:
@@ -540,7 +863,8 @@ def phonetic_key(s_folded: pd.Series) -> pd.Series:
     >>> phonetic_key(pd.Series(["smith", "smyth", "van der berg", "vanderberg"])).tolist()
     ['SM0', 'SM0', 'FNTRBRK', 'FNTRBRK']
     """
-    return _map_unique(s_folded, _metaphone)
+    codes, uniques = _distinct(s_folded)
+    return _rows(codes, _phonetic_values(uniques), s_folded)
 
 
 # --------------------------------------------------------------------------------------------
@@ -567,6 +891,29 @@ def _normalize_email_text(text: str, is_placeholder: Callable[[str], bool]) -> s
     return None if is_placeholder(email) else email
 
 
+_EMAIL_PARTS = f"^(?:{_EMAIL.pattern})$"
+
+
+def _email_values(values: pa.Array, placeholders: Collection[str] | None) -> pa.Array:
+    def kernel(v: pa.Array) -> tuple[pa.Array, None]:
+        cleaned = _clean_ascii(v)
+        email = _sub(_sub(pc.ascii_lower(cleaned), "^mailto:"), "^<(.*)>$", r"\1")
+        at = pc.find_substring(email, "@")  # the pattern allows exactly one
+        domain_length = pc.subtract(pc.subtract(pc.utf8_length(email), at), 1)
+        valid = pc.and_kleene(
+            _matches(email, _EMAIL_PARTS),
+            pc.and_kleene(pc.less_equal(at, 64), pc.less_equal(domain_length, 253)),
+        )
+        blank = pc.or_kleene(
+            _placeholder_mask_ascii(cleaned, placeholders),
+            _placeholder_mask_ascii(email, placeholders),
+        )
+        return _null_where(pc.or_kleene(blank, pc.invert(valid)), email), None
+
+    is_placeholder = _placeholder_test(placeholders)
+    return _route1(values, kernel, lambda text: _normalize_email_text(text, is_placeholder))
+
+
 def normalize_email(s: pd.Series, placeholders: Collection[str] | None = PLACEHOLDERS) -> pd.Series:
     """Clean and lower-case an e-mail address; syntactically invalid or placeholder -> NA.
 
@@ -580,8 +927,8 @@ def normalize_email(s: pd.Series, placeholders: Collection[str] | None = PLACEHO
     >>> normalize_email(pd.Series([" Ann.Lee@Example.COM ", "a@@b.com", "a@b.com.", "x"])).tolist()
     ['ann.lee@example.com', nan, nan, nan]
     """
-    is_placeholder = _placeholder_test(placeholders)
-    return _map_unique(s, lambda text: _normalize_email_text(text, is_placeholder))
+    codes, uniques = _distinct(s)
+    return _rows(codes, _email_values(uniques, placeholders), s)
 
 
 _GMAIL_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
@@ -598,6 +945,24 @@ def _email_key(email: str) -> str | None:
     return f"{base}@{domain}"
 
 
+def _email_key_ascii(values: pa.Array) -> tuple[pa.Array, None]:
+    """`_email_key` for printable ASCII: the last "@" splits local part and domain."""
+    email = pc.ascii_lower(pc.utf8_trim(values, " "))
+    local, domain = _halves(email, "@", reverse=True)  # rpartition("@")
+    local = _empty_to_null(_null_where(pc.is_null(domain), local))
+    base = _sub(local, r"\+.*$")  # "+tag" sub-addressing
+    base = pc.if_else(pc.equal(base, ""), local, base)  # keep "+x@" as is
+    gmail = pc.is_in(domain, value_set=pa.array(sorted(_GMAIL_DOMAINS), type=_TEXT))
+    undotted = pc.replace_substring(base, ".", "")
+    base = pc.if_else(pc.and_kleene(gmail, pc.not_equal(undotted, "")), undotted, base)
+    domain = pc.if_else(gmail, "gmail.com", domain)
+    return _concat(base, "@", domain), None
+
+
+def _email_key_values(values: pa.Array) -> pa.Array:
+    return _route1(values, _email_key_ascii, _email_key, cleans_first=False)
+
+
 def email_match_key(email_normalized: pd.Series) -> pd.Series:
     """A *matching key* for an already normalised e-mail; never show it to users.
 
@@ -608,7 +973,8 @@ def email_match_key(email_normalized: pd.Series) -> pd.Series:
     >>> email_match_key(pd.Series(["j.o.e+promo@googlemail.com", "ann+x@corp.co.uk"])).tolist()
     ['joe@gmail.com', 'ann@corp.co.uk']
     """
-    return _map_unique(email_normalized, _email_key)
+    codes, uniques = _distinct(email_normalized)
+    return _rows(codes, _email_key_values(uniques), email_normalized)
 
 
 # --------------------------------------------------------------------------------------------
@@ -700,6 +1066,172 @@ def _normalize_phone_text(
     return _phone_slow(cleaned, region)
 
 
+_SCIENTIFIC_RE2 = r"^[0-9](?:[.,][0-9]+)?[eE]\+?[0-9]{1,2}$"
+# A GB number in a shape whose parse is known: "+44"/"0044", an optional "(0)", then the national
+# significant number; or "0" then it. libphonenumber reads all of these as +44 and that number.
+_GB_PREFIX = r"^(?:(?:\+44|0044)0?|0)"
+_GB_SHAPE = _GB_PREFIX + "[1-9][0-9]{3,13}$"
+_GB_BARE = "^[1-35-9][0-9]{3,13}$|^4[0-35-9][0-9]{2,12}$"  # no prefix, not starting "44"
+_GB_MOBILE_SHAPE = r"^(?:(?:\+44|0044)?0?|44)7[0-9]{9}$"  # = _UK_MOBILE_SHAPE; NSN = last 10
+
+
+@cache
+def _plus44_rules() -> tuple[str, list[tuple[str, str | None, dict[int, str]]]]:
+    """libphonenumber's validity rules for +44 numbers, as RE2 patterns.
+
+    Returns GB's general pattern (to spot national numbers that keep their "0") and, for each
+    region sharing +44 in libphonenumber's order (GB, GG, IM, JE), its ``leading_digits`` and,
+    per possible length, one pattern a valid number of that length must match in full (the
+    general pattern, then any number type). `_valid_plus44` applies them as
+    `phonenumbers.is_valid_number` does.
+    """
+    types = ("premium_rate", "toll_free", "shared_cost", "voip", "personal_number", "pager")
+    types += ("uan", "voicemail", "fixed_line", "mobile")
+    rules = []
+    for region in phonenumbers.region_codes_for_country_code(44):
+        meta = phonenumbers.PhoneMetadata.metadata_for_region(region)
+        general = meta.general_desc
+        by_length: dict[int, str] = {}
+        for length in general.possible_length:
+            patterns = [
+                desc.national_number_pattern
+                for desc in (getattr(meta, t) for t in types)
+                if desc is not None
+                and desc.national_number_pattern
+                and (not desc.possible_length or length in desc.possible_length)
+            ]
+            if patterns:
+                any_type = "|".join(f"(?:{p})" for p in patterns)
+                by_length[length] = f"^(?:{general.national_number_pattern})$", f"^(?:{any_type})$"
+        rules.append((region, meta.leading_digits, by_length))
+    gb = phonenumbers.PhoneMetadata.metadata_for_region("GB")
+    return f"^(?:{gb.general_desc.national_number_pattern})$", rules
+
+
+def _valid_plus44(nsn: pa.Array) -> np.ndarray:
+    """Is +44 ``nsn`` valid per `phonenumbers.is_valid_number` (digits, no leading 0)."""
+    _, rules = _plus44_rules()
+    lengths = pc.fill_null(pc.utf8_length(nsn), 0).to_numpy(zero_copy_only=False)
+    valid = np.zeros(len(nsn), dtype=bool)
+    undecided = ~pc.is_null(nsn).to_numpy(zero_copy_only=False)  # region not chosen yet
+    for _region, leading_digits, by_length in rules:
+        known = np.zeros(len(nsn), dtype=bool)  # a known number type in this region
+        for length, (general, any_type) in by_length.items():
+            idx = np.flatnonzero(undecided & (lengths == length))
+            if len(idx):
+                subset = nsn.take(idx)
+                ok = pc.and_(_matches(subset, general), _matches(subset, any_type))
+                known[idx] = ok.to_numpy(zero_copy_only=False)
+        if leading_digits is not None:  # the region owns these prefixes, valid or not
+            owned = undecided & pc.fill_null(
+                _matches(nsn, f"^(?:{leading_digits})"), False
+            ).to_numpy(zero_copy_only=False)
+        else:
+            owned = undecided & known
+        valid |= owned & known
+        undecided &= ~owned
+    return valid
+
+
+@cache
+def _country_rules(country_code: int) -> tuple[str | None, frozenset[int]] | None:
+    """National prefix pattern and possible NSN lengths of a calling code (None: not simple)."""
+    regions = phonenumbers.region_codes_for_country_code(country_code)
+    metas = [phonenumbers.PhoneMetadata.metadata_for_region(r) for r in regions]
+    if not metas or any(m is None or not m.general_desc.possible_length for m in metas):
+        return None  # non-geographic or incomplete metadata: leave it to the parser
+    lengths = frozenset(n for m in metas for n in m.general_desc.possible_length)
+    return metas[0].national_prefix_for_parsing, lengths
+
+
+def _retry_is_hopeless(digits: str) -> bool:
+    """Is ``"+" + digits`` certainly not a valid number (`_phone_slow`'s retry)?
+
+    True when no calling code starts it, or when the rest cannot be stripped of a national
+    prefix and its length is possible in none of the code's regions: the parser then rejects
+    it without our asking.
+    """
+    for n in range(1, 4):
+        country_code = int(digits[:n])
+        if country_code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            break
+    else:
+        return True
+    rules = _country_rules(country_code)
+    if rules is None:
+        return False
+    national_prefix, lengths = rules
+    rest = digits[n:]
+    if national_prefix and re.match(national_prefix, rest):
+        return False
+    return len(rest) not in lengths
+
+
+def _phone_gb_ascii(cleaned: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """GB phone numbers in the shapes of `_GB_SHAPE` without the parser; the rest undecided.
+
+    Exact because it applies libphonenumber's own metadata the way the parser and
+    `is_valid_number` do for these shapes; values the parser might read differently (Excel
+    notation, other shapes, a national number starting 180020, GB's "180020" national prefix)
+    are left to `_phone_slow`.
+    """
+    compact = _strip_chars(cleaned, " -.()/")  # _PHONE_SEPARATORS on printable ASCII
+    mobile_shape = pc.fill_null(_matches(compact, _GB_MOBILE_SHAPE), False)
+    mobile = _null_where(pc.invert(mobile_shape), pc.utf8_slice_codeunits(compact, -10))
+    mobile_ok = pc.fill_null(_matches(mobile, f"^(?:{_uk_mobile_pattern().pattern})$"), False)
+    not_mobile = pc.invert(mobile_ok)
+    shaped = pc.and_(pc.fill_null(_matches(compact, _GB_SHAPE), False), not_mobile)
+    nsn = pc.replace_with_mask(
+        pa.nulls(len(compact), type=_TEXT),
+        shaped,
+        pc.replace_substring_regex(compact.filter(shaped), _GB_PREFIX, "").cast(_TEXT),
+    )
+    # Bare digits ("7911 123456", Excel ate the 0) read as a national number; only a valid one is
+    # decided here, an invalid one is retried as international by _phone_slow.
+    bare = pc.and_(pc.fill_null(_matches(compact, _GB_BARE), False), not_mobile)
+    nsn = pc.if_else(bare, compact, nsn)
+    gb_general, _ = _plus44_rules()
+    keeps_zero = _concat("0", nsn)  # viable with its "0": the parser would keep it
+    odd = pc.fill_null(
+        pc.or_(pc.starts_with(nsn, "180020"), _matches(keeps_zero, gb_general)), False
+    )
+    nsn = _null_where(odd, nsn)
+    valid = pa.array(_valid_plus44(nsn))
+    e164 = pc.if_else(
+        mobile_ok,
+        _concat("+44", mobile),
+        pc.if_else(valid, _concat("+44", nsn), _NULL_TEXT),
+    )
+    decided = pc.or_(mobile_ok, pc.or_(pc.and_(shaped, pc.is_valid(nsn)), pc.and_(bare, valid)))
+    # An invalid bare number is retried as "+digits" (8-15 digits); most such retries cannot
+    # succeed (wrong length for the calling code), and those are decided as NA here.
+    retried = pc.and_(pc.and_(bare, pc.invert(valid)), pc.invert(odd))
+    if pc.any(retried).as_py():
+        candidates = compact.filter(retried).to_pylist()
+        hopeless = [len(d) < 8 or _retry_is_hopeless(d) for d in candidates]
+        decided = pc.replace_with_mask(decided, retried, pa.array(hopeless))
+    return e164, pc.invert(pc.fill_null(decided, False))
+
+
+def _phone_values(values: pa.Array, region: str, placeholders: Collection[str] | None) -> pa.Array:
+    """`_normalize_phone_text` of each value (``region`` upper-case)."""
+
+    def kernel(v: pa.Array) -> tuple[pa.Array, pa.Array]:
+        cleaned = _clean_ascii(v)
+        cleaned = _null_where(_placeholder_mask_ascii(cleaned, placeholders), cleaned)
+        scientific = pc.fill_null(
+            _matches(pc.replace_substring(cleaned, " ", ""), _SCIENTIFIC_RE2), False
+        )
+        if region != "GB":  # only blanks and placeholders are decided here
+            return cleaned.cast(_TEXT), pc.is_valid(cleaned)
+        e164, undecided = _phone_gb_ascii(cleaned)
+        undecided = pc.and_kleene(pc.or_kleene(undecided, scientific), pc.is_valid(cleaned))
+        return e164, undecided
+
+    is_placeholder = _placeholder_test(placeholders)
+    return _route1(values, kernel, lambda text: _normalize_phone_text(text, region, is_placeholder))
+
+
 def normalize_phone(
     s: pd.Series,
     default_region: str = "GB",
@@ -714,15 +1246,16 @@ def normalize_phone(
     only when every digit survived. Note libphonenumber rejects Ofcom's drama range
     07700 900000-900999, so those fictional numbers become NA.
 
-    Each distinct value is parsed once; common UK mobile shapes take a regex fast path that
-    gives exactly the parser's answer.
+    Each distinct value is parsed once. With ``default_region="GB"`` the usual shapes (+44,
+    0044, (0), leading 0, bare digits) are decided by an Arrow kernel that applies
+    libphonenumber's own +44 metadata and gives exactly the parser's answer; the parser itself
+    runs only for the rest (other countries, odd punctuation, Excel notation).
 
     >>> normalize_phone(pd.Series(["07911 123456", "+44 (0)7911 123456", "12345"])).tolist()
     ['+447911123456', '+447911123456', nan]
     """
-    is_placeholder = _placeholder_test(placeholders)
-    region = default_region.upper()
-    return _map_unique(s, lambda text: _normalize_phone_text(text, region, is_placeholder))
+    codes, uniques = _distinct(s)
+    return _rows(codes, _phone_values(uniques, default_region.upper(), placeholders), s)
 
 
 _UK_POSTCODE = re.compile(r"[A-Z]{1,2}\d[A-Z\d]?\d[A-Z]{2}")
@@ -739,6 +1272,22 @@ def _normalize_postcode_text(text: str, is_placeholder: Callable[[str], bool]) -
     return upper
 
 
+def _postcode_values(values: pa.Array, placeholders: Collection[str] | None) -> pa.Array:
+    def kernel(v: pa.Array) -> tuple[pa.Array, None]:
+        cleaned = _clean_ascii(v)
+        upper = pc.ascii_upper(cleaned)
+        compact = _strip_chars(upper, " -.")
+        spaced = _concat(
+            pc.utf8_slice_codeunits(compact, 0, -3), " ", pc.utf8_slice_codeunits(compact, -3)
+        )
+        uk = _matches(compact, "^[A-Z]{1,2}[0-9][A-Z0-9]?[0-9][A-Z]{2}$")
+        out = pc.if_else(uk, spaced, upper)
+        return _null_where(_placeholder_mask_ascii(cleaned, placeholders), out), None
+
+    is_placeholder = _placeholder_test(placeholders)
+    return _route1(values, kernel, lambda text: _normalize_postcode_text(text, is_placeholder))
+
+
 def normalize_postcode(
     s: pd.Series, placeholders: Collection[str] | None = PLACEHOLDERS
 ) -> pd.Series:
@@ -750,8 +1299,8 @@ def normalize_postcode(
     >>> normalize_postcode(pd.Series(["sw1a1aa", " m1  1ae ", "75008", "d02 x285"])).tolist()
     ['SW1A 1AA', 'M1 1AE', '75008', 'D02 X285']
     """
-    is_placeholder = _placeholder_test(placeholders)
-    return _map_unique(s, lambda text: _normalize_postcode_text(text, is_placeholder))
+    codes, uniques = _distinct(s)
+    return _rows(codes, _postcode_values(uniques, placeholders), s)
 
 
 def _normalize_loyalty_text(text: str, is_placeholder: Callable[[str], bool]) -> str | None:
@@ -762,6 +1311,17 @@ def _normalize_loyalty_text(text: str, is_placeholder: Callable[[str], bool]) ->
     if expanded is not None:
         return expanded or None
     return re.sub(r"[^0-9A-Za-z]", "", cleaned).upper() or None
+
+
+def _loyalty_values(values: pa.Array, placeholders: Collection[str] | None) -> pa.Array:
+    def kernel(v: pa.Array) -> tuple[pa.Array, pa.Array]:
+        cleaned = _clean_ascii(v)
+        out = _empty_to_null(pc.ascii_upper(_sub(cleaned, "[^0-9A-Za-z]")))
+        scientific = _matches(pc.replace_substring(cleaned, " ", ""), _SCIENTIFIC_RE2)
+        return _null_where(_placeholder_mask_ascii(cleaned, placeholders), out), scientific
+
+    is_placeholder = _placeholder_test(placeholders)
+    return _route1(values, kernel, lambda text: _normalize_loyalty_text(text, is_placeholder))
 
 
 def normalize_loyalty_id(
@@ -776,8 +1336,8 @@ def normalize_loyalty_id(
     >>> normalize_loyalty_id(pd.Series(["ab-12 34", "2.900001234567E+12", "2.9E+12"])).tolist()
     ['AB1234', '2900001234567', nan]
     """
-    is_placeholder = _placeholder_test(placeholders)
-    return _map_unique(s, lambda text: _normalize_loyalty_text(text, is_placeholder))
+    codes, uniques = _distinct(s)
+    return _rows(codes, _loyalty_values(uniques, placeholders), s)
 
 
 # --------------------------------------------------------------------------------------------
@@ -813,17 +1373,27 @@ def parse_date(
             "%Y-%m-%dT%H:%M:%S",
             *(f"{day}{sep}{month}{sep}%Y" for sep in "/-."),
         ]
-    codes, uniques = _factorize(s)
-    days = np.full(len(uniques), np.datetime64("NaT"), dtype="datetime64[us]")
-    positions, texts = [], []
-    for i, value in enumerate(uniques):
-        if isinstance(value, dt.date | np.datetime64):  # date, datetime, pd.Timestamp
-            stamp = pd.Timestamp(value)
-            days[i] = stamp.tz_localize(None).floor("D") if stamp.tz else stamp.floor("D")
-        elif (cleaned := _clean(_to_text(value))) is not None:
-            positions.append(i)
-            texts.append(cleaned)
-    todo = pd.Series(texts, index=positions, dtype="str")
+    if _arrow_text(s) is not None:  # text only: clean the distinct values in Arrow
+        arrow_codes, uniques = _distinct(s)
+        codes = pc.fill_null(arrow_codes, -1).to_numpy(zero_copy_only=False)
+        cleaned = _clean_values(uniques)
+        is_text = pc.is_valid(cleaned)
+        days = np.full(len(uniques), np.datetime64("NaT"), dtype="datetime64[us]")
+        positions = np.flatnonzero(is_text.to_numpy(zero_copy_only=False))
+        todo = pd.Series(pd.array(cleaned.filter(is_text), dtype="str"), index=positions)
+    else:
+        codes, objects = pd.factorize(s, use_na_sentinel=True)
+        objects = np.asarray(objects, dtype=object)
+        days = np.full(len(objects), np.datetime64("NaT"), dtype="datetime64[us]")
+        positions, texts = [], []
+        for i, value in enumerate(objects):
+            if isinstance(value, dt.date | np.datetime64):  # date, datetime, pd.Timestamp
+                stamp = pd.Timestamp(value)
+                days[i] = stamp.tz_localize(None).floor("D") if stamp.tz else stamp.floor("D")
+            elif (cleaned_text := _clean(_to_text(value))) is not None:
+                positions.append(i)
+                texts.append(cleaned_text)
+        todo = pd.Series(texts, index=positions, dtype="str")
     for fmt in formats:
         if todo.empty:
             break
@@ -837,6 +1407,23 @@ def parse_date(
 
 # --------------------------------------------------------------------------------------------
 # the whole customer frame
+
+
+STD_COLUMNS = (
+    "std_first_name",
+    "std_last_name",
+    "std_first_name_key",
+    "std_first_phonetic",
+    "std_last_phonetic",
+    "std_email",
+    "std_email_key",
+    "std_phone",
+    "std_postcode",
+    "std_city",
+    "std_loyalty_id",
+    "std_birth_date",
+)
+"""The columns `standardize_customers` adds, in order."""
 
 
 def standardize_customers(
@@ -857,37 +1444,78 @@ def standardize_customers(
     * ``std_birth_date`` (``date32``; typed dates pass through)
 
     ``country`` is accepted but not used yet: phones are read in ``default_region``.
-    """
-    out = df.copy()
-    na = pd.Series(pd.NA, index=df.index, dtype="object")
 
-    def col(name: str) -> pd.Series:
+    Each input column is dictionary-encoded once and every derived key (nickname, phonetic,
+    e-mail key) is computed on its distinct values, never on the rows; the fields are
+    standardised in parallel threads.
+    """
+    na = pd.Series(pd.NA, index=df.index, dtype="object")
+    region = default_region.upper()
+
+    def column(name: str) -> pd.Series:
         return df[name] if name in df.columns else na
 
-    fold_unless_placeholder = _blank_or(_fold_cleaned, _placeholder_test(placeholders))
+    def rows(name: str, transform: Callable[[pa.Array], pa.Array]) -> pa.Array:
+        codes, values = _distinct(column(name))
+        return transform(values).take(codes)
 
-    def folded_field(series: pd.Series) -> pd.Series:  # = fold(blank_placeholders(series))
-        return _map_unique(series, fold_unless_placeholder)
+    def names() -> dict[str, pa.Array]:
+        full_codes, full_values = _distinct(column("full_name"))
+        split = dict(
+            zip(
+                ("first", "last"),
+                _split_values(full_values, placeholders, folded=True),
+                strict=True,
+            )
+        )
+        keys = {
+            "std_first_name": ("first", None),
+            "std_last_name": ("last", None),
+            "std_first_name_key": ("first", _nickname_values),
+            "std_first_phonetic": ("first", _phonetic_values),
+            "std_last_phonetic": ("last", _phonetic_values),
+        }
+        own = {}
+        for part in ("first", "last"):
+            codes, values = _distinct(column(f"{part}_name"))
+            own[part] = codes, _folded_field_values(values, placeholders)
+        result = {}
+        for name, (part, key) in keys.items():  # a missing first/last name comes from full_name
+            codes, values = own[part]
+            use_split = pc.is_null(values.take(codes))
+            mine, theirs = (values, split[part]) if key is None else (key(values), key(split[part]))
+            result[name] = pc.if_else(use_split, theirs.take(full_codes), mine.take(codes))
+        return result
 
-    first = folded_field(col("first_name"))
-    last = folded_field(col("last_name"))
-    need_split = (first.isna() | last.isna()) & col("full_name").notna()
-    if need_split.any():  # full length and same index: no label alignment, duplicates are fine
-        full = blank_placeholders(col("full_name").where(need_split), placeholders)
-        split = split_full_name(full)
-        first = first.where(first.notna(), fold(split["first_name"]))
-        last = last.where(last.notna(), fold(split["last_name"]))
+    def emails() -> dict[str, pa.Array]:
+        codes, values = _distinct(column("email"))
+        email = _email_values(values, placeholders)
+        return {
+            "std_email": email.take(codes),
+            "std_email_key": _email_key_values(email).take(codes),
+        }
 
-    out["std_first_name"] = first
-    out["std_last_name"] = last
-    out["std_first_name_key"] = nickname_key(first)
-    out["std_first_phonetic"] = phonetic_key(first)
-    out["std_last_phonetic"] = phonetic_key(last)
-    out["std_email"] = normalize_email(col("email"), placeholders)
-    out["std_email_key"] = email_match_key(out["std_email"])
-    out["std_phone"] = normalize_phone(col("phone"), default_region, placeholders)
-    out["std_postcode"] = normalize_postcode(col("postcode"), placeholders)
-    out["std_city"] = folded_field(col("city"))
-    out["std_loyalty_id"] = normalize_loyalty_id(col("loyalty_id"), placeholders)
-    out["std_birth_date"] = parse_date(col("birth_date"))
+    jobs: dict[str, Callable[[], dict[str, pa.Array]]] = {
+        "phone": lambda: {
+            "std_phone": rows("phone", lambda v: _phone_values(v, region, placeholders))
+        },
+        "names": names,
+        "email": emails,
+        "postcode": lambda: {
+            "std_postcode": rows("postcode", lambda v: _postcode_values(v, placeholders))
+        },
+        "city": lambda: {"std_city": rows("city", lambda v: _folded_field_values(v, placeholders))},
+        "loyalty": lambda: {
+            "std_loyalty_id": rows("loyalty_id", lambda v: _loyalty_values(v, placeholders))
+        },
+    }
+    # Arrow kernels release the GIL, so the fields run side by side on the machine's cores.
+    with ThreadPoolExecutor(max_workers=max(1, min(len(jobs), pa.cpu_count()))) as pool:
+        futures = [pool.submit(job) for job in jobs.values()]
+        birth_date = parse_date(column("birth_date"))
+        results = {k: v for future in futures for k, v in future.result().items()}
+    out = df.copy()
+    for name in STD_COLUMNS[:-1]:
+        out[name] = pd.Series(pd.array(results[name], dtype="str"), index=df.index)
+    out["std_birth_date"] = birth_date
     return out
