@@ -2,6 +2,10 @@
 
 Runs without a Prefect server (Prefect starts a temporary local API) or against one when
 `PREFECT_API_URL` is set. `deployment()` builds the scheduled deployment that `ccv serve` serves.
+
+With `[scale] task_runner = "dask"` the resolve stage runs inside the `resolve-on-dask` subflow,
+whose task runner is a `DaskTaskRunner`: the stage's pair partitions run there as Prefect tasks
+(`flows/scale_out.py`, docs/scaling.md). Everything else runs in this process either way.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from prefect.schedules import Cron
 
 from ccv import pipeline
 from ccv.config import Config, load_config
+from ccv.identity.resolve import ResolveResult
+from flows.scale_out import dask_task_runner, task_mapper, workers_report_here
 
 # Reading input files can flake on shared storage: retry it. Computing and publishing are not
 # retried (a failed publish leaves the published version untouched; the next run starts clean).
@@ -27,6 +33,12 @@ resolve_task = task(pipeline.resolve_stage, name="resolve", cache_policy=NO_CACH
 build_task = task(pipeline.build_stage, name="build", cache_policy=NO_CACHE)
 publish_task = task(pipeline.publish_stage, name="publish", cache_policy=NO_CACHE)
 report_task = task(pipeline.report_stage, name="report", cache_policy=NO_CACHE)
+
+
+@flow(name="resolve-on-dask", validate_parameters=False)
+def resolve_on_dask(run: pipeline.Run, config: Config) -> ResolveResult:
+    """The resolve stage, its pair partitions mapped as tasks onto this flow's Dask task runner."""
+    return resolve_task(run, config, task_mapper(config.scale))
 
 
 def _run_name() -> str:
@@ -45,7 +57,14 @@ def nightly(
     limit = {"timeout_seconds": config.schedule.stage_timeout_minutes * 60}
     with pipeline.run_context(config, full_refresh) as run:
         files = ingest_task.with_options(**limit)(run, config)
-        resolved = resolve_task.with_options(**limit)(run, config)
+        if config.scale.task_runner == "dask":
+            on_dask = resolve_on_dask.with_options(
+                task_runner=dask_task_runner(config.scale), **limit
+            )
+            with workers_report_here():
+                resolved = on_dask(run, config)
+        else:
+            resolved = resolve_task.with_options(**limit)(run, config)
         as_of = build_task.with_options(**limit)(run, config, as_of)
         publish_task.with_options(**limit)(run, config)
         report, markdown = report_task.with_options(**limit)(run)

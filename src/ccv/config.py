@@ -343,6 +343,12 @@ class IdentityConfig(_Strict):
     """blocks larger than this are reported, not compared (they would explode the pair count)"""
     min_records_to_estimate: int = Field(default=1000, ge=2)
     """fewer customer records than this use the shipped match parameters instead of EM"""
+    incremental: bool = True
+    """a night standardises and compares only new or changed records against the persisted
+    state (`identity_std`, `match_pairs`); false recomputes everything and re-estimates"""
+    reestimate_growth: float = Field(default=0.2, ge=0)
+    """re-estimate m/u when the customer-record count moved by more than this fraction since
+    the last estimation; otherwise an incremental night scores with the stored parameters"""
     survivorship: SurvivorshipConfig = SurvivorshipConfig()
     guards: GuardsConfig = GuardsConfig()
 
@@ -383,6 +389,30 @@ class ActivationConfig(_Strict):
     """secret key of `customer_360_pseudo.pseudo_id` (created on first use, mode 0600)"""
 
 
+class ScaleConfig(_Strict):
+    """Where the heavy work of a run executes (see docs/scaling.md).
+
+    `local` (the default) runs everything in the flow's process. `dask` splits the candidate pairs
+    of identity matching into `partitions` by a hash of their blocking key and compares each
+    partition as a Prefect task on a Dask cluster through `prefect-dask`: the scheduler at
+    `dask_address`, or a temporary local cluster of `dask_workers` processes when it is empty.
+    """
+
+    task_runner: Literal["local", "dask"] = "local"
+    dask_address: str = ""
+    """scheduler of an existing cluster, e.g. `tcp://10.0.0.5:8786`; empty: start a local one"""
+    dask_workers: int = Field(default=2, ge=1)
+    """worker processes of the temporary local cluster (ignored with `dask_address`)"""
+    partitions: int = Field(default=8, ge=1, le=4096)
+    """pair partitions (Prefect tasks) per run; a few per worker keeps them all busy"""
+
+    @model_validator(mode="after")
+    def _address_needs_dask(self) -> ScaleConfig:
+        if self.dask_address and self.task_runner != "dask":
+            raise ValueError("dask_address: only used with task_runner = 'dask'")
+        return self
+
+
 class Config(_Strict):
     """The whole, validated configuration. Relative paths are resolved against `base_dir`."""
 
@@ -393,6 +423,7 @@ class Config(_Strict):
     identity: IdentityConfig = IdentityConfig()
     analytics: AnalyticsConfig = AnalyticsConfig()
     activation: ActivationConfig = ActivationConfig()
+    scale: ScaleConfig = ScaleConfig()
     sources: list[SourceConfig]
 
     @model_validator(mode="after")

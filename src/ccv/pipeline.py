@@ -21,6 +21,7 @@ import duckdb
 from ccv.analytics.customer_value import build_customer_value
 from ccv.analytics.segment_history import ensure_segment_history, snapshot_segments
 from ccv.config import Config
+from ccv.identity.partitions import LOCAL, Mapper
 from ccv.identity.resolve import ResolveResult, resolve
 from ccv.ingest.load import FileResult, ingest
 from ccv.privacy.pseudonym import pseudonym_key
@@ -154,11 +155,15 @@ def resolve_as_of(con: duckdb.DuckDBPyConnection, config: Config, today: dt.date
     return dt.date.fromisoformat(rule)
 
 
-def resolve_stage(run: Run, config: Config) -> ResolveResult:
-    """Resolve identities into customer_xref with stable customer ids."""
+def resolve_stage(run: Run, config: Config, mapper: Mapper = LOCAL) -> ResolveResult:
+    """Resolve identities into customer_xref with stable customer ids.
+
+    `mapper` runs the partitioned comparison work (in this process by default; the flow passes
+    one that maps Prefect tasks over a Dask cluster when `[scale] task_runner = "dask"`).
+    """
     _entering("resolve")
     with connect(run.build_path) as con:
-        return resolve(con, config, run.run_id, run.started_at)
+        return resolve(con, config, run.run_id, run.started_at, mapper)
 
 
 def build_stage(run: Run, config: Config, as_of: dt.date | None = None) -> dt.date:

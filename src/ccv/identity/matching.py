@@ -23,6 +23,7 @@ import pandas as pd
 
 from ccv.identity.blocking import DEFAULT_RULES, candidate_pairs
 from ccv.identity.comparisons import DEFAULT_COMPARISONS, compare
+from ccv.identity.partitions import LOCAL, Mapper, compare_pairs
 from ccv.identity.scoring import Params, estimate_m, estimate_u, score
 
 COMPARISON_NAMES = tuple(c.name for c in DEFAULT_COMPARISONS)
@@ -76,6 +77,7 @@ def probabilistic_links(
     max_block_size: int,
     min_records_to_estimate: int = 1000,
     seed: int = 0,
+    mapper: Mapper = LOCAL,
 ) -> MatchResult:
     """Scored links among the records of `std` at `positions` (labels of `std` are positions).
 
@@ -83,6 +85,9 @@ def probabilistic_links(
     parameters shipped with ccv (estimated on held-out benchmark data, `DEFAULT_PARAMS_PATH`)
     are used instead, without term-frequency adjustment (how common a name is cannot be told
     from a handful of records), so a small file still resolves sensibly.
+
+    `mapper` runs the comparison of the candidate pairs, split into independent partitions
+    (`partitions.py`); the result is the same whatever it is.
     """
     records = std.iloc[positions].assign(record_idx=positions.astype(np.int64))
     if len(records) < 2:
@@ -90,7 +95,7 @@ def probabilistic_links(
     pairs, oversized = candidate_pairs(records, DEFAULT_RULES, max_block_size)
     if pairs.empty:
         return MatchResult(EMPTY.copy(), None, 0, oversized)
-    levels = compare(records, pairs, DEFAULT_COMPARISONS)
+    levels = compare_pairs(records, pairs, mapper)
     n = len(records)
     # Too few records to learn from, or to measure how common a value is: shipped parameters
     # and no term-frequency adjustment.
@@ -118,3 +123,26 @@ def probabilistic_links(
         links[f"{name}_level"] = levels[f"{name}_level"].to_numpy()[keep]
         links[f"{name}_weight"] = accepted[f"{name}_weight"].to_numpy(dtype=float)
     return MatchResult(links, params, len(pairs), oversized)
+
+
+def links_from_levels(
+    levels: pd.DataFrame, params: Params, tf_adjust: bool, match_probability: float
+) -> pd.DataFrame:
+    """Score compared pairs (`compare` output plus the pairs' ``rules``) and keep the links:
+    pairs at or above `match_probability` that no guard vetoed, with their evidence columns."""
+    scored = score(levels, params, tf_adjust=tf_adjust)
+    keep = ((scored["match_probability"] >= match_probability) & ~scored["guarded"]).to_numpy()
+    accepted = scored[keep]
+    links = pd.DataFrame(
+        {
+            "left": accepted["left"].to_numpy(dtype=np.int64),
+            "right": accepted["right"].to_numpy(dtype=np.int64),
+            "weight": accepted["match_weight"].to_numpy(dtype=float),
+            "probability": accepted["match_probability"].to_numpy(dtype=float),
+            "rule": levels["rules"].astype(str).to_numpy()[keep],
+        }
+    )
+    for name in COMPARISON_NAMES:
+        links[f"{name}_level"] = levels[f"{name}_level"].to_numpy()[keep]
+        links[f"{name}_weight"] = accepted[f"{name}_weight"].to_numpy(dtype=float)
+    return links

@@ -14,16 +14,30 @@ customer_id).
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+import sys
+from dataclasses import dataclass, field, replace
 
 import duckdb
 import numpy as np
 import pandas as pd
 
 from ccv.config import Config, IdentityConfig
+from ccv.identity import blocking, comparisons, incremental
+from ccv.identity import standardize as standardize_module
 from ccv.identity.clustering import Guards, cluster
 from ccv.identity.golden import build_golden
+from ccv.identity.incremental import (
+    ParamsChoice,
+    Work,
+    code_digest,
+    drop_state,
+    incremental_links,
+    refresh_records,
+    state_is_current,
+    state_signature,
+)
 from ccv.identity.matching import MatchResult, probabilistic_links, probability_to_weight
+from ccv.identity.partitions import LOCAL, Mapper
 from ccv.identity.stable_ids import assign_ids
 from ccv.identity.standardize import (
     clean_text,
@@ -36,6 +50,7 @@ from ccv.identity.store import (
     id_registry,
     previous_crosswalk,
     record_assignment,
+    record_work,
 )
 
 LINK_KEYS = {"std_email_key": "email", "std_phone": "phone", "std_loyalty_id": "loyalty_id"}
@@ -52,6 +67,9 @@ class ResolveResult:
     customers: int
     anonymous_records: int
     events: dict[str, int] = field(default_factory=dict)
+    work: Work | None = None
+    """what tonight computed: records standardised, pairs compared, parameters estimated or
+    reused (also appended to the `identity_runs` table)"""
 
 
 # Transactions (orders, survey responses) carry only identifiers; all those of one source with the
@@ -81,6 +99,11 @@ def gather_records(con: duckdb.DuckDBPyConnection, config: Config) -> pd.DataFra
     """Identity records: every CRM record, plus one per distinct identifier tuple of each
     transaction source; with a reference when they name a CRM record (`ref_source`,
     `ref_record_id`). Transactions with no identifier at all are left out (anonymous)."""
+    return con.execute(gather_sql(config)).df()
+
+
+def gather_sql(config: Config) -> str:
+    """The query of `gather_records`."""
     ref_source = {s.name: s.customer_source for s in config.sources if s.customer_source}
     cases = " ".join(f"when '{src}' then '{ref}'" for src, ref in ref_source.items())
     config_ref = f"case source {cases} end" if cases else "null"
@@ -96,8 +119,7 @@ def gather_records(con: duckdb.DuckDBPyConnection, config: Config) -> pd.DataFra
         """
         for kind, (table, _, time_col, ref_sql) in TRANSACTIONS.items()
     )
-    return con.execute(
-        f"""
+    return f"""
         select 'customer' as record_kind, source, source_record_id,
                first_name, last_name, full_name, email, phone, loyalty_id, birth_date, postcode,
                city, country, phone_region, coalesce(updated_at, created_at) as observed_at,
@@ -108,7 +130,6 @@ def gather_records(con: duckdb.DuckDBPyConnection, config: Config) -> pd.DataFra
         {transactions}
         order by 1, 2, 3
         """
-    ).df()
 
 
 def write_crosswalk(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
@@ -171,12 +192,40 @@ def link_pairs(records: pd.DataFrame) -> pd.DataFrame:
 
 
 def resolve(
-    con: duckdb.DuckDBPyConnection, config: Config, run_id: str, now: dt.datetime
+    con: duckdb.DuckDBPyConnection,
+    config: Config,
+    run_id: str,
+    now: dt.datetime,
+    mapper: Mapper = LOCAL,
 ) -> ResolveResult:
-    """Cluster identity records into customers with stable ids; write the identity tables."""
+    """Cluster identity records into customers with stable ids; write the identity tables.
+
+    `mapper` runs the partitioned comparison work (`partitions.py`), e.g. on a Dask cluster.
+    """
     ensure_identity_tables(con)
-    std = standardize(gather_records(con, config).reset_index(drop=True), config.identity)
-    std["cluster"], edges, matched = link_and_cluster(std, config.identity)
+    identity = config.identity
+    signature = state_signature((identity.default_phone_region, identity.max_block_size), CODE)
+    if not identity.incremental or not state_is_current(con, signature):
+        drop_state(con)  # everything is new tonight: standardised, compared and estimated
+    state = refresh_records(
+        con,
+        gather_sql(config),
+        lambda records: standardize_rows(records, identity),
+        blank_default_dates,
+    )
+    std = state.std
+    matched, choice, work = incremental_links(
+        con,
+        state,
+        identity.match_probability,
+        identity.max_block_size,
+        identity.min_records_to_estimate,
+        identity.reestimate_growth if identity.incremental else None,  # None: estimate
+        run_id,
+        mapper,
+    )
+    work = replace(work, state_signature=signature)
+    std["cluster"], edges = cluster_links(std, matched, identity)
     std["record_key"] = std["source"] + ":" + std["source_record_id"]
     assignment = assign_ids(
         std[["record_key", "cluster"]], previous_crosswalk(con), id_registry(con)
@@ -192,7 +241,8 @@ def resolve(
     std["match_rule"] = pd.Series(std.index.map(rule_of), index=std.index).fillna("self")
     _write(con, "identity_records", identity_columns(std))
     write_crosswalk(con, run_id)
-    write_evidence(con, std, edges, matched, run_id)
+    write_evidence(con, std, edges, matched, run_id, choice)
+    record_work(con, run_id, work)
     build_golden(con, config.identity.survivorship)
     events = assignment.events["event_type"].value_counts().to_dict()
     records, anonymous = con.execute(
@@ -207,6 +257,7 @@ def resolve(
         customers=int(std["customer_id"].nunique()),
         anonymous_records=anonymous,
         events={k: int(v) for k, v in events.items()},
+        work=work,
     )
 
 
@@ -216,9 +267,11 @@ def write_evidence(
     edges: pd.DataFrame,
     matched: MatchResult,
     run_id: str,
+    choice: ParamsChoice,
 ) -> None:
     """match_evidence (every link a customer rests on, field by field), match_params (the m/u
-    estimates of this run) and oversized_blocks (blocks reported instead of compared)."""
+    this run scored with, and the run that estimated them) and oversized_blocks (blocks
+    reported instead of compared)."""
     evidence = edges.copy()
     for side in ("left", "right"):
         evidence[f"{side}_source"] = std["source"].to_numpy()[evidence[side].to_numpy()]
@@ -246,10 +299,12 @@ def write_evidence(
     )
     params = matched.params.to_json() if matched.params else None
     con.execute(
-        "create or replace table match_params (run_id varchar, candidate_pairs bigint, params json)"
+        "create or replace table match_params (run_id varchar, candidate_pairs bigint, "
+        "params json, params_source varchar, params_run_id varchar, params_records bigint)"
     )
     con.execute(
-        "insert into match_params values (?, ?, ?)", [run_id, matched.candidate_pairs, params]
+        "insert into match_params values (?, ?, ?, ?, ?, ?)",
+        [run_id, matched.candidate_pairs, params, choice.source, choice.run_id, choice.records],
     )
     con.execute(
         "create or replace table oversized_blocks (run_id varchar, rule varchar, "
@@ -264,16 +319,13 @@ def write_evidence(
 
 
 def link_and_cluster(
-    std: pd.DataFrame, identity: IdentityConfig
+    std: pd.DataFrame, identity: IdentityConfig, mapper: Mapper = LOCAL
 ) -> tuple[np.ndarray, pd.DataFrame, MatchResult]:
     """Cluster label per standardised record; the links the clusters rest on; the match run.
 
     Links are the deterministic edges of transactions plus the probabilistic links between
     customer records (see matching.py); clustering applies the integrity guards.
     """
-    deterministic = link_pairs(std)
-    deterministic["weight"] = deterministic["rule"].map(LINK_WEIGHTS)
-    deterministic["probability"] = 1.0
     customers = np.flatnonzero((std["record_kind"] == "customer").to_numpy())
     matched = probabilistic_links(
         std,
@@ -281,11 +333,24 @@ def link_and_cluster(
         identity.match_probability,
         identity.max_block_size,
         identity.min_records_to_estimate,
+        mapper=mapper,
     )
+    labels, edges = cluster_links(std, matched, identity)
+    return labels, edges, matched
+
+
+def cluster_links(
+    std: pd.DataFrame, matched: MatchResult, identity: IdentityConfig
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """Cluster label per record and the links the clusters rest on: the deterministic edges of
+    transactions plus the probabilistic links of `matched`, under the integrity guards."""
+    deterministic = link_pairs(std)
+    deterministic["weight"] = deterministic["rule"].map(LINK_WEIGHTS)
+    deterministic["probability"] = 1.0
     edges = pd.concat([deterministic, matched.links], ignore_index=True)
     strong = probability_to_weight(identity.strong_match_probability)
     labels, used = cluster(len(std), edges, guards_for(std, identity), strong=strong)
-    return labels, edges[used].reset_index(drop=True), matched
+    return labels, edges[used].reset_index(drop=True)
 
 
 def guards_for(std: pd.DataFrame, identity: IdentityConfig) -> Guards:
@@ -319,6 +384,14 @@ def blank_default_dates(birth_dates: pd.Series, min_records: int = 20) -> pd.Ser
 
 def standardize(records: pd.DataFrame, identity: IdentityConfig) -> pd.DataFrame:
     """Comparison columns for every record, plus display first/last names (split if needed)."""
+    std = standardize_rows(records, identity)
+    std["std_birth_date"] = blank_default_dates(std["std_birth_date"])
+    return std
+
+
+def standardize_rows(records: pd.DataFrame, identity: IdentityConfig) -> pd.DataFrame:
+    """`standardize` without the population step (default birth dates are not blanked): each
+    record's columns depend on that record alone, so they can be kept from night to night."""
     missing = [c for c in ("first_name", "last_name", "full_name") if c not in records]
     records = records.assign(**dict.fromkeys(missing))
     std = standardize_customers(records, default_region=identity.default_phone_region)
@@ -328,7 +401,6 @@ def standardize(records: pd.DataFrame, identity: IdentityConfig) -> pd.DataFrame
             if region != identity.default_phone_region:
                 rows = records["phone_region"] == region
                 std.loc[rows, "std_phone"] = normalize_phone(records.loc[rows, "phone"], region)
-    std["std_birth_date"] = blank_default_dates(std["std_birth_date"])
     split = split_full_name(std["full_name"])
     std["first_name"] = clean_text(std["first_name"]).fillna(split["first_name"])
     std["last_name"] = clean_text(std["last_name"]).fillna(split["last_name"])
@@ -362,6 +434,10 @@ def identity_columns(std: pd.DataFrame) -> pd.DataFrame:
         *comparison,
     ]
     return std[columns].rename(columns=RENAMED)
+
+
+CODE = code_digest((sys.modules[__name__], standardize_module, blocking, comparisons, incremental))
+"""The code the persisted identity state depends on (standardising, blocking, comparing)."""
 
 
 def _write(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:

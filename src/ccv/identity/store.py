@@ -1,4 +1,5 @@
-"""Identity tables that persist from run to run: the id registry and the event log.
+"""Identity tables that persist from run to run: the id registry, the event log and the log of
+what each run's resolve computed (`identity_runs`; the incremental state is in `incremental.py`).
 
 `identity_records` is rebuilt every run, but the previous run's version is read first: its
 record → customer id pairs are what stable ids are carried over from (see `stable_ids.py`).
@@ -11,6 +12,7 @@ import datetime as dt
 import duckdb
 import pandas as pd
 
+from ccv.identity.incremental import Work
 from ccv.identity.stable_ids import Assignment
 
 DDL = [
@@ -33,6 +35,18 @@ DDL = [
         source_record_id varchar,
         reason varchar not null,
         occurred_at timestamp not null
+    )
+    """,
+    """
+    create table if not exists identity_runs (
+        run_id varchar not null,
+        records bigint not null,          -- identity records tonight
+        standardised bigint not null,     -- new or changed records standardised tonight
+        removed bigint not null,          -- records gone or replaced by a changed version
+        candidate_pairs bigint not null,  -- candidate pairs among customer records
+        pairs_compared bigint not null,   -- of which compared tonight (others kept their levels)
+        params varchar not null,          -- estimated | reused | shipped | none
+        state_signature varchar           -- code + settings of the incremental state
     )
     """,
 ]
@@ -101,3 +115,21 @@ def record_assignment(
         """
     )
     con.unregister("_events")
+
+
+def record_work(con: duckdb.DuckDBPyConnection, run_id: str, work: Work) -> None:
+    """Append what this run's resolve computed to `identity_runs`."""
+    con.execute("delete from identity_runs where run_id = ?", [run_id])
+    con.execute(
+        "insert into identity_runs values (?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            run_id,
+            work.records,
+            work.standardised,
+            work.removed,
+            work.candidate_pairs,
+            work.pairs_compared,
+            work.params,
+            work.state_signature,
+        ],
+    )

@@ -1,0 +1,642 @@
+"""Incremental identity resolution: redo only the work that a night's new or changed records need.
+
+Why: standardising, blocking and comparing a million customer records every night costs minutes,
+while a typical night changes one percent of them. This state persists in the warehouse from run
+to run, so a night touches only its delta and still ends exactly where a full rebuild of the same
+inputs ends (given the same match parameters, see `choose_params`):
+
+* ``identity_std``: every identity record's standardised columns, keyed by the record and a
+  *fingerprint* (md5 of the raw identity fields). A record whose fingerprint is unchanged is not
+  standardised again; a new or changed one is, and a record that disappeared (a replaced
+  snapshot, an erased person) is dropped. Birth dates are stored before `blank_default_dates`,
+  which is a population statistic and is re-applied to all records every night; a record whose
+  date became (or stopped being) a system default counts as changed. Each record also keeps a
+  64-bit hash of its key under every blocking rule (``bk_<rule>``): the persisted blocking index.
+* ``match_pairs``: every candidate pair of customer records (by stable ``record_no``) with the
+  blocking rules that found it (bit mask) and its comparison levels.
+* ``oversized_keys``: the blocks too large to expand, by rule and key hash, for
+  ``oversized_blocks``.
+* ``match_params``: the last estimated m/u/λ (`choose_params` says when they are re-estimated).
+
+The state is stamped (`state_signature`, kept in ``identity_runs``) with the code and settings it
+was computed with; when they differ, or rows went missing (an erasure), a night starts afresh.
+
+A night's candidate pairs: for each rule, the blocks that a new, changed or vanished record
+belongs (or belonged) to are *affected*; only they are expanded again, whole, with the same
+``max_block_size`` test on their full current size as in a full run (so a block growing past the
+cap stops contributing pairs, and one shrinking under it starts). Stored pairs lose that rule's
+bit when their block is affected and keep it otherwise; pairs with no rule left are dropped.
+Comparison levels depend on the two records only, so stored levels are reused and only pairs that
+involve a new or changed record (or that were never candidates before) are compared. Term
+frequencies are population statistics: they are recomputed for all pairs from the current records,
+and every pair is re-scored (a vectorised pass), so an old pair's weight is what a full run gives.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from ccv.identity.blocking import (
+    DEFAULT_RULES,
+    BlockingRule,
+    _pairs_for_rule,
+    block_keys,
+    factorize,
+    key_values,
+)
+from ccv.identity.comparisons import DEFAULT_COMPARISONS
+from ccv.identity.matching import DEFAULT_PARAMS_PATH, EMPTY, MatchResult, links_from_levels
+from ccv.identity.partitions import LOCAL, Mapper, compare_pairs, term_frequencies
+from ccv.identity.scoring import Params, estimate_m, estimate_u
+from ccv.identity.standardize import parse_date
+
+RAW_FIELDS = (
+    "first_name",
+    "last_name",
+    "full_name",
+    "email",
+    "phone",
+    "loyalty_id",
+    "birth_date",
+    "postcode",
+    "city",
+    "country",
+    "phone_region",
+)
+"""The raw fields standardisation reads: a change in any of them makes a record "changed"."""
+
+STD_COLUMNS = (
+    "std_first_name",
+    "std_last_name",
+    "std_first_name_key",
+    "std_first_phonetic",
+    "std_last_phonetic",
+    "std_email",
+    "std_email_key",
+    "std_phone",
+    "std_postcode",
+    "std_city",
+    "std_loyalty_id",
+    "std_birth_date",
+)
+"""Columns `standardize` adds; ``first_name``/``last_name`` it cleans are stored as display_*."""
+
+LEVEL_COLUMNS = tuple(f"{c.name}_level" for c in DEFAULT_COMPARISONS)
+KEY = ("record_kind", "source", "source_record_id")
+
+
+def fingerprint_sql(alias: str) -> str:
+    """SQL md5 of a gathered record's raw identity fields (NULL and '' stay distinct)."""
+    parts = ", ".join(
+        f"coalesce(cast({alias}.{f} as varchar), chr(30))" for f in ("record_kind", *RAW_FIELDS)
+    )
+    return f"md5(concat_ws(chr(31), {parts}))"
+
+
+def rule_column(rule: BlockingRule) -> str:
+    return f"bk_{rule.name}"
+
+
+# --------------------------------------------------------------------------------------------
+# persisted standardised records
+
+
+@dataclass(frozen=True)
+class RecordState:
+    """The night's standardised records and what changed since the last night.
+
+    ``std``: every identity record in the order of a full run (kind, source, record id), with
+    ``record_no`` (stable across nights while the record is unchanged) and the ``bk_*`` block
+    key hashes. ``dirty``: per row of ``std``, new, changed, or its birth-date blanking changed.
+    ``stale``: ``record_no`` and ``bk_*`` of the rows whose old state is gone (removed or
+    changed records, and the old keys of re-blanked ones).
+    """
+
+    std: pd.DataFrame
+    dirty: np.ndarray
+    stale: pd.DataFrame
+    standardised: int
+    removed: int
+
+
+def ensure_state_tables(con: duckdb.DuckDBPyConnection, rules: Sequence[BlockingRule]) -> None:
+    keys = ", ".join(f"{rule_column(r)} bigint" for r in rules)
+    std = ", ".join(f"{c} {'date' if c == 'std_birth_date' else 'varchar'}" for c in STD_COLUMNS)
+    con.execute(
+        f"""
+        create table if not exists identity_std (
+            record_kind varchar, source varchar, source_record_id varchar, fingerprint varchar,
+            record_no bigint, display_first_name varchar, display_last_name varchar, {std},
+            birth_blanked boolean, {keys}
+        )
+        """
+    )
+    levels = ", ".join(f"{c} tinyint" for c in LEVEL_COLUMNS)
+    con.execute(
+        f"create table if not exists match_pairs (left_no bigint, right_no bigint, "
+        f"rules bigint, {levels})"
+    )
+
+
+def code_digest(modules: Sequence[ModuleType]) -> str:
+    """md5 of the source of `modules` (call at import time: the code this process runs)."""
+    digest = hashlib.md5()
+    for module in modules:
+        digest.update(Path(module.__file__).read_bytes())
+    return digest.hexdigest()
+
+
+def state_signature(settings: object, code: str) -> str:
+    """What the persisted state was computed with: settings and `code_digest` of the code.
+
+    Stored standardised values, block keys and comparison levels are only valid for the code
+    and settings that made them: after an upgrade that changes how a name is folded or what an
+    e-mail level means, the first night recomputes everything instead of mixing both.
+    """
+    return hashlib.md5(f"{settings!r}|{code}".encode()).hexdigest()
+
+
+def state_is_current(con: duckdb.DuckDBPyConnection, signature: str) -> bool:
+    """Whether ``identity_std`` is as the last resolve left it: made with the same code and
+    settings (`state_signature`), one row per identity record that run counted. Not so after an
+    erasure (`ccv forget` deletes the person's rows, whose blocks could then not be told apart),
+    an upgrade, or in a warehouse older than this state: the night then recomputes everything."""
+    tables = set(con.execute("select table_name from duckdb_tables()").fetchnumpy()["table_name"])
+    if "identity_std" not in tables:
+        return True  # no state yet: everything is new anyway
+    last = con.execute(
+        "select records, state_signature from identity_runs order by run_id desc limit 1"
+    ).fetchall()
+    count = con.execute("select count(*) from identity_std").fetchall()[0][0]
+    return bool(last) and last[0] == (count, signature)
+
+
+def drop_state(con: duckdb.DuckDBPyConnection) -> None:
+    """Forget the persisted state: the next resolve recomputes everything."""
+    con.execute("drop table if exists identity_std")
+    con.execute("drop table if exists match_pairs")
+
+
+def refresh_records(
+    con: duckdb.DuckDBPyConnection,
+    gathered_sql: str,
+    standardize: Callable[[pd.DataFrame], pd.DataFrame],
+    blank_dates: Callable[[pd.Series], pd.Series],
+    rules: Sequence[BlockingRule] = DEFAULT_RULES,
+) -> RecordState:
+    """Bring ``identity_std`` up to date with the gathered records and return the night's state.
+
+    ``gathered_sql`` selects the identity records (the columns of `resolve.gather_records`);
+    ``standardize`` adds the std_* columns to a frame of them; ``blank_dates`` blanks default
+    birth dates given all records' dates.
+    """
+    ensure_state_tables(con, rules)
+    con.execute(
+        f"create or replace temp table _gathered as "
+        f"select g.*, {fingerprint_sql('g')} as fingerprint from ({gathered_sql}) as g"
+    )
+    join = " and ".join(f"s.{k} = g.{k}" for k in KEY)
+    bk = [rule_column(r) for r in rules]
+    stale = con.execute(
+        f"""
+        select s.record_no, {", ".join(f"s.{c}" for c in bk)} from identity_std s
+        anti join _gathered g on {join} and s.fingerprint = g.fingerprint
+        """
+    ).df()
+    con.execute(
+        f"""
+        delete from identity_std s where not exists (
+            select 1 from _gathered g where {join} and s.fingerprint = g.fingerprint)
+        """
+    )
+    fresh = con.execute(
+        f"select g.* from _gathered g anti join identity_std s on {join} order by 1, 2, 3"
+    ).df()
+    first_no = con.execute("select coalesce(max(record_no), -1) + 1 from identity_std").fetchall()[
+        0
+    ]
+    if len(fresh):
+        std = standardize(fresh.drop(columns="fingerprint"))
+        std = std.assign(
+            fingerprint=fresh["fingerprint"].to_numpy(),
+            record_no=np.arange(len(std), dtype=np.int64) + first_no[0],
+            display_first_name=std["first_name"],
+            display_last_name=std["last_name"],
+            birth_blanked=None,
+            **dict.fromkeys(bk),
+        )
+        columns = [*KEY, "fingerprint", "record_no", "display_first_name", "display_last_name"]
+        columns += [*STD_COLUMNS, "birth_blanked", *bk]
+        con.register("_fresh", std[columns])
+        con.execute(f"insert into identity_std select {', '.join(columns)} from _fresh")
+        con.unregister("_fresh")
+    gathered = con.execute("select * from _gathered limit 0").df().columns
+    # first/last names as `standardize` cleaned (or split from full_name) them
+    raw = ", ".join(f"g.{c}" for c in gathered if c not in ("first_name", "last_name"))
+    std = con.execute(
+        f"""
+        select {raw}, s.* exclude ({", ".join(KEY)}, fingerprint, display_first_name,
+                                   display_last_name),
+               s.display_first_name as first_name, s.display_last_name as last_name
+        from _gathered g join identity_std s on {join}
+        order by g.record_kind, g.source, g.source_record_id
+        """
+    ).df()
+    std = std.drop(columns=["fingerprint"])
+    std["std_birth_date"] = parse_date(std["std_birth_date"])  # the dtype `standardize` gives
+    con.execute("drop table _gathered")
+    # default birth dates are a population statistic: re-apply to every record tonight
+    unblanked = std["std_birth_date"]
+    std["std_birth_date"] = blank_dates(unblanked)
+    blanked = (std["std_birth_date"].isna() & unblanked.notna()).to_numpy()
+    was = std["birth_blanked"].astype("boolean").to_numpy(dtype=bool, na_value=False)
+    new = std["record_no"].to_numpy() >= first_no[0]
+    reblanked = ~new & (was != blanked)
+    if reblanked.any():  # their keys and levels changed: old keys are stale, pairs redone
+        stale = pd.concat([stale, std.loc[reblanked, ["record_no", *bk]]], ignore_index=True)
+    dirty = new | reblanked
+    std["birth_blanked"] = blanked
+    is_crm = (std["record_kind"] == "customer").to_numpy()
+    rows = np.flatnonzero(dirty & is_crm)
+    if len(rows):
+        hashes = block_key_hashes(std.iloc[rows], rules)
+        for column in bk:  # via the nullable arrays: never through float64
+            values = std[column].astype("Int64").array.copy()
+            values[rows] = hashes[column].array
+            std[column] = values
+    _save_record_flags(con, std.loc[dirty, ["record_no", "birth_blanked", *bk]])
+    return RecordState(
+        std=std.drop(columns=["birth_blanked"]),
+        dirty=dirty,
+        stale=stale,
+        standardised=len(fresh),
+        removed=int(len(stale) - reblanked.sum()),
+    )
+
+
+def _save_record_flags(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame) -> None:
+    if not len(rows):
+        return
+    con.register("_flags", rows)
+    sets = ", ".join(f"{c} = f.{c}" for c in rows.columns if c != "record_no")
+    con.execute(
+        f"update identity_std set {sets} from _flags f where identity_std.record_no = f.record_no"
+    )
+    con.unregister("_flags")
+
+
+def block_key_hashes(records: pd.DataFrame, rules: Sequence[BlockingRule]) -> pd.DataFrame:
+    """A 64-bit hash of every record's key under each rule (``bk_<rule>``; NA = no key).
+
+    Equal keys give equal hashes on any night (the hash of the key parts' text), so blocks can
+    be matched across nights without renumbering; distinct keys collide with probability ~2^-64.
+    """
+    out = {}
+    parts: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for rule in rules:
+        combined = np.zeros(len(records), dtype=np.uint64)
+        valid = np.ones(len(records), dtype=bool)
+        for part in rule.columns:
+            if part not in parts:
+                codes, uniques = factorize(key_values(records, part))
+                values = uniques.to_pylist() if hasattr(uniques, "to_pylist") else list(uniques)
+                text = np.asarray([f"{part}={v}" for v in values], dtype=object)
+                hashed = pd.util.hash_array(text) if len(text) else np.zeros(0, np.uint64)
+                parts[part] = (codes, hashed)
+            codes, hashed = parts[part]
+            valid &= codes >= 0
+            if not len(hashed):
+                continue
+            with np.errstate(over="ignore"):
+                combined = combined * np.uint64(0x100000001B3) ^ hashed[np.maximum(codes, 0)]
+        out[rule_column(rule)] = pd.arrays.IntegerArray(combined.view(np.int64), ~valid)
+    return pd.DataFrame(out, index=records.index)
+
+
+# --------------------------------------------------------------------------------------------
+# candidate pairs and their levels
+
+
+@dataclass(frozen=True)
+class PairState:
+    """All candidate pairs of the night with their levels (what `compare` would give)."""
+
+    levels: pd.DataFrame  # left, right (std positions, left < right), rules, *_level, *_tf
+    oversized: pd.DataFrame  # rule, key, size
+    compared: int  # pairs compared tonight (the rest reused stored levels)
+
+
+def refresh_pairs(
+    con: duckdb.DuckDBPyConnection,
+    state: RecordState,
+    customers: np.ndarray,
+    max_block_size: int,
+    rules: Sequence[BlockingRule] = DEFAULT_RULES,
+    mapper: Mapper = LOCAL,
+) -> PairState:
+    """The night's candidate pairs among the customer records at std positions `customers`."""
+    std = state.std
+    n_c = len(customers)
+    record_no = std["record_no"].to_numpy(dtype=np.int64)[customers]
+    dirty = state.dirty[customers]
+    size = int(record_no.max(initial=-1)) + 1  # pair key = smaller record_no * size + larger
+    index_of_no = np.full(size, -1, dtype=np.int64)  # record_no -> customer index
+    index_of_no[record_no] = np.arange(n_c)
+
+    # 1. regenerate the affected blocks of every rule
+    gen_keys, gen_masks, oversized, affected = [], [], [], []
+    con.execute(
+        "create table if not exists oversized_keys (rule varchar, key_hash bigint, "
+        "key varchar, size bigint)"
+    )
+    known = con.execute("select rule, key_hash, key from oversized_keys").df()
+    for bit, rule in enumerate(rules):
+        column = rule_column(rule)
+        keys_series = std[column].iloc[customers]
+        valid = keys_series.notna().to_numpy()
+        keys = keys_series.to_numpy(dtype=np.int64, na_value=0)
+        old = state.stale[column].dropna().to_numpy(dtype=np.int64)
+        hit = np.unique(np.concatenate([keys[dirty & valid], old]))
+        affected.append(hit)
+        members = np.flatnonzero(valid & np.isin(keys, hit))
+        codes = np.full(n_c, -1, dtype=np.int64)
+        codes[members] = pd.factorize(keys[members])[0]
+        cap = rule.cap(max_block_size)
+        sizes = np.bincount(codes[members]) if len(members) else np.zeros(0, np.int64)
+        big = np.flatnonzero(sizes > cap)
+        if len(big):  # reported with the key of the block's first record, as a full run does
+            first = np.full(len(sizes), -1, dtype=np.int64)
+            first[codes[members][::-1]] = members[::-1]
+            oversized.append(
+                _oversized_rows(
+                    rule, std, customers[first[big]], keys[first[big]], sizes[big], known
+                )
+            )
+        left, right = _pairs_for_rule(codes, cap)
+        gen_keys.append(_pair_key(record_no[left], record_no[right], size))
+        gen_masks.append(np.full(len(left), 1 << bit, dtype=np.int64))
+    gen_key, gen_mask = _or_by_key(np.concatenate(gen_keys), np.concatenate(gen_masks))
+
+    # 2. stored pairs between unchanged records keep their levels and unaffected rules
+    stored = con.execute("select * from match_pairs").df()
+    li = _lookup(index_of_no, stored["left_no"].to_numpy(dtype=np.int64))
+    ri = _lookup(index_of_no, stored["right_no"].to_numpy(dtype=np.int64))
+    keep = (li >= 0) & (ri >= 0)
+    keep[keep] &= ~dirty[li[keep]] & ~dirty[ri[keep]]
+    stored, li = stored[keep], li[keep]
+    mask = stored["rules"].to_numpy(dtype=np.int64).copy()
+    for bit, rule in enumerate(rules):
+        has = (mask >> bit) & 1 == 1
+        keys_series = std[rule_column(rule)].iloc[customers]
+        keys = keys_series.to_numpy(dtype=np.int64, na_value=0)
+        cleared = has & np.isin(keys[li], affected[bit])
+        mask[cleared] &= ~(1 << bit)
+    stored_key = _pair_key(
+        stored["left_no"].to_numpy(dtype=np.int64),
+        stored["right_no"].to_numpy(dtype=np.int64),
+        size,
+    )
+    order = np.argsort(stored_key)
+    stored_key, mask = stored_key[order], mask[order]
+    stored_levels = {c: stored[c].to_numpy(dtype=np.int8)[order] for c in LEVEL_COLUMNS}
+
+    # 3. tonight's pairs: the union; levels reused where stored, compared otherwise
+    live = mask != 0
+    all_key, all_mask = _or_by_key(
+        np.concatenate([stored_key[live], gen_key]), np.concatenate([mask[live], gen_mask])
+    )
+    at = np.searchsorted(stored_key, all_key)
+    known = at < len(stored_key)
+    known[known] = stored_key[at[known]] == all_key[known]
+    left_no, right_no = np.divmod(all_key, size)
+    position = np.full(size, -1, dtype=np.int64)
+    position[record_no] = customers
+    left_pos, right_pos = position[left_no], position[right_no]
+    levels = {c: np.zeros(len(all_key), dtype=np.int8) for c in LEVEL_COLUMNS}
+    for c in LEVEL_COLUMNS:
+        levels[c][known] = stored_levels[c][at[known]]
+    todo = np.flatnonzero(~known)
+    if len(todo):
+        involved = np.unique(np.concatenate([left_pos[todo], right_pos[todo]]))
+        records = std.iloc[involved].assign(record_idx=involved)
+        lo_todo = np.minimum(left_pos[todo], right_pos[todo])
+        hi_todo = np.maximum(left_pos[todo], right_pos[todo])
+        fresh = compare_pairs(
+            records,
+            pd.DataFrame(
+                {"left": lo_todo, "right": hi_todo, "rules": _rule_names(all_mask[todo], rules)}
+            ),
+            mapper,
+        )
+        for c in LEVEL_COLUMNS:
+            levels[c][todo] = fresh[c].to_numpy(dtype=np.int8)
+    _save_pairs(con, left_no, right_no, all_mask, levels)
+
+    # 4. in the order and shape of a full run's `compare` output
+    lo, hi = np.minimum(left_pos, right_pos), np.maximum(left_pos, right_pos)
+    order = np.lexsort((hi, lo))
+    frame = pd.DataFrame(
+        {"left": lo[order], "right": hi[order], "rules": _rule_names(all_mask[order], rules)}
+    )
+    for c in LEVEL_COLUMNS:
+        frame[c] = levels[c][order]
+    frame = term_frequencies(std.iloc[customers].assign(record_idx=customers), frame)
+    columns = ["rule", "key_hash", "key", "size"]
+    oversized_frame = pd.concat([pd.DataFrame(columns=columns), *oversized], ignore_index=True)
+    return PairState(frame, _merge_oversized(con, oversized_frame, affected, rules), len(todo))
+
+
+def _rule_names(masks: np.ndarray, rules: Sequence[BlockingRule]) -> pd.Categorical:
+    """Rule bit masks as `candidate_pairs` names them ("email_key+surname_dob")."""
+    codes, values = pd.factorize(masks, sort=True)
+    names = ["+".join(r.name for b, r in enumerate(rules) if int(m) >> b & 1) for m in values]
+    return pd.Categorical.from_codes(codes, categories=names)
+
+
+def _pair_key(a: np.ndarray, b: np.ndarray, size: int) -> np.ndarray:
+    return np.minimum(a, b) * size + np.maximum(a, b)
+
+
+def _lookup(table: np.ndarray, values: np.ndarray) -> np.ndarray:
+    inside = values < len(table)
+    out = np.full(len(values), -1, dtype=np.int64)
+    out[inside] = table[values[inside]]
+    return out
+
+
+def _or_by_key(keys: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct keys (sorted) with the bitwise or of their masks."""
+    if not len(keys):
+        return keys, masks
+    order = np.argsort(keys, kind="stable")
+    keys, masks = keys[order], masks[order]
+    starts = np.concatenate(([0], np.flatnonzero(np.diff(keys)) + 1))
+    return keys[starts], np.bitwise_or.reduceat(masks, starts)
+
+
+def _save_pairs(
+    con: duckdb.DuckDBPyConnection,
+    left_no: np.ndarray,
+    right_no: np.ndarray,
+    mask: np.ndarray,
+    levels: dict[str, np.ndarray],
+) -> None:
+    frame = pd.DataFrame({"left_no": left_no, "right_no": right_no, "rules": mask, **levels})
+    con.register("_pairs", frame)
+    con.execute("create or replace table match_pairs as select * from _pairs")
+    con.unregister("_pairs")
+
+
+def _oversized_rows(
+    rule: BlockingRule,
+    std: pd.DataFrame,
+    first_rows: np.ndarray,
+    key_hashes: np.ndarray,
+    sizes: np.ndarray,
+    known: pd.DataFrame,
+) -> pd.DataFrame:
+    """One row per oversized block of `rule`; display keys of blocks already reported last night
+    are reused, the others rendered from each block's first record (one pass per rule)."""
+    known = known[known["rule"] == rule.name].drop_duplicates("key_hash").set_index("key_hash")
+    keys = pd.Series(key_hashes).map(known["key"]).to_numpy(dtype=object)
+    new = np.flatnonzero(pd.isna(keys))
+    if len(new):
+        codes, display = block_keys(std.iloc[first_rows[new]], rule)
+        keys[new] = [display[int(code)] for code in codes]
+    return pd.DataFrame(
+        {"rule": rule.name, "key_hash": key_hashes, "key": keys, "size": sizes.astype(np.int64)}
+    )
+
+
+def _merge_oversized(
+    con: duckdb.DuckDBPyConnection,
+    tonight: pd.DataFrame,
+    affected: list[np.ndarray],
+    rules: Sequence[BlockingRule],
+) -> pd.DataFrame:
+    """Last night's oversized blocks that no change touched, plus tonight's affected ones."""
+    previous = con.execute("select rule, key_hash, key, size from oversized_keys").df()
+    kept = [
+        previous[(previous["rule"] == rule.name) & ~previous["key_hash"].isin(affected[bit])]
+        for bit, rule in enumerate(rules)
+    ]
+    merged = pd.concat([*kept, tonight], ignore_index=True)
+    order = {rule.name: bit for bit, rule in enumerate(rules)}
+    merged = merged.sort_values(
+        ["rule", "key"], key=lambda c: c.map(order) if c.name == "rule" else c
+    )
+    con.register("_oversized", merged)
+    con.execute("create or replace table oversized_keys as select * from _oversized")
+    con.unregister("_oversized")
+    return merged[["rule", "key", "size"]].reset_index(drop=True).astype({"size": "int64"})
+
+
+# --------------------------------------------------------------------------------------------
+# match parameters: estimate, or reuse the stored ones
+
+
+@dataclass(frozen=True)
+class ParamsChoice:
+    """The parameters a night scores with and where they came from."""
+
+    params: Params | None
+    source: str  # "estimated" | "reused" | "shipped" (too few records for EM) | "none"
+    run_id: str | None  # the run that estimated them
+    records: int | None  # customer records they were estimated on
+
+
+def stored_params(con: duckdb.DuckDBPyConnection) -> ParamsChoice | None:
+    """The last estimated parameters (`match_params` of the previous run), if any."""
+    columns = set(
+        con.execute(
+            "select column_name from duckdb_columns() where table_name = 'match_params'"
+        ).fetchnumpy()["column_name"]
+    )
+    if "params_records" not in columns:
+        return None
+    row = con.execute(
+        "select params, params_run_id, params_records from match_params "
+        "where params_source in ('estimated', 'reused') and params is not null"
+    ).fetchall()
+    if not row:
+        return None
+    text, run_id, records = row[0]
+    return ParamsChoice(Params.from_json(text), "reused", run_id, int(records))
+
+
+def choose_params(
+    stored: ParamsChoice | None,
+    records: pd.DataFrame,
+    levels: pd.DataFrame,
+    min_records_to_estimate: int,
+    reestimate_growth: float | None,
+    run_id: str,
+    seed: int = 0,
+) -> ParamsChoice:
+    """Shipped parameters for few records; the stored ones while the record count stays within
+    `reestimate_growth` of the count they were estimated on; else EM on all of tonight's pairs
+    (exactly what a full run estimates)."""
+    n = len(records)
+    if n < min_records_to_estimate:
+        return ParamsChoice(Params.load(DEFAULT_PARAMS_PATH), "shipped", None, None)
+    if stored is not None and abs(n - stored.records) <= reestimate_growth * stored.records:
+        return stored
+    u = estimate_u(
+        records, DEFAULT_COMPARISONS, n_pairs=min(1_000_000, n * (n - 1) // 2), seed=seed
+    )
+    params = estimate_m(levels, u, n_records=n, comparisons=DEFAULT_COMPARISONS)
+    return ParamsChoice(params, "estimated", run_id, n)
+
+
+@dataclass(frozen=True)
+class Work:
+    """What a night actually did, reported in `identity_runs` and the run summary."""
+
+    records: int  # identity records tonight
+    standardised: int  # new or changed records standardised tonight
+    removed: int  # records gone since the last run (or replaced by a changed version)
+    candidate_pairs: int  # all candidate pairs among customer records
+    pairs_compared: int  # of which compared tonight (the rest kept their stored levels)
+    params: str  # estimated | reused | shipped | none
+    state_signature: str = ""  # code and settings the persisted state was computed with
+
+
+def incremental_links(
+    con: duckdb.DuckDBPyConnection,
+    state: RecordState,
+    match_probability: float,
+    max_block_size: int,
+    min_records_to_estimate: int,
+    reestimate_growth: float | None,
+    run_id: str,
+    mapper: Mapper = LOCAL,
+) -> tuple[MatchResult, ParamsChoice, Work]:
+    """Scored links among tonight's customer records, as `matching.probabilistic_links` gives
+    them on the same records and parameters, from the persisted pairs plus tonight's delta."""
+    std = state.std
+    customers = np.flatnonzero((std["record_kind"] == "customer").to_numpy())
+    stored = stored_params(con) if reestimate_growth is not None else None
+    pairs = refresh_pairs(con, state, customers, max_block_size, mapper=mapper)
+    none = ParamsChoice(None, "none", None, None)
+    work = Work(
+        len(std), state.standardised, state.removed, len(pairs.levels), pairs.compared, "none"
+    )
+    if len(customers) < 2 or pairs.levels.empty:
+        return MatchResult(EMPTY.copy(), None, 0, pairs.oversized), none, work
+    records = std.iloc[customers].assign(record_idx=customers.astype(np.int64))
+    choice = choose_params(
+        stored, records, pairs.levels, min_records_to_estimate, reestimate_growth, run_id
+    )
+    links = links_from_levels(
+        pairs.levels, choice.params, choice.source != "shipped", match_probability
+    )
+    work = Work(**{**work.__dict__, "params": choice.source})
+    return MatchResult(links, choice.params, len(pairs.levels), pairs.oversized), choice, work
