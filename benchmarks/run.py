@@ -4,7 +4,7 @@
 
 Inputs are made by the sample generator (`ccv.sample_data.generate`; persons duplicated across
 two CRMs, scaled to issue 8's volume: ~10 orders and ~1/3 survey answer per customer, so 1M
-customers bring ~10M orders and ~330k surveys) and cached under `--out/<customers>-o<orders>/`. The run
+customers bring ~10M orders and ~330k surveys) and cached under `--out/<customers>-o…/`. The run
 goes through `ccv.pipeline` exactly as the nightly flow does (without Prefect's API server, whose
 start-up is a constant). The *floor* is the time DuckDB needs just to scan every input once; the
 ratio run/floor says how much the pipeline costs beyond reading its data. Peak memory is the
