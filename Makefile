@@ -21,8 +21,9 @@ $(STAMP): pyproject.toml constraints.txt
 run: install
 	$(BIN)/ccv run --config $(CONFIG)
 
+# Two workers, one test file each (module fixtures such as the published sample stay shared).
 test: install lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 lint: install
 	$(BIN)/ruff check .
