@@ -183,6 +183,8 @@ def test_cli_run_prints_the_summary(harness, project):
         assert words in result.output
     # rich progress bars (on stderr): the night and every model layer ran to their ends
     assert re.search(r"nightly\s+━+\s+5/5", result.output), result.output
+    assert re.search(r"input files\s+━+\s+5/5", result.output), result.output  # 5 samples
+    assert re.search(r"resolve\s+━+\s+6/6", result.output), result.output
     for layer in ("staging", "core", "marts"):
         n = len(list((ROOT / "sql" / layer).glob("*.sql")))
         assert re.search(rf"{layer} models\s+━+\s+{n}/{n}", result.output), layer

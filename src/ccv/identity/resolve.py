@@ -52,6 +52,7 @@ from ccv.identity.store import (
     record_assignment,
     record_work,
 )
+from ccv.progress import advance
 
 LINK_KEYS = {"std_email_key": "email", "std_phone": "phone", "std_loyalty_id": "loyalty_id"}
 # Deterministic links are all strong (above any strong threshold up to p = 0.999999); their order
@@ -70,6 +71,21 @@ class ResolveResult:
     work: Work | None = None
     """what tonight computed: records standardised, pairs compared, parameters estimated or
     reused (also appended to the `identity_runs` table)"""
+
+
+# The steps of `resolve`, for progress reports (`ccv.progress`).
+PHASES = (
+    "standardise",
+    "block, compare, score",
+    "cluster",
+    "stable ids",
+    "write tables",
+    "golden records",
+)
+
+
+def _phase(name: str) -> None:
+    advance("resolve", PHASES.index(name), len(PHASES), name)
 
 
 # Transactions (orders, survey responses) carry only identifiers; all those of one source with the
@@ -207,6 +223,7 @@ def resolve(
     signature = state_signature((identity.default_phone_region, identity.max_block_size), CODE)
     if not identity.incremental or not state_is_current(con, signature):
         drop_state(con)  # everything is new tonight: standardised, compared and estimated
+    _phase("standardise")
     state = refresh_records(
         con,
         gather_sql(config),
@@ -214,6 +231,7 @@ def resolve(
         blank_default_dates,
     )
     std = state.std
+    _phase("block, compare, score")
     matched, choice, work = incremental_links(
         con,
         state,
@@ -225,7 +243,9 @@ def resolve(
         mapper,
     )
     work = replace(work, state_signature=signature)
+    _phase("cluster")
     std["cluster"], edges = cluster_links(std, matched, identity)
+    _phase("stable ids")
     std["record_key"] = std["source"] + ":" + std["source_record_id"]
     assignment = assign_ids(
         std[["record_key", "cluster"]], previous_crosswalk(con), id_registry(con)
@@ -239,10 +259,12 @@ def resolve(
     rules = edges["rule"].where(edges["rule"].isin(LINK_WEIGHTS), "probabilistic")
     rule_of = rules.groupby(edges["right"]).first()
     std["match_rule"] = pd.Series(std.index.map(rule_of), index=std.index).fillna("self")
+    _phase("write tables")
     _write(con, "identity_records", identity_columns(std))
     write_crosswalk(con, run_id)
     write_evidence(con, std, edges, matched, run_id, choice)
     record_work(con, run_id, work)
+    _phase("golden records")
     build_golden(con, config.identity.survivorship)
     events = assignment.events["event_type"].value_counts().to_dict()
     records, anonymous = con.execute(
@@ -252,6 +274,7 @@ def resolve(
                - (select count(*) from customer_xref where record_kind <> 'customer')
         """
     ).fetchone()
+    advance("resolve", len(PHASES), len(PHASES))
     return ResolveResult(
         records=records,
         customers=int(std["customer_id"].nunique()),

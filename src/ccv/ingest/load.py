@@ -37,6 +37,7 @@ from ccv.ingest.readers import (
 )
 from ccv.ingest.streaming import check_streamed, quarantine_checked, streams, unordered
 from ccv.privacy.suppression import quarantine_erased, suppression_hashes
+from ccv.progress import advance
 from ccv.warehouse.schema import RAW_TABLES, ensure_schema
 
 
@@ -74,8 +75,10 @@ def ingest(
     record_sources(con, config)
     suppressed = suppression_hashes(config)  # people erased on request (hashes only)
     results: list[FileResult] = []
+    found = {source.name: source_files(config, source) for source in config.sources}
+    total, done = sum(len(files) for files in found.values()), 0
     for source in config.sources:
-        files = source_files(config, source)
+        files = found[source.name]
         if not files:
             results.append(
                 _log(
@@ -95,9 +98,12 @@ def ingest(
             )
             continue
         for path in files:
+            advance("input files", done, total, f"{source.name}: {Path(path).name}")
             results.append(
                 ingest_file(con, config, source, path, run_id, now, suppressed=suppressed)
             )
+            done += 1
+    advance("input files", done, total)
     failed = [
         r
         for r in results
