@@ -56,7 +56,7 @@ from ccv.identity.comparisons import DEFAULT_COMPARISONS
 from ccv.identity.matching import DEFAULT_PARAMS_PATH, EMPTY, MatchResult, links_from_levels
 from ccv.identity.partitions import LOCAL, Mapper, compare_pairs, term_frequencies
 from ccv.identity.scoring import Params, estimate_m, estimate_u
-from ccv.identity.standardize import parse_date
+from ccv.identity.standardize import STD_COLUMNS, parse_date
 
 RAW_FIELDS = (
     "first_name",
@@ -72,22 +72,6 @@ RAW_FIELDS = (
     "phone_region",
 )
 """The raw fields standardisation reads: a change in any of them makes a record "changed"."""
-
-STD_COLUMNS = (
-    "std_first_name",
-    "std_last_name",
-    "std_first_name_key",
-    "std_first_phonetic",
-    "std_last_phonetic",
-    "std_email",
-    "std_email_key",
-    "std_phone",
-    "std_postcode",
-    "std_city",
-    "std_loyalty_id",
-    "std_birth_date",
-)
-"""Columns `standardize` adds; ``first_name``/``last_name`` it cleans are stored as display_*."""
 
 LEVEL_COLUMNS = tuple(f"{c.name}_level" for c in DEFAULT_COMPARISONS)
 KEY = ("record_kind", "source", "source_record_id")

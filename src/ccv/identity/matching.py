@@ -107,21 +107,9 @@ def probabilistic_links(
             records, DEFAULT_COMPARISONS, n_pairs=min(1_000_000, n * (n - 1) // 2), seed=seed
         )
         params = estimate_m(levels, u, n_records=n, comparisons=DEFAULT_COMPARISONS)
-    scored = score(levels, params, tf_adjust=not small)
-    keep = ((scored["match_probability"] >= match_probability) & ~scored["guarded"]).to_numpy()
-    accepted = scored[keep]
-    links = pd.DataFrame(
-        {
-            "left": accepted["left"].to_numpy(dtype=np.int64),
-            "right": accepted["right"].to_numpy(dtype=np.int64),
-            "weight": accepted["match_weight"].to_numpy(dtype=float),
-            "probability": accepted["match_probability"].to_numpy(dtype=float),
-            "rule": pairs["rules"].astype(str).to_numpy()[keep],
-        }
+    links = links_from_levels(
+        levels.assign(rules=pairs["rules"].to_numpy()), params, not small, match_probability
     )
-    for name in COMPARISON_NAMES:
-        links[f"{name}_level"] = levels[f"{name}_level"].to_numpy()[keep]
-        links[f"{name}_weight"] = accepted[f"{name}_weight"].to_numpy(dtype=float)
     return MatchResult(links, params, len(pairs), oversized)
 
 
