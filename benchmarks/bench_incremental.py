@@ -20,15 +20,12 @@ import argparse
 import json
 import shutil
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.run import PeakRSS, prepare  # noqa: E402
-from ccv import pipeline  # noqa: E402
-from ccv.config import load_config  # noqa: E402
+from benchmarks.run import prepare, run  # noqa: E402
 from tests.test_incremental import outcome  # noqa: E402
 
 # source file -> (name stem of its drops, has a header line)
@@ -78,25 +75,10 @@ def split_nights(config_path: Path, delta: float) -> Path:
 
 
 def night(config_path: Path, full_refresh: bool) -> dict:
-    """One nightly run, timed per stage, with what resolve computed."""
-    config = load_config(config_path)
-    times: dict[str, float] = {}
-    with PeakRSS() as memory:
-        total = time.perf_counter()
-        with pipeline.run_context(config, full_refresh=full_refresh) as run:
-            for name, stage in (
-                ("ingest", lambda: pipeline.ingest_stage(run, config)),
-                ("resolve", lambda: pipeline.resolve_stage(run, config)),
-                ("build", lambda: pipeline.build_stage(run, config)),
-                ("publish", lambda: pipeline.publish_stage(run, config)),
-            ):
-                started = time.perf_counter()
-                result = stage()
-                times[name] = round(time.perf_counter() - started, 2)
-                if name == "resolve":
-                    work = result.work.__dict__
-        times["total"] = round(time.perf_counter() - total, 2)
-    return {"seconds": times, "peak_rss_mb": round(memory.peak_mb), "resolve": work}
+    """One nightly run, timed per stage (seconds rounded), with what resolve computed."""
+    result = run(config_path, full_refresh)
+    result["seconds"] = {k: round(v, 2) for k, v in result["seconds"].items()}
+    return result
 
 
 def main() -> None:

@@ -101,13 +101,13 @@ def floor_seconds(config_path: Path) -> float:
     return time.perf_counter() - started
 
 
-def run(config_path: Path) -> dict:
-    """One full nightly run, timed per stage."""
+def run(config_path: Path, full_refresh: bool = True) -> dict:
+    """One nightly run, timed per stage, with what identity resolution computed."""
     config = load_config(config_path)
     times: dict[str, float] = {}
     with PeakRSS() as memory:
         total = time.perf_counter()
-        with pipeline.run_context(config, full_refresh=True) as nightly:
+        with pipeline.run_context(config, full_refresh=full_refresh) as nightly:
             for name, stage in (
                 ("ingest", lambda: pipeline.ingest_stage(nightly, config)),
                 ("resolve", lambda: pipeline.resolve_stage(nightly, config)),
@@ -115,10 +115,12 @@ def run(config_path: Path) -> dict:
                 ("publish", lambda: pipeline.publish_stage(nightly, config)),
             ):
                 started = time.perf_counter()
-                stage()
+                result = stage()
                 times[name] = time.perf_counter() - started
+                if name == "resolve":
+                    work = result.work.__dict__
         times["total"] = time.perf_counter() - total
-    return {"seconds": times, "peak_rss_mb": round(memory.peak_mb)}
+    return {"seconds": times, "peak_rss_mb": round(memory.peak_mb), "resolve": work}
 
 
 def main() -> None:
