@@ -112,7 +112,7 @@ class BlockingRule:
 # key expressions
 
 
-def _arrow_text(s: pd.Series) -> pa.Array:
+def arrow_text(s: pd.Series) -> pa.Array:
     """A text column as an Arrow string array (empty strings become null)."""
     arr = pa.array(s.astype("str").array if s.dtype != "str" else s.array, type=pa.large_string())
     return pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.large_string()), arr)
@@ -126,7 +126,7 @@ def _arrow_date(s: pd.Series) -> pa.Array:
     return pa.array(pd.to_datetime(s, errors="coerce").dt.date, type=pa.date32())
 
 
-def _split_email(arr: pa.Array) -> tuple[pa.Array, pa.Array]:
+def split_email(arr: pa.Array) -> tuple[pa.Array, pa.Array]:
     """(local part, domain) of normalised e-mails (exactly one "@"); NA without an "@"."""
     parts = pc.split_pattern(arr, "@", max_splits=1)
     has_at = pc.fill_null(pc.equal(pc.list_value_length(parts), 2), False)
@@ -139,30 +139,30 @@ def _split_email(arr: pa.Array) -> tuple[pa.Array, pa.Array]:
 
 
 def _email_local(s: pd.Series) -> pa.Array:
-    arr = _arrow_text(s)
-    local = _split_email(arr)[0]
+    arr = arrow_text(s)
+    local = split_email(arr)[0]
     masked = pc.match_substring(local, "*")
     return pc.if_else(masked, pa.scalar(None, pa.large_string()), local)
 
 
 def _email_domain(s: pd.Series) -> pa.Array:
-    return _split_email(_arrow_text(s))[1]
+    return split_email(arrow_text(s))[1]
 
 
 def _email_initial(s: pd.Series) -> pa.Array:
-    local, domain = _split_email(_arrow_text(s))
+    local, domain = split_email(arrow_text(s))
     prefix = pc.utf8_slice_codeunits(local, 0, 1)
     prefix = pc.if_else(pc.equal(prefix, "*"), pa.scalar(None, pa.large_string()), prefix)
     return pc.binary_join_element_wise(prefix, domain, pa.scalar("@", pa.large_string()))
 
 
 def _unmasked(s: pd.Series) -> pa.Array:
-    arr = _arrow_text(s)
+    arr = arrow_text(s)
     return pc.if_else(pc.match_substring(arr, "*"), pa.scalar(None, pa.large_string()), arr)
 
 
 def _prefix(n: int) -> Callable[[pd.Series], pa.Array]:
-    return lambda s: pc.utf8_slice_codeunits(_arrow_text(s), 0, n)
+    return lambda s: pc.utf8_slice_codeunits(arrow_text(s), 0, n)
 
 
 def _year(s: pd.Series) -> pa.Array:
@@ -181,16 +181,16 @@ def _iso(s: pd.Series) -> pa.Array:
 
 
 def _outward(s: pd.Series) -> pa.Array:
-    return pc.replace_substring_regex(_arrow_text(s), r" [0-9][A-Z]{2}$", "")
+    return pc.replace_substring_regex(arrow_text(s), r" [0-9][A-Z]{2}$", "")
 
 
 def _last_digits(s: pd.Series) -> pa.Array:
-    digits = pc.replace_substring_regex(_arrow_text(s), r"\D", "")
+    digits = pc.replace_substring_regex(arrow_text(s), r"\D", "")
     return pc.utf8_slice_codeunits(digits, -8, 2**31 - 1)
 
 
 def _digits(s: pd.Series) -> pa.Array:
-    return pc.replace_substring_regex(_arrow_text(s), r"\D", "")
+    return pc.replace_substring_regex(arrow_text(s), r"\D", "")
 
 
 def _month_day(s: pd.Series) -> pa.Array:
@@ -199,7 +199,7 @@ def _month_day(s: pd.Series) -> pa.Array:
 
 
 def _unordered(a: pd.Series, b: pd.Series) -> pa.Array:
-    x, y = _arrow_text(a), _arrow_text(b)
+    x, y = arrow_text(a), arrow_text(b)
     lo = pc.if_else(pc.less_equal(x, y), x, y)
     hi = pc.if_else(pc.less_equal(x, y), y, x)
     return pc.binary_join_element_wise(lo, hi, pa.scalar("|", pa.large_string()))
@@ -440,7 +440,7 @@ def estimate_pairs(
     return pd.DataFrame(rows)
 
 
-def _pairs_for_rule(codes: np.ndarray, max_block_size: float) -> tuple[np.ndarray, np.ndarray]:
+def pairs_for_rule(codes: np.ndarray, max_block_size: float) -> tuple[np.ndarray, np.ndarray]:
     """Positions (i, j), i < j, of every pair of records sharing a code in a block ≤ the cap."""
     keyed = np.flatnonzero(codes >= 0)
     order = keyed[np.argsort(codes[keyed])]
@@ -460,6 +460,25 @@ def _pairs_for_rule(codes: np.ndarray, max_block_size: float) -> tuple[np.ndarra
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     left, right = np.concatenate(lefts), np.concatenate(rights)
     return np.minimum(left, right), np.maximum(left, right)
+
+
+def or_by_key(keys: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct pair keys (sorted) with the bitwise or of their rule masks: one row per pair
+    however many rules found it."""
+    if not len(keys):
+        return keys, masks
+    order = np.argsort(keys, kind="stable")
+    keys, masks = keys[order], masks[order]
+    starts = np.concatenate(([0], np.flatnonzero(np.diff(keys)) + 1))
+    return keys[starts], np.bitwise_or.reduceat(masks, starts)
+
+
+def rule_names(masks: np.ndarray, rules: Sequence[BlockingRule]) -> pd.Categorical:
+    """Rule bit masks as names: the rules that found a pair, joined with "+" in rule order
+    ("email_key+surname_dob")."""
+    codes, values = pd.factorize(masks, sort=True)
+    names = ["+".join(r.name for b, r in enumerate(rules) if int(m) >> b & 1) for m in values]
+    return pd.Categorical.from_codes(codes, categories=names)
 
 
 def candidate_pairs(
@@ -494,35 +513,21 @@ def candidate_pairs(
         sizes = _block_sizes(codes)
         for code in np.flatnonzero(sizes > cap):
             oversized.append({"rule": rule.name, "key": keys[int(code)], "size": int(sizes[code])})
-        left, right = _pairs_for_rule(codes, cap)
+        left, right = pairs_for_rule(codes, cap)
         pair_keys.append(left * n + right)
         masks.append(np.full(len(left), 1 << bit, dtype=np.int64))
     keys_all = np.concatenate(pair_keys) if pair_keys else np.zeros(0, np.int64)
     masks_all = np.concatenate(masks) if masks else np.zeros(0, np.int64)
     del pair_keys, masks
-    order = np.argsort(keys_all)
-    keys_all, masks_all = keys_all[order], masks_all[order]
-    del order
-    if len(keys_all):
-        starts = np.concatenate(([0], np.flatnonzero(np.diff(keys_all)) + 1))
-        unique_keys = keys_all[starts]
-        rule_masks = np.bitwise_or.reduceat(masks_all, starts)
-    else:
-        unique_keys, rule_masks = keys_all, masks_all
+    unique_keys, rule_masks = or_by_key(keys_all, masks_all)
     del keys_all, masks_all
     left_pos, right_pos = np.divmod(unique_keys, n) if n else (unique_keys, unique_keys)
     left_idx, right_idx = record_idx[left_pos], record_idx[right_pos]
     swap = left_idx > right_idx  # positions are ordered; record_idx need not follow them
     left_out = np.where(swap, right_idx, left_idx)
     right_out = np.where(swap, left_idx, right_idx)
-    mask_codes, mask_values = pd.factorize(rule_masks, sort=True)
-    names = ["+".join(r.name for b, r in enumerate(rules) if int(m) >> b & 1) for m in mask_values]
     pairs = pd.DataFrame(
-        {
-            "left": left_out,
-            "right": right_out,
-            "rules": pd.Categorical.from_codes(mask_codes, categories=names),
-        }
+        {"left": left_out, "right": right_out, "rules": rule_names(rule_masks, rules)}
     )
     if swap.any():
         pairs = pairs.sort_values(["left", "right"], ignore_index=True)

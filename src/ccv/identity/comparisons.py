@@ -36,7 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from rapidfuzz import distance, fuzz, process
 
-from ccv.identity.blocking import _arrow_text, _split_email, factorize, key_values
+from ccv.identity.blocking import arrow_text, factorize, key_values, split_email
 
 __all__ = [
     "BIRTH_DATE",
@@ -339,8 +339,8 @@ def name_built_locals(records: pd.DataFrame, email: str, first: str, last: str) 
     "georgeyoung", "george.young", "young_george", "gyoung", "youngg" for George Young (letters
     only, so "george.young84" counts too); NA e-mails or names give False.
     """
-    local = _letters(_split_email(_arrow_text(records[email]))[0])
-    f, last_ = _letters(_arrow_text(records[first])), _letters(_arrow_text(records[last]))
+    local = _letters(split_email(arrow_text(records[email]))[0])
+    f, last_ = _letters(arrow_text(records[first])), _letters(arrow_text(records[last]))
     f1, l1 = pc.utf8_slice_codeunits(f, 0, 1), pc.utf8_slice_codeunits(last_, 0, 1)
     built = pc.equal(local, "")  # False wherever there is a local part
     sep = pa.scalar("", pa.large_string())
@@ -380,7 +380,7 @@ def name_built_local_elsewhere(
         alnum = pd.Series(
             pd.arrays.ArrowExtensionArray(
                 pc.replace_substring_regex(
-                    _split_email(_arrow_text(ctx.records[email].iloc[records]))[0],
+                    split_email(arrow_text(ctx.records[email].iloc[records]))[0],
                     r"[^a-z0-9]",
                     "",
                 )

@@ -47,10 +47,12 @@ import pandas as pd
 from ccv.identity.blocking import (
     DEFAULT_RULES,
     BlockingRule,
-    _pairs_for_rule,
     block_keys,
     factorize,
     key_values,
+    or_by_key,
+    pairs_for_rule,
+    rule_names,
 )
 from ccv.identity.comparisons import DEFAULT_COMPARISONS
 from ccv.identity.matching import DEFAULT_PARAMS_PATH, EMPTY, MatchResult, links_from_levels
@@ -364,10 +366,10 @@ def refresh_pairs(
                     rule, std, customers[first[big]], keys[first[big]], sizes[big], known
                 )
             )
-        left, right = _pairs_for_rule(codes, cap)
+        left, right = pairs_for_rule(codes, cap)
         gen_keys.append(_pair_key(record_no[left], record_no[right], size))
         gen_masks.append(np.full(len(left), 1 << bit, dtype=np.int64))
-    gen_key, gen_mask = _or_by_key(np.concatenate(gen_keys), np.concatenate(gen_masks))
+    gen_key, gen_mask = or_by_key(np.concatenate(gen_keys), np.concatenate(gen_masks))
 
     # 2. stored pairs between unchanged records keep their levels and unaffected rules
     stored = con.execute("select * from match_pairs").df()
@@ -394,7 +396,7 @@ def refresh_pairs(
 
     # 3. tonight's pairs: the union; levels reused where stored, compared otherwise
     live = mask != 0
-    all_key, all_mask = _or_by_key(
+    all_key, all_mask = or_by_key(
         np.concatenate([stored_key[live], gen_key]), np.concatenate([mask[live], gen_mask])
     )
     at = np.searchsorted(stored_key, all_key)
@@ -416,7 +418,7 @@ def refresh_pairs(
         fresh = compare_pairs(
             records,
             pd.DataFrame(
-                {"left": lo_todo, "right": hi_todo, "rules": _rule_names(all_mask[todo], rules)}
+                {"left": lo_todo, "right": hi_todo, "rules": rule_names(all_mask[todo], rules)}
             ),
             mapper,
         )
@@ -428,7 +430,7 @@ def refresh_pairs(
     lo, hi = np.minimum(left_pos, right_pos), np.maximum(left_pos, right_pos)
     order = np.lexsort((hi, lo))
     frame = pd.DataFrame(
-        {"left": lo[order], "right": hi[order], "rules": _rule_names(all_mask[order], rules)}
+        {"left": lo[order], "right": hi[order], "rules": rule_names(all_mask[order], rules)}
     )
     for c in LEVEL_COLUMNS:
         frame[c] = levels[c][order]
@@ -436,13 +438,6 @@ def refresh_pairs(
     columns = ["rule", "key_hash", "key", "size"]
     oversized_frame = pd.concat([pd.DataFrame(columns=columns), *oversized], ignore_index=True)
     return PairState(frame, _merge_oversized(con, oversized_frame, affected, rules), len(todo))
-
-
-def _rule_names(masks: np.ndarray, rules: Sequence[BlockingRule]) -> pd.Categorical:
-    """Rule bit masks as `candidate_pairs` names them ("email_key+surname_dob")."""
-    codes, values = pd.factorize(masks, sort=True)
-    names = ["+".join(r.name for b, r in enumerate(rules) if int(m) >> b & 1) for m in values]
-    return pd.Categorical.from_codes(codes, categories=names)
 
 
 def _pair_key(a: np.ndarray, b: np.ndarray, size: int) -> np.ndarray:
@@ -454,16 +449,6 @@ def _lookup(table: np.ndarray, values: np.ndarray) -> np.ndarray:
     out = np.full(len(values), -1, dtype=np.int64)
     out[inside] = table[values[inside]]
     return out
-
-
-def _or_by_key(keys: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct keys (sorted) with the bitwise or of their masks."""
-    if not len(keys):
-        return keys, masks
-    order = np.argsort(keys, kind="stable")
-    keys, masks = keys[order], masks[order]
-    starts = np.concatenate(([0], np.flatnonzero(np.diff(keys)) + 1))
-    return keys[starts], np.bitwise_or.reduceat(masks, starts)
 
 
 def _save_pairs(

@@ -155,6 +155,33 @@ def _previous_hash(con, source: str, source_file: str) -> str | None:
     return row[0] if row else None
 
 
+@dataclass(frozen=True)
+class _FileLoad:
+    """What loading one file of a source needs besides the data: who, when, and the rules."""
+
+    source: SourceConfig
+    run_id: str
+    name: str  # the file, as recorded in ingest_log and quarantine
+    now: dt.datetime
+    tolerance: int  # days a date may lie in the future
+    erased_hashes: set[str]
+    phone_region: str
+
+    def quarantine_erased(self, con: duckdb.DuckDBPyConnection, table: str) -> int:
+        """Quarantine the rows of `table` that belong to people erased on request (rule
+        `erased`, no raw value or record); return how many."""
+        return quarantine_erased(
+            con,
+            table,
+            self.source,
+            self.erased_hashes,
+            run_id=self.run_id,
+            source_file=self.name,
+            now=self.now,
+            phone_region=self.phone_region,
+        )
+
+
 def ingest_file(
     con: duckdb.DuckDBPyConnection,
     config: Config,
@@ -179,14 +206,18 @@ def ingest_file(
         )
     con.execute("delete from quarantine where source = ? and source_file = ?", [source.name, name])
     status = "loaded" if previous is None else "replaced"
-    tolerance = config.run.future_tolerance_days
-    erased_hashes = suppression_hashes(config) if suppressed is None else suppressed
-    phone_region = source.phone_region or config.identity.default_phone_region
+    job = _FileLoad(
+        source,
+        run_id,
+        name,
+        now,
+        tolerance=config.run.future_tolerance_days,
+        erased_hashes=suppression_hashes(config) if suppressed is None else suppressed,
+        phone_region=source.phone_region or config.identity.default_phone_region,
+    )
     counts = None
     if streams(source, path):
-        counts = _stream_and_load(
-            con, source, path, run_id, name, now, tolerance, erased_hashes, phone_region
-        )
+        counts = _stream_and_load(con, job, path)
     if counts is None:
         try:
             read = read_file(con, path, source)
@@ -201,9 +232,7 @@ def ingest_file(
                 f"expected by sources.{source.name}.columns; found {read.columns}"
             )
             return _reject_file(con, run_id, source, name, digest, started, now, read, message)
-        counts = _read_and_load(
-            con, source, read, mapped, run_id, name, now, tolerance, erased_hashes, phone_region
-        )
+        counts = _read_and_load(con, job, read, mapped)
     rows_read, loaded, quarantined = counts
     if loaded + quarantined != rows_read:
         raise AssertionError(
@@ -215,16 +244,13 @@ def ingest_file(
     return _log(con, run_id, source, name, digest, started, result)
 
 
-def _read_and_load(
-    con, source, read, mapped, run_id, name, now, tolerance, erased_hashes, phone_region
-) -> tuple[int, int, int]:
+def _read_and_load(con, job: _FileLoad, read, mapped) -> tuple[int, int, int]:
     """The copying path: the file was read into a text table; return (read, loaded, quarantined)."""
+    source, run_id, name, now = job.source, job.run_id, job.name, job.now
     rows_read = read.row_count + len(read.rejects)
     loaded = quarantined = 0
     if read.row_count:
-        quarantined = _validate_and_load(
-            con, source, read, mapped, run_id, name, now, tolerance, erased_hashes, phone_region
-        )
+        quarantined = _validate_and_load(con, job, read, mapped)
         loaded = read.row_count - quarantined
     if read.rejects:
         _quarantine_rejects(con, run_id, source, name, now, read.rejects)
@@ -233,37 +259,25 @@ def _read_and_load(
     return rows_read, loaded, quarantined
 
 
-def _stream_and_load(
-    con, source, path, run_id, name, now, tolerance, erased_hashes, phone_region
-) -> tuple[int, int, int] | None:
+def _stream_and_load(con, job: _FileLoad, path) -> tuple[int, int, int] | None:
     """The streaming path (see streaming.py); None when the file needs the copying path
     (its dialect cannot be sniffed, a mapped column is missing, or DuckDB cannot scan it)."""
+    source, run_id, name, now = job.source, job.run_id, job.name, job.now
     streamed = stream_file(con, path, source)
     if streamed is None:
         return None
     mapped = mapped_select(source, f"({streamed.sql})", streamed.columns)
     if mapped.missing_columns:
         return None
-    schema = contract(source.kind, now, tolerance)
+    schema = contract(source.kind, now, job.tolerance)
     with unordered(con):
         try:
-            rows = check_streamed(con, source, streamed, mapped, schema, bool(erased_hashes))
+            rows = check_streamed(con, source, streamed, mapped, schema, bool(job.erased_hashes))
         except duckdb.Error:
             con.execute("drop table if exists _checked")
             return None
         rejects = csv_rejects(con, source) if streamed.format == "csv" else []
-        # Rows of people erased on request: quarantined (rule `erased`, no raw value or record).
-        erased = quarantine_erased(
-            con,
-            "_checked",
-            source,
-            erased_hashes,
-            run_id=run_id,
-            source_file=name,
-            now=now,
-            phone_region=phone_region,
-        )
-        quarantined = erased + quarantine_checked(
+        quarantined = job.quarantine_erased(con, "_checked") + quarantine_checked(
             con, source, streamed, schema, mapped.fields, run_id, name, now
         )
         loaded = _insert_raw(
@@ -275,23 +289,12 @@ def _stream_and_load(
     return rows + len(rejects), loaded, quarantined + len(rejects)
 
 
-def _validate_and_load(
-    con, source, read, mapped, run_id, name, now, tolerance, erased_hashes, phone_region
-) -> int:
+def _validate_and_load(con, job: _FileLoad, read, mapped) -> int:
     """Map the read rows, quarantine the invalid ones, load the rest; return rows quarantined."""
+    source, run_id, name, now = job.source, job.run_id, job.name, job.now
     con.execute(f"create or replace temp table _mapped as {mapped.sql}")
-    # Rows of people erased on request: quarantined (rule `erased`, no raw value or record).
-    erased = quarantine_erased(
-        con,
-        "_mapped",
-        source,
-        erased_hashes,
-        run_id=run_id,
-        source_file=name,
-        now=now,
-        phone_region=phone_region,
-    )
-    bad = _violations(con, source, mapped.fields, now, tolerance)
+    erased = job.quarantine_erased(con, "_mapped")
+    bad = _violations(con, source, mapped.fields, now, job.tolerance)
     if source.lines_from:
         # An order and its nested lines load together: a bad line quarantines its order.
         lines = read_nested_lines(con, source, read.table, read.columns)
@@ -299,7 +302,7 @@ def _validate_and_load(
             con.execute(
                 "delete from _mapped_lines where _order_row not in (select _row from _mapped)"
             )
-        bad = pd.concat([bad, line_violations(con, lines, now, tolerance)], ignore_index=True)
+        bad = pd.concat([bad, line_violations(con, lines, now, job.tolerance)], ignore_index=True)
     con.register("_bad", bad)
     _quarantine_violations(con, run_id, source, name, now, read)
     con.execute(f"drop table {read.table}")  # free the text copy before the big insert
