@@ -368,3 +368,32 @@ def test_streamed_parquet_keeps_file_row_numbers(con, tmp_path, monkeypatch):
         (2, "unknown_status")
     ]
     assert con.execute("select row_number from raw_orders order by 1").fetchall() == [(1,), (3,)]
+
+
+def test_jsonl_read_in_chunks_keeps_line_numbers_and_odd_keys(con, tmp_path, monkeypatch):
+    """A large JSON-lines file is read chunk by chunk: records cut by a chunk boundary, blank
+    lines and broken lines keep their physical line numbers; keys with dots, spaces, quotes or
+    a leading `$` are columns like any other (kept in `extra` when unmapped)."""
+    from ccv.ingest import readers
+
+    monkeypatch.setattr(readers, "JSONL_CHUNK_BYTES", 7)  # every line crosses a boundary
+    odd = {"a.b": 1, "$d": "x", 'q"t': "y", "sp ace": None}
+    lines = [
+        json.dumps({"id": "W1", "at": "2025-06-01", "status": "completed", "total": 1} | odd),
+        "",
+        '{"id":"W2","at',
+        json.dumps({"id": "W3", "at": "2025-06-02", "status": "completed", "total": 2.5}),
+    ]
+    content = ("\n".join(lines) + "\n").encode()
+    (result,) = [
+        r
+        for r in run_case(con, tmp_path, Case(WEB, content, 2, 1), {"in.jsonl": content})
+        if r.source == "web"
+    ]
+    assert (result.rows_loaded, result.rows_quarantined) == (2, 1)
+    assert con.execute("select line_number, rule from quarantine").fetchall() == [
+        (3, "malformed_row:invalid_json")
+    ]
+    rows = con.execute("select order_id, net_amount, extra from raw_orders order by 1").fetchall()
+    assert [(r[0], float(r[1])) for r in rows] == [("W1", 1.0), ("W3", 2.5)]
+    assert json.loads(rows[0][2]) == {"a.b": "1", "$d": "x", 'q"t': "y", "sp ace": None}

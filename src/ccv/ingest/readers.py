@@ -11,10 +11,13 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
+import numpy as np
+import pyarrow as pa
 
 from ccv.config import SourceConfig
 
@@ -200,35 +203,65 @@ def stream_file(con: duckdb.DuckDBPyConnection, path: Path, source: SourceConfig
     return StreamedFile(sql, columns, source.format)
 
 
+# JSON lines are read in chunks of this many bytes: a large file never sits in memory whole.
+JSONL_CHUNK_BYTES = 64 << 20
+
+
+def _jsonl_batches(path: Path) -> Iterator[pa.Table]:
+    """The file's physical lines as `line_number, line` tables, chunk by chunk. Splitting and
+    UTF-8 checking run in C (`bytes.split`, Arrow's cast), not in a Python loop over lines."""
+    number, rest = 1, b""
+    with path.open("rb") as fh:
+        while chunk := fh.read(JSONL_CHUNK_BYTES):
+            lines = (rest + chunk).split(b"\n")
+            rest = lines.pop()  # an unfinished last line waits for the next chunk
+            yield _line_table(lines, number)
+            number += len(lines)
+    if rest:
+        yield _line_table([rest], number)
+
+
+def _line_table(lines: list[bytes], first: int) -> pa.Table:
+    try:
+        text = pa.array(lines, pa.binary()).cast(pa.string())
+    except pa.ArrowInvalid as exc:
+        raise UnreadableFile(f"not valid UTF-8 text: {exc}") from None
+    numbers = np.arange(first, first + len(lines), dtype=np.int64)
+    table = pa.table({"line_number": numbers, "line": text})
+    # several record batches, so that DuckDB scans the chunk on all its threads
+    return pa.Table.from_batches(table.to_batches(max_chunksize=1 << 16), table.schema)
+
+
+def _json_path(key: str) -> str:
+    """A JSONPath naming `key` literally (a key may hold dots, spaces or a leading `$`)."""
+    return '$."' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def _read_jsonl(con, path: Path, source: SourceConfig, table: str) -> ReadResult:
     # Lines are split here, not by read_json, so a broken line is kept (as a reject) with its
     # line number instead of being skipped or failing the whole file.
-    con.execute(
-        f"""
-        create or replace temp table _lines_{source.name} as
-        with src as (
-            select string_split(
-                replace(replace(content, chr(13), ''), chr(65279), ''), chr(10)
-            ) as lines
-            from read_text({_sql_str(str(path))})
-        )
-        select unnest(range(1, len(lines) + 1)) as line_number, unnest(lines) as line from src
-        """
-    )
-    con.execute(
-        f"""
-        create or replace temp table _lines_{source.name} as
-        select line_number, line,
-               case when json_valid(line) then json_type(line::json) = 'OBJECT' else false end
-                   as ok
-        from _lines_{source.name}
-        where trim(line) <> ''
-        """
-    )
+    lines = f"_lines_{source.name}"
+    con.execute(f"create or replace temp table {lines} (line_number bigint, line varchar, ok bool)")
+    for batch in _jsonl_batches(path):
+        con.register("_jsonl_batch", batch)
+        try:
+            con.execute(
+                f"""
+                insert into {lines}
+                select line_number, line,
+                       coalesce(json_type(try_cast(line as json)) = 'OBJECT', false)
+                from (select line_number, replace(replace(line, chr(13), ''), chr(65279), '')
+                          as line
+                      from _jsonl_batch)
+                where trim(line) <> ''
+                """
+            )
+        finally:
+            con.unregister("_jsonl_batch")
     rejects = [
         Reject(line, "malformed_row:invalid_json", "line is not a JSON object", raw)
         for line, raw in con.execute(
-            f"select line_number, line from _lines_{source.name} where not ok order by 1"
+            f"select line_number, line from {lines} where not ok order by 1"
         ).fetchall()
     ]
     keys = [
@@ -237,20 +270,27 @@ def _read_jsonl(con, path: Path, source: SourceConfig, table: str) -> ReadResult
             f"""
             select key from (
                 select unnest(json_keys(line::json)) as key, line_number
-                from _lines_{source.name} where ok
+                from {lines} where ok
             ) group by key order by min(line_number), key
             """
         ).fetchall()
     ]
-    extract = ", ".join(f"line::json ->> {_sql_str(k)} as {quote_ident(k)}" for k in keys)
+    # one parse per line for all keys (a `->>` per key would parse the line once per key)
+    paths = ", ".join(_sql_str(_json_path(k)) for k in keys)
+    extract = "".join(f", _values[{i}] as {quote_ident(k)}" for i, k in enumerate(keys, 1))
     con.execute(
         f"""
         create or replace temp table {table} as
-        select row_number() over (order by line_number) as _row{", " + extract if keys else ""}
-        from _lines_{source.name} where ok order by line_number
+        select row_number() over (order by line_number) as _row{extract}
+        from (
+            select line_number, {f"json_extract_string(line, [{paths}])" if keys else "null"}
+                as _values
+            from {lines} where ok
+        )
+        order by line_number
         """
     )
-    con.execute(f"drop table _lines_{source.name}")
+    con.execute(f"drop table {lines}")
     return ReadResult(table, keys, 0, rejects)
 
 
