@@ -275,19 +275,17 @@ def _read_jsonl(con, path: Path, source: SourceConfig, table: str) -> ReadResult
             """
         ).fetchall()
     ]
-    # one parse per line for all keys (a `->>` per key would parse the line once per key)
+    # One parse per line for all keys (a `->>` per key would parse the line once per key).
+    # `_lines_` holds the lines in file order (appended chunk by chunk), so a streaming
+    # row_number numbers the good ones without sorting the wide rows.
     paths = ", ".join(_sql_str(_json_path(k)) for k in keys)
+    values = f"json_extract_string(line, [{paths}])" if keys else "null"
     extract = "".join(f", _values[{i}] as {quote_ident(k)}" for i, k in enumerate(keys, 1))
     con.execute(
         f"""
         create or replace temp table {table} as
-        select row_number() over (order by line_number) as _row{extract}
-        from (
-            select line_number, {f"json_extract_string(line, [{paths}])" if keys else "null"}
-                as _values
-            from {lines} where ok
-        )
-        order by line_number
+        select row_number() over () as _row{extract}
+        from (select {values} as _values from {lines} where ok)
         """
     )
     con.execute(f"drop table {lines}")
