@@ -18,7 +18,7 @@ import pandas as pd
 from ccv.config import SourceConfig
 from ccv.ingest.contracts import row_violations
 from ccv.ingest.mapping import mapped_select
-from ccv.ingest.readers import _sql_str, quote_ident
+from ccv.ingest.readers import _json_path, _sql_str, quote_ident
 
 
 @dataclass(frozen=True)
@@ -56,37 +56,42 @@ def read_nested_lines(
     item_keys = sorted(set(source.line_columns.values()))
     items = quote_ident(key) if key in columns else "null::varchar"
     order_id = quote_ident(source.columns["order_id"])
-    extract = "".join(f", _item ->> {_sql_str(k)} as {quote_ident(k)}" for k in item_keys)
     con.execute(
         f"""
         create or replace temp table _orders_items as
         select _row as _order_row, trim({order_id}) as _order_id, {items} as _items,
-               case when json_valid({items}) then json_type({items}::json) = 'ARRAY'
-                    else false end as _ok
+               coalesce(json_type(try_cast({items} as json)) = 'ARRAY', false) as _ok
         from {table}
         """
     )
+    # One JSON parse per item for all its keys; `_orders_items` is in file order and unnest
+    # keeps each array's order, so a streaming row_number numbers the lines without a sort.
+    paths = ", ".join(_sql_str(_json_path(k)) for k in item_keys)
+    values = f"json_extract_string(_item, [{paths}])" if item_keys else "null"
+    extract = "".join(f", _values[{i}] as {quote_ident(k)}" for i, k in enumerate(item_keys, 1))
     con.execute(
         f"""
         create or replace temp table _in_lines as
-        with unnested as (
-            select _order_row, _order_id,
-                   unnest(_items::json[]) as _item,
-                   generate_subscripts(_items::json[], 1) as _line_number
-            from _orders_items where _ok
+        select row_number() over () as _row, _order_row, _order_id,
+               cast(_line_number as varchar) as _line_number, _item{extract}
+        from (
+            select *, {values} as _values
+            from (
+                select _order_row, _order_id, unnest(_array) as _item,
+                       generate_subscripts(_array, 1) as _line_number
+                from (select _order_row, _order_id, _items::json[] as _array
+                      from _orders_items where _ok)
+            )
         )
-        select row_number() over (order by _order_row, _line_number) as _row, _order_row,
-               _order_id, cast(_line_number as varchar) as _line_number,
-               cast(_item as varchar) as _item{extract}
-        from unnested
         """
     )
     mapped = mapped_select(lines_source, "_in_lines", ["_order_id", "_line_number", *item_keys])
+    # the whole item is the line's `extra`; mapped columns and position come from one scan
     con.execute(
         f"""
         create or replace temp table _mapped_lines as
-        select m.* exclude (extra), i._order_row, i._item::json as extra
-        from ({mapped.sql}) m join _in_lines i using (_row)
+        select * exclude (extra, _item), _item as extra
+        from (select {mapped.columns_sql}, _order_row, _item from _in_lines)
         """
     )
     return NestedLines(lines_source, mapped.fields, key)
