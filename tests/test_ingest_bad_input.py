@@ -397,3 +397,24 @@ def test_jsonl_read_in_chunks_keeps_line_numbers_and_odd_keys(con, tmp_path, mon
     rows = con.execute("select order_id, net_amount, extra from raw_orders order by 1").fetchall()
     assert [(r[0], float(r[1])) for r in rows] == [("W1", 1.0), ("W3", 2.5)]
     assert json.loads(rows[0][2]) == {"a.b": "1", "$d": "x", 'q"t': "y", "sp ace": None}
+
+
+def test_a_failed_streaming_scan_falls_back_loudly_and_loses_nothing(
+    con, tmp_path, monkeypatch, caplog
+):
+    """If DuckDB cannot stream a large file, the copying path loads it and the log says why."""
+    import duckdb
+
+    import ccv.ingest.load as load
+    import ccv.ingest.streaming as streaming
+
+    def broken_scan(*_args):
+        raise duckdb.InvalidInputException("scan failed\nsecond line")
+
+    monkeypatch.setattr(streaming, "STREAM_MIN_BYTES", 0)
+    monkeypatch.setattr(load, "check_streamed", broken_scan)
+    case = CASES["duplicate_id_in_file"]
+    with caplog.at_level("WARNING", logger="ccv.ingest.load"):
+        (result,) = run_case(con, tmp_path, case, {"in.csv": case.content})
+    assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (2, 1, 1)
+    assert "in.csv could not be streamed (scan failed)" in caplog.text

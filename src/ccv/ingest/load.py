@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import glob
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +40,8 @@ from ccv.ingest.streaming import check_streamed, quarantine_checked, streams, un
 from ccv.privacy.suppression import quarantine_erased, suppression_hashes
 from ccv.progress import advance
 from ccv.warehouse.schema import RAW_TABLES, ensure_schema
+
+log = logging.getLogger(__name__)
 
 
 class IngestError(RuntimeError):
@@ -273,7 +276,14 @@ def _stream_and_load(con, job: _FileLoad, path) -> tuple[int, int, int] | None:
     with unordered(con):
         try:
             rows = check_streamed(con, source, streamed, mapped, schema, bool(job.erased_hashes))
-        except duckdb.Error:
+        except duckdb.Error as exc:
+            # the copying path reads the file again and reports what it cannot parse row by row
+            log.warning(
+                "%s: %s could not be streamed (%s); loading it through the copying path",
+                source.name,
+                name,
+                str(exc).splitlines()[0],
+            )
             con.execute("drop table if exists _checked")
             return None
         rejects = csv_rejects(con, source) if streamed.format == "csv" else []
