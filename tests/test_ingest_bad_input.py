@@ -326,6 +326,55 @@ def test_streaming_path_for_large_files_loads_the_same_rows(con, tmp_path, monke
     copying_only = case.source["format"] == "jsonl" or name in COPYING_READER_ONLY
     assert checked == ([] if copying_only else [case.source["format"]])
 
+    # the same file cut into pieces scanned in parallel (csv_pieces.py): same rows, numbers and
+    # rejected lines as one scan of the whole file
+    import ccv.ingest.csv_pieces as csv_pieces
+    import ccv.ingest.readers as readers
+
+    monkeypatch.setattr(csv_pieces, "SPLIT_MIN_BYTES", 1)
+    cut = []
+    pieces_sql = readers._pieces_sql
+
+    def spy_pieces(con, source, columns, pieces, escape):
+        cut.append(len(pieces))
+        return pieces_sql(con, source, columns, pieces, escape)
+
+    monkeypatch.setattr(readers, "_pieces_sql", spy_pieces)
+    in_pieces = duckdb.connect()
+    in_pieces.execute("set TimeZone = 'UTC'")
+    in_pieces.execute("set threads = 3")
+    run_case(in_pieces, tmp_path, case, {})
+    assert loaded_tables(in_pieces) == copied
+    if name in CUT_INTO_PIECES:
+        assert cut == [2]
+
+
+# Cases whose (tiny) files the parity test above must see cut into pieces: the dialects where a
+# cut in the wrong place would show (quotes around a newline, CRLF, BOM, Latin-1, tabs, NUL).
+CUT_INTO_PIECES = {
+    "quoted_newline", "crlf_line_ends", "utf8_bom", "latin1_declared", "tsv", "null_bytes",
+    "duplicate_id_in_file", "unknown_status",
+}  # fmt: skip
+
+
+def test_csv_cut_points_fall_outside_quotes(tmp_path):
+    """A cut lands just after a newline with an even number of quotes before it, never inside
+    a quoted field; a file with an odd number of quotes is not cut at all."""
+    from ccv.ingest.csv_pieces import cut_points
+
+    rows = ["id,comment\n"] + [f'{i},"line one\nline ""two""\nthree"\n' for i in range(50)]
+    path = tmp_path / "q.csv"
+    path.write_text("".join(rows))
+    data = path.read_bytes()
+    points = cut_points(path, '"', 4)
+    assert len(points) == 3
+    for offset, line in points:
+        assert data[:offset].count(b'"') % 2 == 0 and data[offset - 1 : offset] == b"\n"
+        assert data[offset:].startswith(b"%d," % int(data[offset:].split(b",")[0]))
+        assert line == data[:offset].count(b"\n") + 1
+    path.write_text("".join(rows) + '50,"unterminated\n')
+    assert cut_points(path, '"', 4) == []
+
 
 def test_a_large_file_is_never_copied_into_a_table(con, tmp_path, monkeypatch):
     """The streaming path does not call the copying reader, and quarantines a repeated id (found

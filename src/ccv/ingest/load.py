@@ -13,6 +13,7 @@ more are never copied, but scanned once to validate and once to load (`streaming
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import glob
 import logging
@@ -24,6 +25,7 @@ import pandas as pd
 
 from ccv.config import KEY_FIELD, Config, SourceConfig
 from ccv.ingest.contracts import contract, row_violations
+from ccv.ingest.csv_pieces import csv_pieces
 from ccv.ingest.lines import line_violations, load_lines, read_nested_lines
 from ccv.ingest.mapping import mapped_select, record_json
 from ccv.ingest.readers import (
@@ -265,10 +267,25 @@ def _read_and_load(con, job: _FileLoad, read, mapped) -> tuple[int, int, int]:
 def _stream_and_load(con, job: _FileLoad, path) -> tuple[int, int, int] | None:
     """The streaming path (see streaming.py); None when the file needs the copying path
     (its dialect cannot be sniffed, a mapped column is missing, or DuckDB cannot scan it)."""
+    source = job.source
+    with _pieces(con, source, path) as pieces:
+        streamed = stream_file(con, path, source, pieces)
+        if streamed is None:
+            return None
+        return _check_and_load(con, job, streamed)
+
+
+def _pieces(con, source: SourceConfig, path: Path):
+    """A large CSV file cut into one piece per DuckDB thread (see csv_pieces.py)."""
+    if source.format != "csv":
+        return contextlib.nullcontext([])
+    (threads,) = con.execute("select current_setting('threads')").fetchone()
+    return csv_pieces(path, source.csv.quote, source.csv.encoding, int(threads))
+
+
+def _check_and_load(con, job: _FileLoad, streamed) -> tuple[int, int, int] | None:
+    """Scan 1 (check), quarantine, scan 2 (load) of a streamed file; None as `_stream_and_load`."""
     source, run_id, name, now = job.source, job.run_id, job.name, job.now
-    streamed = stream_file(con, path, source)
-    if streamed is None:
-        return None
     mapped = mapped_select(source, f"({streamed.sql})", streamed.columns)
     if mapped.missing_columns:
         return None
@@ -286,7 +303,7 @@ def _stream_and_load(con, job: _FileLoad, path) -> tuple[int, int, int] | None:
             )
             con.execute("drop table if exists _checked")
             return None
-        rejects = csv_rejects(con, source) if streamed.format == "csv" else []
+        rejects = csv_rejects(con, streamed.rejects)
         quarantined = job.quarantine_erased(con, "_checked") + quarantine_checked(
             con, source, streamed, schema, mapped.fields, run_id, name, now
         )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from ccv.config import SourceConfig
+from ccv.ingest.csv_pieces import Piece
 
 
 @dataclass(frozen=True)
@@ -79,16 +80,23 @@ class UnreadableFile(Exception):
     """The file cannot be parsed as its configured format at all (e.g. binary garbage)."""
 
 
-def _csv_args(source: SourceConfig, header_columns: list[str] | None) -> list[str]:
+def _csv_args(
+    source: SourceConfig,
+    header_columns: list[str] | None,
+    rejects: str = "",
+    header: bool | None = None,
+) -> list[str]:
+    """read_csv arguments: sniffed (`header_columns` None) or given columns; unsplittable records
+    go to `_rejects_<source><rejects>` (see `rejects_table`)."""
     opts = source.csv
     args = [
-        f"header = {str(opts.header).lower()}",
+        f"header = {str(opts.header if header is None else header).lower()}",
         f"delim = {_sql_str(opts.delimiter)}",
         f"quote = {_sql_str(opts.quote)}",
         f"encoding = {_sql_str(opts.encoding)}",
         "store_rejects = true",
-        f"rejects_table = '_rejects_{source.name}'",
-        f"rejects_scan = '_rejects_scan_{source.name}'",
+        f"rejects_table = '{rejects_table(source, rejects)}'",
+        f"rejects_scan = '_rejects_scan_{source.name}{rejects}'",
         "strict_mode = true",
     ]
     if header_columns is None:
@@ -145,15 +153,23 @@ def _read_csv_with(con, path: Path, source: SourceConfig, table: str, header_col
         f"from read_csv({_sql_str(str(path))}, {', '.join(args)})"
     )
     columns = [c for c in _columns(con, table) if c != "_row"]
-    return ReadResult(table, columns, 0, csv_rejects(con, source))
+    return ReadResult(table, columns, 0, csv_rejects(con, [(rejects_table(source), 0)]))
 
 
-def csv_rejects(con: duckdb.DuckDBPyConnection, source: SourceConfig) -> list[Reject]:
-    """The records the last CSV scan of `source` could not split, one reject per line."""
-    rows = con.execute(
-        f"select line, error_type, error_message, csv_line from _rejects_{source.name} "
-        "order by line"
-    ).fetchall()
+def rejects_table(source: SourceConfig, suffix: str = "") -> str:
+    return f"_rejects_{source.name}{suffix}"
+
+
+def csv_rejects(con: duckdb.DuckDBPyConnection, tables: Sequence[tuple[str, int]]) -> list[Reject]:
+    """The records the last CSV scans could not split, one reject per line: `tables` holds
+    (rejects table, lines before the scanned piece's first line)."""
+    if not tables:
+        return []
+    scans = " union all ".join(
+        f"select line + {offset} as line, error_type, error_message, csv_line from {table}"
+        for table, offset in tables
+    )
+    rows = con.execute(f"select * from ({scans}) order by line").fetchall()
     # one rejected line can yield several errors; keep one reject per line
     rejects, seen = [], set()
     for line, error_type, message, raw in rows:
@@ -168,24 +184,33 @@ def csv_rejects(con: duckdb.DuckDBPyConnection, source: SourceConfig) -> list[Re
 @dataclass(frozen=True)
 class StreamedFile:
     """A file as a query (`sql`: `_row` plus the text columns `columns`) that DuckDB can scan
-    again and again without copying it; CSV scans store unsplittable records in `_rejects_<name>`
-    (read them with `csv_rejects` after a scan)."""
+    again and again without copying it; CSV scans store unsplittable records in `rejects`
+    (tables with the line offset of their piece: read them with `csv_rejects` after a scan)."""
 
     sql: str
     columns: list[str]
     format: str
+    rejects: tuple[tuple[str, int], ...] = ()
 
 
-def stream_file(con: duckdb.DuckDBPyConnection, path: Path, source: SourceConfig):
+def stream_file(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    source: SourceConfig,
+    pieces: Sequence[Piece] = (),
+):
     """`path` as a `StreamedFile`, or None when only `read_file` copes with it: JSON lines, or
     a CSV whose dialect cannot be sniffed (read_file then falls back to the configured one).
 
     CSV rows are numbered by a streaming `row_number() over ()`, which follows the file's order
     even when the rest of the query runs out of order, so every scan gives a record the same
-    `_row` as `read_file` would."""
+    `_row` as `read_file` would. Given `pieces` of the file (`csv_pieces`), it is scanned as a
+    union of numbered scans, one per piece, which DuckDB runs on several threads."""
+    rejects: tuple[tuple[str, int], ...] = ()
     if source.format == "csv":
         args = ", ".join(_csv_args(source, None))
         sql = f"select row_number() over () as _row, * from read_csv({_sql_str(str(path))}, {args})"
+        rejects = ((rejects_table(source), 0),)
     elif source.format == "parquet":
         parquet = f"read_parquet({_sql_str(str(path))}, file_row_number = true)"
         try:
@@ -200,7 +225,59 @@ def stream_file(con: duckdb.DuckDBPyConnection, path: Path, source: SourceConfig
         columns = [c for c in _columns(con, sql) if c != "_row"]
     except duckdb.Error:
         return None
-    return StreamedFile(sql, columns, source.format)
+    escape = _rfc_escape(con, path, source) if pieces else None
+    if escape is not None:
+        sql, rejects = _pieces_sql(con, source, columns, pieces, escape)
+    return StreamedFile(sql, columns, source.format, rejects)
+
+
+def _rfc_escape(con: duckdb.DuckDBPyConnection, path: Path, source: SourceConfig) -> str | None:
+    """The sniffed escape character ('' for none) when the sniffed dialect is the configured one
+    with RFC 4180 quoting, so that pieces read with it explicitly parse exactly as the sniffed
+    whole-file scan does; None when the file must not be cut."""
+    opts = source.csv
+    args = [a for a in _csv_args(source, None) if not a.startswith(("store_rejects", "rejects_"))]
+    try:
+        delim, quote, escape, comment, skip, header = con.execute(
+            "select Delimiter, Quote, Escape, Comment, SkipRows, HasHeader "
+            f"from sniff_csv({_sql_str(str(path))}, {', '.join(args)})"
+        ).fetchone()
+    except duckdb.Error:
+        return None
+    escape = "" if escape == "(empty)" else escape
+    rfc = (delim, quote, comment, skip, header) == (
+        opts.delimiter,
+        opts.quote,
+        "(empty)",
+        0,
+        opts.header,
+    ) and escape in (quote, "")
+    return escape if rfc and opts.escape in (None, escape) else None
+
+
+def _pieces_sql(
+    con: duckdb.DuckDBPyConnection,
+    source: SourceConfig,
+    columns: list[str],
+    pieces: Sequence[Piece],
+    escape: str,
+) -> tuple[str, tuple[tuple[str, int], ...]]:
+    """One numbered scan per piece, each continuing the previous piece's numbering."""
+    piece_source = source.model_copy(
+        update={"csv": source.csv.model_copy(update={"escape": escape})}
+    )
+    scans, rejects, offset = [], [], 0
+    for i, piece in enumerate(pieces):
+        for table in (rejects_table(source, f"_{i}"), f"_rejects_scan_{source.name}_{i}"):
+            con.execute(f"drop table if exists {table}")
+        header = piece.has_header and source.csv.header
+        args = ", ".join(_csv_args(piece_source, columns, f"_{i}", header))
+        scan = f"read_csv({_sql_str(str(piece.path))}, {args})"
+        scans.append(f"select row_number() over () + {offset} as _row, * from {scan}")
+        rejects.append((rejects_table(source, f"_{i}"), piece.first_line - 1))
+        (records,) = con.execute(f"select count(*) from {scan}").fetchone()
+        offset += records
+    return " union all ".join(scans), tuple(rejects)
 
 
 # JSON lines are read in chunks of this many bytes: a large file never sits in memory whole.
