@@ -33,6 +33,7 @@ from ccv.analytics.clv import (
 )
 from ccv.analytics.customer_value import build_customer_value, read_inputs
 from ccv.analytics.simulate import simulate_bgnbd, simulate_spend
+from ccv.warehouse import models
 
 DATA = Path(__file__).parent / "data"
 CALIBRATION_END = dt.date(1997, 9, 30)
@@ -95,6 +96,7 @@ def cdnow_con() -> duckdb.DuckDBPyConnection:
         """
     )
     con.unregister("cdnow_log")
+    models.build_models(con, "core", ["purchase_days"])
     yield con
     con.close()
 
@@ -279,6 +281,7 @@ def tiny_con(orders: list[tuple]) -> duckdb.DuckDBPyConnection:
             "insert into orders values (?, ?, 'completed', date '2025-01-01' + ?, ?)",
             [[f"o{i}", cid, day, amount] for i, (cid, day, amount) in enumerate(orders)],
         )
+    models.build_models(con, "core", ["purchase_days"])
     return con
 
 
@@ -343,3 +346,49 @@ def test_identical_customers_give_a_degenerate_fit_that_is_flagged_not_used():
         "from customer_value"
     ).fetchone()
     assert got == (6, 0, 0, False)
+
+
+# ---------------------------------------------------------------- fast paths give the same bits
+
+
+def test_fit_likelihoods_are_bit_for_bit_the_reference_likelihoods(summary):
+    # the fits evaluate Γ/B terms once per distinct frequency; every row must still get exactly
+    # the value of the plain per-row formula, so fitted parameters (and marts) do not move
+    from ccv.analytics.clv import (
+        _BgNbdLikelihood,
+        _GammaGammaLikelihood,
+        gamma_gamma_log_likelihood,
+    )
+
+    rng = np.random.default_rng(11)
+    x, t_x, T = (summary[c].to_numpy(dtype=float) for c in ("x", "t_x", "T"))
+    bgnbd = _BgNbdLikelihood(x, t_x, T)
+    repeat = x > 0
+    m = summary["zbar"].to_numpy(dtype=float)[repeat]
+    gamma_gamma = _GammaGammaLikelihood(x[repeat], m)
+    for _ in range(20):
+        p = BgNbdParams(*np.exp(rng.normal(0, 2, 4)))
+        assert np.array_equal(bgnbd(p), bgnbd_log_likelihood(p, x, t_x, T), equal_nan=True)
+        g = GammaGammaParams(*np.exp(rng.normal(0, 2, 3)))
+        assert np.array_equal(
+            gamma_gamma(g), gamma_gamma_log_likelihood(g, x[repeat], m), equal_nan=True
+        )
+
+
+@pytest.mark.parametrize("whole_days", [True, False])
+def test_distinct_rows_match_numpy_unique_by_rows(whole_days):
+    from ccv.analytics.clv import distinct_rows
+
+    rng = np.random.default_rng(5)
+    columns = [rng.integers(0, 40, 5000).astype(float) for _ in range(3)]
+    if not whole_days:
+        columns[1] = columns[1] / 7  # weeks: takes the general path
+    unique, inverse, counts = distinct_rows(*columns)
+    want, want_inverse, want_counts = np.unique(
+        np.column_stack(columns), axis=0, return_inverse=True, return_counts=True
+    )
+    for i, column in enumerate(unique):
+        assert np.array_equal(column, want[:, i])
+    assert np.array_equal(inverse, want_inverse.reshape(-1))
+    assert np.array_equal(counts, want_counts)
+    assert all(np.array_equal(u[inverse], c) for u, c in zip(unique, columns, strict=True))

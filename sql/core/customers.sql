@@ -34,13 +34,21 @@ golden as (
     group by customer_id
 ),
 
+records_per_source as (
+    select customer_id, source, count(*) as records
+    from customer_xref
+    group by customer_id, source
+),
+
+-- counted from one row per customer and source: the same numbers as count(distinct source) and
+-- list(distinct source) over the crosswalk, without DISTINCT aggregates over every record
 provenance as (
     select
         customer_id,
-        count(distinct source)::integer as source_count,
-        count(*)::integer as record_count,
-        list(distinct source order by source) as sources
-    from customer_xref
+        count(source)::integer as source_count,
+        sum(records)::integer as record_count,
+        list(source order by source) as sources
+    from records_per_source
     group by customer_id
 ),
 

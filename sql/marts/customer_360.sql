@@ -14,7 +14,8 @@
 --   rfm                 from rfm_scores (NULL when no completed order in the RFM window); its
 --                       window-only first/last order dates are left out (lifetime ones above)
 --   loyalty / survey    from loyalty_segments
---   purchase pattern    completed orders on or before as_of_date:
+--   purchase pattern    completed orders on or before as_of_date (purchase days from the core
+--                       model purchase_days):
 --     mean_interpurchase_days / interpurchase_cv   mean and coefficient of variation
 --                      (stddev_pop / mean) of the days between consecutive distinct purchase days
 --                      (NULL below 2 purchase days; cv NULL below 3 purchase days or mean 0)
@@ -50,7 +51,9 @@ customers as (
 
 ),
 
-orders as (
+-- not materialized: read by two CTEs below, and copying every order into a materialized CTE
+-- costs more than scanning the table twice (each scan reads only the columns it needs)
+orders as not materialized (
 
     select * from orders
 
@@ -80,19 +83,26 @@ order_lines as (
 
 ),
 
+purchase_days as (
+
+    select * from purchase_days
+
+),
+
 order_stats as (
 
+    -- order_key is the primary key of orders (sql/checks/core/orders_key_unique.sql), so
+    -- counting rows counts distinct orders without the cost of a DISTINCT aggregate
     select
         orders.customer_id,
         min(orders.ordered_on) filter (where orders.status = 'completed') as first_order_on,
         max(orders.ordered_on) filter (where orders.status = 'completed') as last_order_on,
-        count(distinct orders.order_key) filter (where orders.status = 'completed')
-            as lifetime_orders,
+        count(*) filter (where orders.status = 'completed') as lifetime_orders,
         sum(orders.revenue_amount) as lifetime_revenue,
-        count(distinct orders.order_key)
-            filter (where orders.status = 'completed' and orders.channel = 'web') as web_orders,
-        count(distinct orders.order_key)
-            filter (where orders.status = 'completed' and orders.channel = 'store') as store_orders,
+        count(*) filter (where orders.status = 'completed' and orders.channel = 'web')
+            as web_orders,
+        count(*) filter (where orders.status = 'completed' and orders.channel = 'store')
+            as store_orders,
         sum(orders.revenue_amount) filter (where orders.channel = 'web') as web_revenue,
         sum(orders.revenue_amount) filter (where orders.channel = 'store') as store_revenue
 
@@ -107,7 +117,11 @@ order_stats as (
 
 completed_orders as (
 
-    select orders.*
+    select
+        orders.customer_id,
+        orders.order_key,
+        orders.store_id,
+        orders.ordered_on
 
     from orders
     cross join settings
@@ -118,54 +132,34 @@ completed_orders as (
 
 ),
 
-purchase_days as (
-
-    select distinct customer_id, ordered_on
-
-    from completed_orders
-
-),
-
-purchase_intervals as (
-
-    select
-        customer_id,
-        ordered_on,
-        date_diff(
-            'day', lag(ordered_on) over (partition by customer_id order by ordered_on), ordered_on
-        ) as interval_days
-
-    from purchase_days
-
-),
-
 purchase_rhythm as (
 
     select
-        purchase_intervals.customer_id,
+        purchase_days.customer_id,
         count(*) as purchase_days,
-        avg(purchase_intervals.interval_days) as mean_interval_days,
+        avg(purchase_days.interval_days) as mean_interval_days,
         case
-            when count(purchase_intervals.interval_days) >= 2
-                and avg(purchase_intervals.interval_days) > 0
-                then stddev_pop(purchase_intervals.interval_days)
-                / avg(purchase_intervals.interval_days)
+            when count(purchase_days.interval_days) >= 2
+                and avg(purchase_days.interval_days) > 0
+                then stddev_pop(purchase_days.interval_days)
+                / avg(purchase_days.interval_days)
         end as interval_cv
 
-    from purchase_intervals
-    group by purchase_intervals.customer_id
+    from purchase_days
+    cross join settings
+    where purchase_days.ordered_on <= settings.as_of_date
+    group by purchase_days.customer_id
 
 ),
 
-store_ranked as (
+store_orders as (
 
+    -- one row per order (primary key), so count(*) counts distinct orders
     select
         customer_id,
         store_id,
-        row_number() over (
-            partition by customer_id
-            order by count(distinct order_key) desc, max(ordered_on) desc, store_id
-        ) as store_rank
+        count(*) as store_orders,
+        max(ordered_on) as last_store_order_on
 
     from completed_orders
     where store_id is not null
@@ -173,25 +167,57 @@ store_ranked as (
 
 ),
 
-category_ranked as (
+favourite_store as (
 
+    select customer_id, store_id
+
+    from store_orders
+    qualify row_number() over (
+        partition by customer_id
+        order by store_orders desc, last_store_order_on desc, store_id
+    ) = 1
+
+),
+
+order_categories as (
+
+    -- one row per order and category: an order counts once for each category it holds
     select
-        completed_orders.customer_id,
+        order_lines.order_key,
         order_lines.category,
-        row_number() over (
-            partition by completed_orders.customer_id
-            order by
-                count(distinct completed_orders.order_key) desc,
-                sum(order_lines.line_amount) desc nulls last,
-                order_lines.category
-        ) as category_rank
+        sum(order_lines.line_amount) as category_amount
 
-    from completed_orders
-    inner join order_lines on completed_orders.order_key = order_lines.order_key
+    from order_lines
     where
         order_lines.category is not null
         and coalesce(order_lines.status, 'completed') = 'completed'
-    group by completed_orders.customer_id, order_lines.category
+    group by order_lines.order_key, order_lines.category
+
+),
+
+category_orders as (
+
+    select
+        completed_orders.customer_id,
+        order_categories.category,
+        count(*) as category_orders,
+        sum(order_categories.category_amount) as category_amount
+
+    from completed_orders
+    inner join order_categories on completed_orders.order_key = order_categories.order_key
+    group by completed_orders.customer_id, order_categories.category
+
+),
+
+favourite_category as (
+
+    select customer_id, category
+
+    from category_orders
+    qualify row_number() over (
+        partition by customer_id
+        order by category_orders desc, category_amount desc nulls last, category
+    ) = 1
 
 ),
 
@@ -208,17 +234,13 @@ purchase_pattern as (
                 then 'regular'
             else 'occasional'
         end as buyer_regularity,
-        store_ranked.store_id as favourite_store,
-        category_ranked.category as favourite_category
+        favourite_store.store_id as favourite_store,
+        favourite_category.category as favourite_category
 
     from purchase_rhythm
     cross join settings
-    left join store_ranked
-        on purchase_rhythm.customer_id = store_ranked.customer_id
-        and store_ranked.store_rank = 1
-    left join category_ranked
-        on purchase_rhythm.customer_id = category_ranked.customer_id
-        and category_ranked.category_rank = 1
+    left join favourite_store on purchase_rhythm.customer_id = favourite_store.customer_id
+    left join favourite_category on purchase_rhythm.customer_id = favourite_category.customer_id
 
 ),
 

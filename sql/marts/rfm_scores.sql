@@ -72,7 +72,6 @@ window_orders as (
         orders.customer_id is not null
         and orders.ordered_on > settings.window_start_on
         and orders.ordered_on <= settings.as_of_date
-        and orders.customer_id in (select customer_id from customers)
 
 ),
 
@@ -82,7 +81,8 @@ customer_window as (
         customer_id,
         min(ordered_on) filter (where status = 'completed') as first_order_on,
         max(ordered_on) filter (where status = 'completed') as last_order_on,
-        count(distinct order_key) filter (where status = 'completed') as frequency,
+        -- order_key is the primary key of orders: rows are distinct orders, no DISTINCT needed
+        count(*) filter (where status = 'completed') as frequency,
         sum(revenue_amount) as monetary
 
     from window_orders
@@ -102,7 +102,10 @@ measured as (
 
     from customer_window
     cross join settings
-    where customer_window.frequency >= 1
+    where
+        customer_window.frequency >= 1
+        -- only customers of `customers` are scored; tested per customer rather than per order
+        and customer_window.customer_id in (select customer_id from customers)
 
 ),
 

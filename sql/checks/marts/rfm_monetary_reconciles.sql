@@ -47,9 +47,11 @@ expected as (
     where
         orders.ordered_on > settings.window_start_on
         and orders.ordered_on <= settings.as_of_date
-        and orders.customer_id in (select customer_id from customers)
     group by orders.customer_id
-    having count(*) filter (where orders.status = 'completed') > 0
+    having
+        count(*) filter (where orders.status = 'completed') > 0
+        -- per customer, not per order: the same rows, one membership test per customer
+        and orders.customer_id in (select customer_id from customers)
 
 )
 

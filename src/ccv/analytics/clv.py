@@ -79,9 +79,51 @@ def _as_float(*arrays) -> list[np.ndarray]:
 
 def _compress(*columns: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
     """Distinct rows of the stacked columns and how many customers share each."""
-    stacked = np.column_stack(columns)
-    unique, counts = np.unique(stacked, axis=0, return_counts=True)
-    return [unique[:, i] for i in range(unique.shape[1])], counts.astype(np.float64)
+    unique, _, counts = distinct_rows(*columns)
+    return unique, counts
+
+
+def distinct_rows(*columns: np.ndarray) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """Distinct rows of the stacked columns (sorted), each input row's index into them, counts.
+
+    Day-granular inputs are whole numbers: their rows are then packed into one int64 key and
+    sorted in one dimension, several times faster than `np.unique(axis=0)` at a million rows
+    with exactly the same result (same rows, same lexicographic order). Other inputs (weeks,
+    spend) take the general path.
+    """
+    columns = [np.asarray(c, dtype=np.float64) for c in columns]
+    key = _integer_row_key(columns)
+    if key is None:
+        stacked = np.column_stack(columns)
+        unique, inverse, counts = np.unique(
+            stacked, axis=0, return_inverse=True, return_counts=True
+        )
+        unique_columns = [unique[:, i] for i in range(unique.shape[1])]
+    else:
+        _, first, inverse, counts = np.unique(
+            key, return_index=True, return_inverse=True, return_counts=True
+        )
+        unique_columns = [c[first] for c in columns]
+    return unique_columns, inverse.reshape(-1), counts.astype(np.float64)
+
+
+def _integer_row_key(columns: list[np.ndarray]) -> np.ndarray | None:
+    """One int64 per row that sorts like the row, or None when the columns are not small whole
+    numbers (negative, fractional, NaN or too wide to pack)."""
+    key = np.zeros(columns[0].shape, dtype=np.int64)
+    span = 1
+    for column in columns:
+        if column.size == 0 or not np.all(np.isfinite(column)):
+            return None
+        low, high = column.min(), column.max()
+        if low < 0 or not np.array_equal(column, np.floor(column)):
+            return None
+        width = int(high) + 1
+        span *= width
+        if span >= 2**62:
+            return None
+        key = key * width + column.astype(np.int64)
+    return key
 
 
 def _maximise(neg_mean_ll, start: np.ndarray) -> tuple[np.ndarray, float, str]:
@@ -131,6 +173,33 @@ def bgnbd_log_likelihood(params: BgNbdParams, frequency, recency, T) -> np.ndarr
     return common + np.logaddexp(alive_to_end, died_after_last)
 
 
+class _BgNbdLikelihood:
+    """`bgnbd_log_likelihood` for fixed data, with the special functions evaluated once per
+    distinct frequency instead of once per row.
+
+    The optimiser evaluates the likelihood some 100 times; Γ and B terms depend only on x, which
+    takes a few dozen values, while rows number up to a million. Every row still gets the very
+    same floating-point operations in the same order, so the values (and so the fitted
+    parameters) are bit-for-bit those of `bgnbd_log_likelihood` (tests/test_clv.py checks it).
+    """
+
+    def __init__(self, frequency, recency, T):
+        self.x, self.t_x, self.T = _as_float(frequency, recency, T)
+        self.distinct_x, self.x_index = np.unique(self.x, return_inverse=True)
+        self.x_index = self.x_index.reshape(-1)
+        self.repeat = self.x > 0
+
+    def __call__(self, params: BgNbdParams) -> np.ndarray:
+        x, t_x, T, dx = self.x, self.t_x, self.T, self.distinct_x
+        r, alpha, a, b = params.r, params.alpha, params.a, params.b
+        common = (gammaln(r + dx) - gammaln(r) + r * np.log(alpha) - betaln(a, b))[self.x_index]
+        alive_to_end = betaln(a, b + dx)[self.x_index] - (r + x) * np.log(alpha + T)
+        dx_safe = np.where(dx > 0, dx, 1.0)
+        died_beta = betaln(a + 1, b + dx_safe - 1)[self.x_index]
+        died_after_last = np.where(self.repeat, died_beta - (r + x) * np.log(alpha + t_x), -np.inf)
+        return common + np.logaddexp(alive_to_end, died_after_last)
+
+
 def fit_bgnbd(frequency, recency, T, min_customers: int = 2) -> Fit:
     """Maximum-likelihood BG/NBD parameters; raises FitError when the data cannot support them."""
     x, t_x, T = _as_float(frequency, recency, T)
@@ -142,9 +211,10 @@ def fit_bgnbd(frequency, recency, T, min_customers: int = 2) -> Fit:
         raise FitError("BG/NBD inputs need 0 <= recency <= T and frequency >= 0")
     (ux, ut, uT), weight = _compress(x, t_x, T)
     total = weight.sum()
+    log_likelihood = _BgNbdLikelihood(ux, ut, uT)
 
     def neg_mean_ll(log_params: np.ndarray) -> float:
-        ll = bgnbd_log_likelihood(BgNbdParams(*np.exp(log_params)), ux, ut, uT)
+        ll = log_likelihood(BgNbdParams(*np.exp(log_params)))
         value = -(weight @ ll) / total
         return value if np.isfinite(value) else np.inf
 
@@ -212,6 +282,25 @@ def gamma_gamma_log_likelihood(params: GammaGammaParams, frequency, monetary) ->
     )
 
 
+class _GammaGammaLikelihood:
+    """`gamma_gamma_log_likelihood` for fixed data: Γ terms once per distinct x, log(m) and
+    log(x) once per fit; the same operations per row in the same order, so the same bits."""
+
+    def __init__(self, frequency, monetary):
+        self.x, self.m = _as_float(frequency, monetary)
+        self.distinct_x, self.x_index = np.unique(self.x, return_inverse=True)
+        self.x_index = self.x_index.reshape(-1)
+        self.log_m, self.log_x = np.log(self.m), np.log(self.x)
+
+    def __call__(self, params: GammaGammaParams) -> np.ndarray:
+        x, m = self.x, self.m
+        p, q, g = params.p, params.q, params.gamma
+        dpx = p * self.distinct_x
+        per_x = (gammaln(dpx + q) - gammaln(dpx) - gammaln(q) + q * np.log(g))[self.x_index]
+        px = p * x
+        return per_x + (px - 1) * self.log_m + px * self.log_x - (px + q) * np.log(g + x * m)
+
+
 def fit_gamma_gamma(frequency, monetary, min_customers: int = 2) -> Fit:
     """Maximum-likelihood Gamma-Gamma parameters from repeat buyers (x > 0, m_x > 0) only."""
     x, m = _as_float(frequency, monetary)
@@ -223,9 +312,10 @@ def fit_gamma_gamma(frequency, monetary, min_customers: int = 2) -> Fit:
         )
     (ux, um), weight = _compress(x, m)
     total = weight.sum()
+    log_likelihood = _GammaGammaLikelihood(ux, um)
 
     def neg_mean_ll(log_params: np.ndarray) -> float:
-        ll = gamma_gamma_log_likelihood(GammaGammaParams(*np.exp(log_params)), ux, um)
+        ll = log_likelihood(GammaGammaParams(*np.exp(log_params)))
         value = -(weight @ ll) / total
         return value if np.isfinite(value) else np.inf
 
@@ -269,10 +359,27 @@ def customer_lifetime_value(
     the month (d = 0: undiscounted). A month is 30.4375 days; `days_per_unit` says how many days
     one unit of recency/T is (1 for days, 7 for weeks).
     """
+    spend = gamma_gamma_expected_value(gamma_gamma, frequency, monetary)
+    purchases = discounted_expected_purchases(
+        bgnbd, frequency, recency, T, horizon_months, monthly_discount_rate, days_per_unit
+    )
+    return purchases * spend
+
+
+def discounted_expected_purchases(
+    bgnbd: BgNbdParams,
+    frequency,
+    recency,
+    T,
+    horizon_months: int,
+    monthly_discount_rate: float = 0.0,
+    days_per_unit: float = 1.0,
+) -> np.ndarray:
+    """Σ_{i=1..H} (E[purchases by month i] − E[purchases by month i−1]) / (1+d)^i: the purchase
+    part of `customer_lifetime_value`, which depends on (x, t_x, T) only (not on spend)."""
     if horizon_months < 0:
         raise ValueError("horizon_months must be >= 0")
     x, t_x, T = _as_float(frequency, recency, T)
-    spend = gamma_gamma_expected_value(gamma_gamma, x, monetary)
     month = DAYS_PER_MONTH / days_per_unit
     total = np.zeros_like(x)
     previous = np.zeros_like(x)
@@ -280,4 +387,4 @@ def customer_lifetime_value(
         cumulative = bgnbd_expected_purchases(bgnbd, i * month, x, t_x, T)
         total += (cumulative - previous) / (1 + monthly_discount_rate) ** i
         previous = cumulative
-    return total * spend
+    return total

@@ -1,7 +1,8 @@
 """Build the `customer_value` table: BG/NBD + Gamma-Gamma CLV for every customer, once per run.
 
 This is Python rather than a SQL model because the fit is a numerical optimisation. It runs
-between the core and marts layers (it reads `customers` and `orders`; `customer_360` reads it).
+between the core and marts layers (it reads `customers` and the core model `purchase_days`;
+`customer_360` reads it).
 
 Inputs are day-granular (several completed orders on one day are one purchase of their summed
 value, as in the CDNOW benchmark data) and use the whole order history up to the as-of date,
@@ -14,6 +15,7 @@ must not stop the nightly run: the table is then written with NULL predictions a
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 from dataclasses import dataclass
@@ -21,13 +23,15 @@ from dataclasses import dataclass
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from ccv.analytics.clv import (
     Fit,
     FitError,
     bgnbd_expected_purchases,
     bgnbd_probability_alive,
-    customer_lifetime_value,
+    discounted_expected_purchases,
+    distinct_rows,
     fit_bgnbd,
     fit_gamma_gamma,
     gamma_gamma_expected_value,
@@ -54,50 +58,27 @@ customers as (
 
 ),
 
-orders as (
-
-    select * from orders
-
-),
-
 purchase_days as (
 
-    select
-        orders.customer_id,
-        orders.ordered_on,
-        sum(orders.revenue_amount) as day_value
-
-    from orders
-    cross join settings
-    where
-        orders.customer_id is not null
-        and orders.status = 'completed'
-        and orders.ordered_on <= settings.as_of_date
-    group by orders.customer_id, orders.ordered_on
-
-),
-
-numbered as (
-
-    select
-        *,
-        row_number() over (partition by customer_id order by ordered_on) as day_number
-
-    from purchase_days
+    select * from purchase_days
 
 ),
 
 per_customer as (
 
     select
-        customer_id,
-        min(ordered_on) as first_purchase_on,
-        max(ordered_on) as last_purchase_on,
+        purchase_days.customer_id,
+        min(purchase_days.ordered_on) as first_purchase_on,
+        max(purchase_days.ordered_on) as last_purchase_on,
         count(*) as purchase_days,
-        avg(day_value) filter (where day_number > 1) as avg_repeat_purchase_value
+        -- repeat purchase days are those with a previous one
+        avg(purchase_days.day_value) filter (where purchase_days.interval_days is not null)
+            as avg_repeat_purchase_value
 
-    from numbered
-    group by customer_id
+    from purchase_days
+    cross join settings
+    where purchase_days.ordered_on <= settings.as_of_date
+    group by purchase_days.customer_id
 
 ),
 
@@ -181,44 +162,52 @@ def read_inputs(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> pd.DataFrame:
     return con.execute(INPUTS_SQL, {"as_of": as_of}).df()
 
 
+@dataclass(frozen=True)
+class BuyerInputs:
+    """The model inputs of the customers with a purchase, as float arrays (m is NaN for x = 0)."""
+
+    x: np.ndarray
+    t_x: np.ndarray
+    T: np.ndarray
+    m: np.ndarray
+
+
 def predict(
-    inputs: pd.DataFrame,
+    buyers: BuyerInputs,
     horizon_months: int,
     monthly_discount_rate: float = 0.0,
     min_buyers: int = MIN_BUYERS,
     min_repeat_buyers: int = MIN_REPEAT_BUYERS,
-) -> tuple[pd.DataFrame, CustomerValueResult]:
-    """Fit both models on the buyers in `inputs` and add the prediction columns to a copy."""
-    out = inputs.copy()
-    for column in OUTPUT_COLUMNS:
-        out[column] = np.nan
-    out["model_fitted"] = False
-    out["spend_model_fitted"] = False
+) -> tuple[dict[str, np.ndarray], dict[str, bool], CustomerValueResult]:
+    """Fit both models on `buyers`; return one prediction array per output column (NaN where a
+    model is not fitted), whether each model fitted, and what was done.
 
-    buyers = out["purchase_days"].to_numpy() > 0
-    b = out.loc[buyers]
-    x = b["repeat_purchase_days"].to_numpy(dtype=np.float64)
-    t_x = b["first_to_last_purchase_days"].to_numpy(dtype=np.float64)
-    T = b["first_purchase_to_as_of_days"].to_numpy(dtype=np.float64)
-    m = b["avg_repeat_purchase_value"].to_numpy(dtype=np.float64, na_value=np.nan)
+    BG/NBD predictions depend on (x, t_x, T) only: they are computed once per distinct triple
+    and spread back to the buyers sharing it (the same values; 2F1 is evaluated 15 times per
+    triple for the 90/180/365-day and the monthly CLV sums, so every shared triple saves work).
+    """
+    x, t_x, T, m = buyers.x, buyers.t_x, buyers.T, buyers.m
+    out = {column: np.full(x.size, np.nan) for column in OUTPUT_COLUMNS}
+    fitted = {"model_fitted": False, "spend_model_fitted": False}
     repeat_buyers = int(np.sum((x > 0) & (m > 0)))
 
     bgnbd = gamma_gamma = None
     bgnbd_error = gamma_gamma_error = None
+    (ux, ut, uT), triple, _ = distinct_rows(x, t_x, T)
     try:
         bgnbd = fit_bgnbd(x, t_x, T, min_customers=min_buyers)
-        predictions = {"probability_alive": bgnbd_probability_alive(bgnbd.params, x, t_x, T)}
+        predictions = {"probability_alive": bgnbd_probability_alive(bgnbd.params, ux, ut, uT)}
         for days in PREDICTION_DAYS:
             predictions[f"expected_purchases_{days}d"] = bgnbd_expected_purchases(
-                bgnbd.params, days, x, t_x, T
+                bgnbd.params, days, ux, ut, uT
             )
         # a degenerate optimum (e.g. r and alpha running off together when every customer buys
         # at the same pace) can leave 2F1 unevaluable: then the model is not usable at all
         if not all(np.isfinite(v).all() for v in predictions.values()):
             raise FitError(f"BG/NBD predictions are not finite with parameters {bgnbd.params}")
         for column, values in predictions.items():
-            out.loc[buyers, column] = values
-        out.loc[buyers, "model_fitted"] = True
+            out[column] = values[triple]
+        fitted["model_fitted"] = True
     except (FitError, ValueError, FloatingPointError, np.linalg.LinAlgError) as exc:
         bgnbd, bgnbd_error = None, str(exc)
         log.warning("customer_value: BG/NBD not fitted: %s", exc)
@@ -226,37 +215,31 @@ def predict(
         gamma_gamma = fit_gamma_gamma(x, m, min_customers=min_repeat_buyers)
         spend = {"expected_avg_order_value": gamma_gamma_expected_value(gamma_gamma.params, x, m)}
         if bgnbd is not None:
-            spend["clv"] = customer_lifetime_value(
-                bgnbd.params,
-                gamma_gamma.params,
-                x,
-                t_x,
-                T,
-                m,
-                horizon_months,
-                monthly_discount_rate,
+            # customer_lifetime_value, with its purchase part computed per distinct triple
+            purchases = discounted_expected_purchases(
+                bgnbd.params, ux, ut, uT, horizon_months, monthly_discount_rate
             )
+            spend["clv"] = purchases[triple] * spend["expected_avg_order_value"]
         # same rule as above: all customers get a value or none does (the marts check holds
         # clv to be present exactly when both models fitted)
         if not all(np.isfinite(v).all() for v in spend.values()):
             raise FitError(f"spend or CLV predictions are not finite with {gamma_gamma.params}")
-        for column, values in spend.items():
-            out.loc[buyers, column] = values
-        out.loc[buyers, "spend_model_fitted"] = True
+        out.update(spend)
+        fitted["spend_model_fitted"] = True
     except (FitError, ValueError, FloatingPointError, np.linalg.LinAlgError) as exc:
         gamma_gamma, gamma_gamma_error = None, str(exc)
         log.warning("customer_value: Gamma-Gamma not fitted: %s", exc)
 
     result = CustomerValueResult(
-        customers=len(out),
-        buyers=int(buyers.sum()),
+        customers=0,  # set by the caller, which knows the non-buyers too
+        buyers=int(x.size),
         repeat_buyers=repeat_buyers,
         bgnbd=bgnbd,
         gamma_gamma=gamma_gamma,
         bgnbd_error=bgnbd_error,
         gamma_gamma_error=gamma_gamma_error,
     )
-    return out, result
+    return out, fitted, result
 
 
 def build_customer_value(
@@ -267,32 +250,105 @@ def build_customer_value(
     min_buyers: int = MIN_BUYERS,
     min_repeat_buyers: int = MIN_REPEAT_BUYERS,
 ) -> CustomerValueResult:
-    """(Re)create table `customer_value` from `customers` and `orders` as of `as_of`.
+    """(Re)create table `customer_value` from `customers` and `purchase_days` as of `as_of`.
 
     One row per customer in `customers`; customers without a completed order get
     purchase_days = 0 and NULL inputs and predictions. Never raises for data the models cannot
     fit: predictions are then NULL with model_fitted / spend_model_fitted false.
+
+    The inputs stay in DuckDB (a temporary table); only the buyers' four numeric inputs travel to
+    NumPy and only the prediction arrays come back (as Arrow, keyed by row position), so no
+    per-customer Python objects are made at a million customers.
     """
     if horizon_months < 0:
         raise ValueError("horizon_months must be >= 0")
     if monthly_discount_rate < 0:
         raise ValueError("monthly_discount_rate must be >= 0")
-    inputs = read_inputs(con, as_of)
-    table, result = predict(
-        inputs, horizon_months, monthly_discount_rate, min_buyers, min_repeat_buyers
+    con.execute(
+        "create or replace temp table _customer_value_inputs as "
+        f"select row_number() over (order by customer_id) as row_index, * from ({INPUTS_SQL})",
+        {"as_of": as_of},
     )
-    table.insert(1, "as_of_date", as_of)
-    table.insert(2, "clv_horizon_months", horizon_months)
-    table.insert(3, "monthly_discount_rate", float(monthly_discount_rate))
-    table["model_fitted"] = table["model_fitted"].astype(bool)
-    table["spend_model_fitted"] = table["spend_model_fitted"].astype(bool)
-
-    con.execute(TABLE_DDL)
-    view = "_customer_value_frame"
-    con.register(view, table)
     try:
-        columns = ", ".join(name for name, _ in COLUMNS)
-        con.execute(f"insert into customer_value ({columns}) select {columns} from {view}")
+        columns = con.execute(
+            """
+            select row_index, repeat_purchase_days, first_to_last_purchase_days,
+                   first_purchase_to_as_of_days,
+                   coalesce(avg_repeat_purchase_value, 'NaN'::double) as avg_repeat_purchase_value
+            from _customer_value_inputs where purchase_days > 0 order by row_index
+            """
+        ).fetchnumpy()
+        buyers = BuyerInputs(
+            *(
+                np.asarray(columns[name], dtype=np.float64)
+                for name in (
+                    "repeat_purchase_days",
+                    "first_to_last_purchase_days",
+                    "first_purchase_to_as_of_days",
+                    "avg_repeat_purchase_value",
+                )
+            )
+        )
+        out, fitted, result = predict(
+            buyers, horizon_months, monthly_discount_rate, min_buyers, min_repeat_buyers
+        )
+        customers = con.execute("select count(*) from _customer_value_inputs").fetchone()[0]
+        predictions = pa.table(
+            {
+                "row_index": pa.array(np.asarray(columns["row_index"], dtype=np.int64)),
+                # NaN marks "no prediction": NULL in the table
+                **{name: pa.array(values, from_pandas=True) for name, values in out.items()},
+            }
+        )
+        _write_table(con, predictions, as_of, horizon_months, monthly_discount_rate, fitted)
+    finally:
+        con.execute("drop table if exists _customer_value_inputs")
+    return dataclasses.replace(result, customers=customers)
+
+
+def _write_table(
+    con: duckdb.DuckDBPyConnection,
+    predictions: pa.Table,
+    as_of: dt.date,
+    horizon_months: int,
+    monthly_discount_rate: float,
+    fitted: dict[str, bool],
+) -> None:
+    """Create `customer_value` (COLUMNS, in customer_id order) from the inputs and predictions."""
+    con.execute(TABLE_DDL)
+    view = "_customer_value_predictions"
+    con.register(view, predictions)
+    try:
+        names = ", ".join(name for name, _ in COLUMNS)
+        outputs = ",\n".join(f"p.{name}" for name in OUTPUT_COLUMNS)
+        con.execute(
+            f"""
+            insert into customer_value ({names})
+            select
+                i.customer_id,
+                cast($as_of as date),
+                $horizon_months,
+                $rate,
+                i.first_purchase_on,
+                i.last_purchase_on,
+                i.purchase_days,
+                i.repeat_purchase_days,
+                i.first_to_last_purchase_days,
+                i.first_purchase_to_as_of_days,
+                i.avg_repeat_purchase_value,
+                {outputs},
+                i.purchase_days > 0 and $model_fitted,
+                i.purchase_days > 0 and $spend_model_fitted
+            from _customer_value_inputs as i
+            left join {view} as p on p.row_index = i.row_index
+            order by i.row_index
+            """,
+            {
+                "as_of": as_of,
+                "horizon_months": horizon_months,
+                "rate": float(monthly_discount_rate),
+                **fitted,
+            },
+        )
     finally:
         con.unregister(view)
-    return result

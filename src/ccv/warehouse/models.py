@@ -89,14 +89,34 @@ def build_layer(
     models = load_layer(layer, sql_dir)
     for model in models:
         advance(f"{layer} models", len(built), len(models), model.name)
-        body = model.sql.strip().rstrip(";")
-        try:
-            con.execute(f"create or replace table {model.name} as\n{body}\n")
-        except duckdb.Error as exc:
-            raise RuntimeError(f"building sql/{layer}/{model.name}.sql failed: {exc}") from exc
+        _create(con, model)
         built.append(model.name)
     advance(f"{layer} models", len(built), len(models))
     return built
+
+
+def build_models(
+    con: duckdb.DuckDBPyConnection, layer: str, names: list[str], sql_dir: Path | None = None
+) -> list[str]:
+    """Create or replace only the named models of `layer`, in build order; no checks.
+
+    For callers that provide the layer's other tables themselves (the marts and CLV tests build
+    `purchase_days` over hand-made `orders`).
+    """
+    models = [m for m in load_layer(layer, sql_dir) if m.name in names]
+    if missing := set(names) - {m.name for m in models}:
+        raise ValueError(f"no model {', '.join(sorted(missing))} in sql/{layer}")
+    for model in models:
+        _create(con, model)
+    return [m.name for m in models]
+
+
+def _create(con: duckdb.DuckDBPyConnection, model: Model) -> None:
+    body = model.sql.strip().rstrip(";")
+    try:
+        con.execute(f"create or replace table {model.name} as\n{body}\n")
+    except duckdb.Error as exc:
+        raise RuntimeError(f"building sql/{model.layer}/{model.name}.sql failed: {exc}") from exc
 
 
 def run_checks(
