@@ -275,8 +275,9 @@ def _pieces_sql(
         scan = f"read_csv({_sql_str(str(piece.path))}, {args})"
         scans.append(f"select row_number() over () + {offset} as _row, * from {scan}")
         rejects.append((rejects_table(source, f"_{i}"), piece.first_line - 1))
-        (records,) = con.execute(f"select count(*) from {scan}").fetchone()
-        offset += records
+        if i < len(pieces) - 1:  # the next piece numbers on from this one's record count
+            (records,) = con.execute(f"select count(*) from {scan}").fetchone()
+            offset += records
     return " union all ".join(scans), tuple(rejects)
 
 
