@@ -172,7 +172,7 @@ def cluster(
         sets.union(a, b)
         sets.weak[left[i] if lone_a else right[i]] = True
 
-    final = np.fromiter((sets.find(i) for i in range(n)), dtype=np.int64, count=n)
+    final = _roots(sets.parent)
     used = final[left] == final[right]
     return final, used
 
@@ -199,18 +199,42 @@ def _seed_values(
             store[int(root)].add(value)
 
 
+def _roots(parent: np.ndarray) -> np.ndarray:
+    """The root of every node of a union-find forest (what `find` returns), by pointer jumping:
+    a few vectorised passes instead of one Python call per record."""
+    parent = parent.astype(np.int64)
+    while True:
+        grand = parent[parent]
+        if np.array_equal(grand, parent):
+            return parent
+        parent = grand
+
+
+def _distinct_per_label(labels: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(label, value code) of every distinct non-missing value per label, sorted by label."""
+    codes, _ = pd.factorize(values)  # None / NaN -> -1
+    keep = codes >= 0
+    width = int(codes.max(initial=0)) + 1
+    pairs = np.unique(labels[keep] * width + codes[keep])
+    return pairs // width, pairs % width
+
+
 def _broken_components(labels: np.ndarray, guards: Guards) -> np.ndarray:
     """Labels of components holding two loyalty ids, or two conflicting birth dates."""
-    frame = pd.DataFrame(
-        {"label": labels, "loyalty": guards.loyalty_ids, "birth": guards.birth_dates}
-    )
     broken = set()
     if guards.check_loyalty:
-        ids = frame.dropna(subset=["loyalty"]).groupby("label")["loyalty"].nunique()
-        broken |= set(ids[ids > 1].index)
-    births = frame.dropna(subset=["birth"]).drop_duplicates(["label", "birth"])
-    multi = births[births.duplicated("label", keep=False)]
-    for label, group in multi.groupby("label")["birth"]:
+        owners, _ = _distinct_per_label(labels, guards.loyalty_ids)
+        counts = np.bincount(owners, minlength=1)
+        broken |= {int(label) for label in np.flatnonzero(counts > 1)}
+    # only components with two distinct birth dates go through the pairwise test
+    owners, codes = _distinct_per_label(labels, guards.birth_dates)
+    _, uniques = pd.factorize(guards.birth_dates)
+    multi = np.flatnonzero(np.bincount(owners, minlength=1) > 1)
+    chosen = np.isin(owners, multi)
+    frame = pd.DataFrame(
+        {"label": owners[chosen], "birth": np.asarray(uniques, dtype=object)[codes[chosen]]}
+    )
+    for label, group in frame.groupby("label")["birth"]:
         values = group.tolist()
         if any(
             birth_dates_conflict(a, b, guards.max_birth_gap_days)

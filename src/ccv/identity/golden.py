@@ -84,6 +84,11 @@ def golden_sql(survivorship: SurvivorshipConfig) -> str:
             ir.transactions,
             {source_rank} as source_rank,
             coalesce(c.is_deleted, false) as is_deleted,
+            -- provenance order: most recent, most trusted source, smallest record key
+            row_number() over (
+                order by ir.observed_at desc nulls last, source_rank, ir.source,
+                    ir.source_record_id
+            ) as record_order,
             {columns}
         from identity_records as ir
         left join stg_customers as c
@@ -96,19 +101,27 @@ def golden_sql(survivorship: SurvivorshipConfig) -> str:
         unpivot records on {attributes} into name attribute value value
     ),
 
-    -- values of live records first; a deleted record's only when no live record has one
-    candidates_flagged as (
-        select
-            *,
-            bool_and(is_deleted) over (partition by customer_id, attribute) as only_deleted
-        from candidates
+    -- values of live records first; a deleted record's only when no live record has one (deleted
+    -- records are few: only their customers are looked at, not a window over every candidate)
+    deleted as (
+        select * from candidates where is_deleted
+    ),
+
+    live_attributes as (
+        select distinct customer_id, attribute from candidates
+        where not is_deleted and customer_id in (select customer_id from deleted)
     ),
 
     live_candidates as (
-        select * from candidates_flagged where not is_deleted or only_deleted
+        select * from candidates where not is_deleted
+        union all
+        select d.* from deleted as d
+        anti join live_attributes as l
+            on l.customer_id = d.customer_id and l.attribute = d.attribute
     ),
 
-    -- one row per distinct value: how many records support it and its best provenance
+    -- one row per distinct value: how many records support it and its best provenance (the
+    -- first record in `record_order`: both arg_mins pick the same record)
     scored as (
         select
             customer_id,
@@ -118,10 +131,8 @@ def golden_sql(survivorship: SurvivorshipConfig) -> str:
             bool_or(record_kind <> 'customer') as is_verified,
             max(observed_at) as observed_at,
             min(source_rank) as source_rank,
-            first(source order by observed_at desc nulls last, source_rank, source_record_id)
-                as source,
-            first(source_record_id order by observed_at desc nulls last, source_rank, source)
-                as source_record_id
+            arg_min(source, record_order) as source,
+            arg_min(source_record_id, record_order) as source_record_id
         from live_candidates
         group by customer_id, attribute, value
     ),
@@ -142,6 +153,7 @@ def golden_sql(survivorship: SurvivorshipConfig) -> str:
         from scored
     ),
 
+    -- distinct values never share their best record, so no tie is left for `rank`
     final as (
         select
             customer_id,

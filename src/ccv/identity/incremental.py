@@ -55,6 +55,7 @@ from ccv.identity.blocking import (
     rule_names,
 )
 from ccv.identity.comparisons import DEFAULT_COMPARISONS
+from ccv.identity.frames import frame_to_arrow, read_frame, write_table
 from ccv.identity.matching import DEFAULT_PARAMS_PATH, EMPTY, MatchResult, links_from_levels
 from ccv.identity.partitions import LOCAL, Mapper, compare_pairs, term_frequencies
 from ccv.identity.scoring import Params, estimate_m, estimate_u
@@ -191,21 +192,22 @@ def refresh_records(
     )
     join = " and ".join(f"s.{k} = g.{k}" for k in KEY)
     bk = [rule_column(r) for r in rules]
-    stale = con.execute(
+    stale = read_frame(
+        con,
         f"""
         select s.record_no, {", ".join(f"s.{c}" for c in bk)} from identity_std s
         anti join _gathered g on {join} and s.fingerprint = g.fingerprint
-        """
-    ).df()
+        """,
+    )
     con.execute(
         f"""
         delete from identity_std s where not exists (
             select 1 from _gathered g where {join} and s.fingerprint = g.fingerprint)
         """
     )
-    fresh = con.execute(
-        f"select g.* from _gathered g anti join identity_std s on {join} order by 1, 2, 3"
-    ).df()
+    fresh = read_frame(
+        con, f"select g.* from _gathered g anti join identity_std s on {join} order by 1, 2, 3"
+    )
     first_no = con.execute("select coalesce(max(record_no), -1) + 1 from identity_std").fetchall()[
         0
     ]
@@ -221,21 +223,22 @@ def refresh_records(
         )
         columns = [*KEY, "fingerprint", "record_no", "display_first_name", "display_last_name"]
         columns += [*STD_COLUMNS, "birth_blanked", *bk]
-        con.register("_fresh", std[columns])
+        con.register("_fresh", frame_to_arrow(std[columns]))
         con.execute(f"insert into identity_std select {', '.join(columns)} from _fresh")
         con.unregister("_fresh")
-    gathered = con.execute("select * from _gathered limit 0").df().columns
+    gathered = [row[0] for row in con.execute("describe _gathered").fetchall()]
     # first/last names as `standardize` cleaned (or split from full_name) them
     raw = ", ".join(f"g.{c}" for c in gathered if c not in ("first_name", "last_name"))
-    std = con.execute(
+    std = read_frame(
+        con,
         f"""
         select {raw}, s.* exclude ({", ".join(KEY)}, fingerprint, display_first_name,
                                    display_last_name),
                s.display_first_name as first_name, s.display_last_name as last_name
         from _gathered g join identity_std s on {join}
         order by g.record_kind, g.source, g.source_record_id
-        """
-    ).df()
+        """,
+    )
     std = std.drop(columns=["fingerprint"])
     std["std_birth_date"] = parse_date(std["std_birth_date"])  # the dtype `standardize` gives
     con.execute("drop table _gathered")
@@ -271,7 +274,7 @@ def refresh_records(
 def _save_record_flags(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame) -> None:
     if not len(rows):
         return
-    con.register("_flags", rows)
+    con.register("_flags", frame_to_arrow(rows))
     sets = ", ".join(f"{c} = f.{c}" for c in rows.columns if c != "record_no")
     con.execute(
         f"update identity_std set {sets} from _flags f where identity_std.record_no = f.record_no"
@@ -343,7 +346,7 @@ def refresh_pairs(
         "create table if not exists oversized_keys (rule varchar, key_hash bigint, "
         "key varchar, size bigint)"
     )
-    known = con.execute("select rule, key_hash, key from oversized_keys").df()
+    known = read_frame(con, "select rule, key_hash, key from oversized_keys")
     for bit, rule in enumerate(rules):
         column = rule_column(rule)
         keys_series = std[column].iloc[customers]
@@ -352,7 +355,7 @@ def refresh_pairs(
         old = state.stale[column].dropna().to_numpy(dtype=np.int64)
         hit = np.unique(np.concatenate([keys[dirty & valid], old]))
         affected.append(hit)
-        members = np.flatnonzero(valid & np.isin(keys, hit))
+        members = np.flatnonzero(valid & _isin(keys, hit))
         codes = np.full(n_c, -1, dtype=np.int64)
         codes[members] = pd.factorize(keys[members])[0]
         cap = rule.cap(max_block_size)
@@ -372,7 +375,7 @@ def refresh_pairs(
     gen_key, gen_mask = or_by_key(np.concatenate(gen_keys), np.concatenate(gen_masks))
 
     # 2. stored pairs between unchanged records keep their levels and unaffected rules
-    stored = con.execute("select * from match_pairs").df()
+    stored = read_frame(con, "select * from match_pairs")
     li = _lookup(index_of_no, stored["left_no"].to_numpy(dtype=np.int64))
     ri = _lookup(index_of_no, stored["right_no"].to_numpy(dtype=np.int64))
     keep = (li >= 0) & (ri >= 0)
@@ -383,7 +386,7 @@ def refresh_pairs(
         has = (mask >> bit) & 1 == 1
         keys_series = std[rule_column(rule)].iloc[customers]
         keys = keys_series.to_numpy(dtype=np.int64, na_value=0)
-        cleared = has & np.isin(keys[li], affected[bit])
+        cleared = has & _isin(keys[li], affected[bit])
         mask[cleared] &= ~(1 << bit)
     stored_key = _pair_key(
         stored["left_no"].to_numpy(dtype=np.int64),
@@ -440,6 +443,12 @@ def refresh_pairs(
     return PairState(frame, _merge_oversized(con, oversized_frame, affected, rules), len(todo))
 
 
+def _isin(values: np.ndarray, test: np.ndarray) -> np.ndarray:
+    """`np.isin` by hashing: linear, where `np.isin` sorts (on a full night `test` holds every
+    block key)."""
+    return pd.Series(values).isin(test).to_numpy()
+
+
 def _pair_key(a: np.ndarray, b: np.ndarray, size: int) -> np.ndarray:
     return np.minimum(a, b) * size + np.maximum(a, b)
 
@@ -459,9 +468,7 @@ def _save_pairs(
     levels: dict[str, np.ndarray],
 ) -> None:
     frame = pd.DataFrame({"left_no": left_no, "right_no": right_no, "rules": mask, **levels})
-    con.register("_pairs", frame)
-    con.execute("create or replace table match_pairs as select * from _pairs")
-    con.unregister("_pairs")
+    write_table(con, "match_pairs", frame)
 
 
 def _oversized_rows(

@@ -25,6 +25,7 @@ from ccv.config import Config, IdentityConfig
 from ccv.identity import blocking, comparisons, incremental
 from ccv.identity import standardize as standardize_module
 from ccv.identity.clustering import Guards, cluster
+from ccv.identity.frames import write_table
 from ccv.identity.golden import build_golden
 from ccv.identity.incremental import (
     ParamsChoice,
@@ -115,25 +116,56 @@ def gather_records(con: duckdb.DuckDBPyConnection, config: Config) -> pd.DataFra
     """Identity records: every CRM record, plus one per distinct identifier tuple of each
     transaction source; with a reference when they name a CRM record (`ref_source`,
     `ref_record_id`). Transactions with no identifier at all are left out (anonymous)."""
-    return con.execute(gather_sql(config)).df()
+    key_transactions(con)
+    return con.execute(f"{gather_sql(config)} order by 1, 2, 3").df()
+
+
+def key_transactions(con: duckdb.DuckDBPyConnection) -> None:
+    """Temp tables ``_tx_keys_<kind>``: every staged transaction's identity-record key
+    (`tuple_key`; NULL when it has no identifier), row for row with its staged table.
+
+    Why: the key is an md5 over each transaction's identifiers — about ten million of them a
+    night at a million customers. Gathering the identity records and writing the crosswalk
+    both need it; computed once here, both read it with a POSITIONAL JOIN (the staged tables
+    are not changed in between, so row i of the key table is row i of the staged table).
+    """
+    for kind, (table, *_) in TRANSACTIONS.items():
+        con.execute(
+            f"create or replace temp table _tx_keys_{kind} as select case when "
+            f"coalesce(email, phone, loyalty_id, customer_record_id) is not null "
+            f"then {tuple_key()} end as record_key from {table}"
+        )
+
+
+def drop_transaction_keys(con: duckdb.DuckDBPyConnection) -> None:
+    """Drop the temp tables of `key_transactions` once the crosswalk is written."""
+    for kind in TRANSACTIONS:
+        con.execute(f"drop table if exists _tx_keys_{kind}")
+
+
+def keyed(kind: str) -> str:
+    """SQL: the staged rows of a transaction `kind` with their ``record_key`` (see
+    `key_transactions`, which must have run)."""
+    table = TRANSACTIONS[kind][0]
+    return f"(select t.*, k.record_key from {table} as t positional join _tx_keys_{kind} as k)"
 
 
 def gather_sql(config: Config) -> str:
-    """The query of `gather_records`."""
+    """The query of `gather_records`, unordered (needs `key_transactions`)."""
     ref_source = {s.name: s.customer_source for s in config.sources if s.customer_source}
     cases = " ".join(f"when '{src}' then '{ref}'" for src, ref in ref_source.items())
     config_ref = f"case source {cases} end" if cases else "null"
     transactions = " union all ".join(
         f"""
-        select '{kind}', source, {tuple_key()}, null, null, null, any_value(email),
+        select '{kind}', source, record_key, null, null, null, any_value(email),
                any_value(phone), any_value(loyalty_id), null, null, null, null, null,
                max({time_col}), any_value({ref_sql or config_ref}), any_value(customer_record_id),
                count(*), min({time_col})
-        from {table}
-        where coalesce(email, phone, loyalty_id, customer_record_id) is not null
-        group by source, {tuple_key()}
+        from {keyed(kind)}
+        where record_key is not null
+        group by source, record_key
         """
-        for kind, (table, _, time_col, ref_sql) in TRANSACTIONS.items()
+        for kind, (_, _, time_col, ref_sql) in TRANSACTIONS.items()
     )
     return f"""
         select 'customer' as record_kind, source, source_record_id,
@@ -144,27 +176,27 @@ def gather_sql(config: Config) -> str:
         from stg_customers
         union all
         {transactions}
-        order by 1, 2, 3
         """
 
 
 def write_crosswalk(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
-    """customer_xref: every CRM record and every transaction with an identifier → customer."""
+    """customer_xref: every CRM record and every transaction with an identifier → customer
+    (needs `key_transactions`)."""
     parts = [
         """
         select source, source_record_id, 'customer' as record_kind, customer_id, match_rule
         from identity_records where record_kind = 'customer'
         """
     ]
-    for kind, (table, id_col, _, _) in TRANSACTIONS.items():
+    for kind, (_, id_col, _, _) in TRANSACTIONS.items():
         parts.append(
             f"""
             select t.source, t.{id_col}, '{kind}', ir.customer_id, ir.match_rule
-            from {table} as t
+            from {keyed(kind)} as t
             inner join identity_records as ir
                 on ir.record_kind = '{kind}'
                 and ir.source = t.source
-                and ir.source_record_id = {tuple_key("t")}
+                and ir.source_record_id = t.record_key
             """
         )
     con.execute(
@@ -185,25 +217,34 @@ def link_pairs(records: pd.DataFrame) -> pd.DataFrame:
     position = np.arange(len(records))
     is_crm = (records["record_kind"] == "customer").to_numpy()
     for column, rule in LINK_KEYS.items():
-        keyed = records[column].notna().to_numpy()
-        frame = pd.DataFrame(
-            {"key": records[column].to_numpy()[keyed], "pos": position[keyed], "crm": is_crm[keyed]}
-        ).sort_values(["key", "crm", "pos"], ascending=[True, False, True])
-        centre = frame.groupby("key", sort=False)["pos"].transform("first")
-        centre_is_crm = pd.Series(is_crm[centre.to_numpy()], index=frame.index)
-        star = frame.assign(left=centre, rule=rule)
-        star = star[(star["pos"] != star["left"]) & ~(star["crm"] & centre_is_crm)]
-        edges.append(star[["left", "pos", "rule"]].rename(columns={"pos": "right"}))
+        # integer codes in key order stand in for the keys (no Python strings handled)
+        codes, _ = pd.factorize(records[column], sort=True)
+        keyed = codes >= 0
+        key, pos, crm = codes[keyed], position[keyed], is_crm[keyed]
+        order = np.lexsort((pos, ~crm, key))  # by key; a key's CRM records first; by position
+        key, pos, crm = key[order], pos[order], crm[order]
+        starts = np.ones(len(key), dtype=bool)
+        starts[1:] = key[1:] != key[:-1]
+        centre = pos[starts][np.cumsum(starts) - 1]
+        star = (pos != centre) & ~(crm & is_crm[centre])
+        edges.append(pd.DataFrame({"left": centre[star], "right": pos[star], "rule": rule}))
     # transactions that name their CRM record
     crm = records[is_crm]
-    crm_pos = pd.Series(position[is_crm], index=[crm["source"], crm["source_record_id"]])
     refs = records[records["ref_record_id"].notna()]
     if len(refs):
-        target = crm_pos.reindex(list(zip(refs["ref_source"], refs["ref_record_id"], strict=True)))
+        crm_index = pd.MultiIndex.from_arrays([crm["source"], crm["source_record_id"]])
+        at = crm_index.get_indexer(
+            pd.MultiIndex.from_arrays([refs["ref_source"], refs["ref_record_id"]])
+        )
+        found = at >= 0
         ref_edges = pd.DataFrame(
-            {"left": target.to_numpy(), "right": position[refs.index], "rule": "customer_record_id"}
-        ).dropna()
-        edges.append(ref_edges.astype({"left": "int64"}))
+            {
+                "left": position[is_crm][at[found]],
+                "right": position[refs.index][found],
+                "rule": "customer_record_id",
+            }
+        )
+        edges.append(ref_edges)
     return pd.concat(edges, ignore_index=True).astype({"left": "int64", "right": "int64"})
 
 
@@ -224,6 +265,7 @@ def resolve(
     if not identity.incremental or not state_is_current(con, signature):
         drop_state(con)  # everything is new tonight: standardised, compared and estimated
     _phase("standardise")
+    key_transactions(con)
     state = refresh_records(
         con,
         gather_sql(config),
@@ -251,9 +293,7 @@ def resolve(
         std[["record_key", "cluster"]], previous_crosswalk(con), id_registry(con)
     )
     record_assignment(con, assignment, run_id, now)
-    std["customer_id"] = std["record_key"].map(
-        assignment.ids.set_index("record_key")["customer_id"]
-    )
+    std["customer_id"] = assignment.ids["customer_id"].to_numpy()  # `ids` keeps std's rows
     # how the record joined its customer: a deterministic key, or "probabilistic" (the blocking
     # rules and field weights of such links are in match_evidence)
     rules = edges["rule"].where(edges["rule"].isin(LINK_WEIGHTS), "probabilistic")
@@ -262,6 +302,7 @@ def resolve(
     _phase("write tables")
     _write(con, "identity_records", identity_columns(std))
     write_crosswalk(con, run_id)
+    drop_transaction_keys(con)
     write_evidence(con, std, edges, matched, run_id, choice)
     record_work(con, run_id, work)
     _phase("golden records")
@@ -296,10 +337,12 @@ def write_evidence(
     this run scored with, and the run that estimated them) and oversized_blocks (blocks
     reported instead of compared)."""
     evidence = edges.copy()
+    # `.array.take`: the text stays in its Arrow-backed array (no Python strings per row)
     for side in ("left", "right"):
-        evidence[f"{side}_source"] = std["source"].to_numpy()[evidence[side].to_numpy()]
-        evidence[f"{side}_record_id"] = std["source_record_id"].to_numpy()[evidence[side]]
-    evidence["customer_id"] = std["customer_id"].to_numpy()[evidence["left"].to_numpy()]
+        at = evidence[side].to_numpy()
+        evidence[f"{side}_source"] = std["source"].array.take(at)
+        evidence[f"{side}_record_id"] = std["source_record_id"].array.take(at)
+    evidence["customer_id"] = std["customer_id"].array.take(evidence["left"].to_numpy())
     evidence["run_id"] = run_id
     columns = [
         "run_id",
@@ -378,13 +421,21 @@ def cluster_links(
 
 def guards_for(std: pd.DataFrame, identity: IdentityConfig) -> Guards:
     """The integrity guards of `[identity.guards]` over the standardised records."""
-    births = std["std_birth_date"].astype("string").to_numpy(dtype=object, na_value=None)
+    births = date_texts(std["std_birth_date"])
     return Guards(
         loyalty_ids=std["std_loyalty_id"].to_numpy(dtype=object, na_value=None),
         birth_dates=births,
         check_loyalty=identity.guards.distinct_loyalty_ids,
         max_birth_gap_days=identity.guards.max_birth_gap_days,
     )
+
+
+def date_texts(dates: pd.Series) -> np.ndarray:
+    """`dates.astype("string")` as an object array with None for missing: each distinct date is
+    formatted once (a few tens of thousands of birth dates among millions of records)."""
+    codes, uniques = pd.factorize(dates)
+    texts = np.append(pd.Series(uniques).astype("string").to_numpy(dtype=object), None)
+    return texts[codes]  # code -1 (missing) takes the appended None
 
 
 PLACEHOLDER_BIRTH_DATES = ("1900-01-01", "1901-01-01", "0001-01-01", "9999-12-31")
@@ -398,11 +449,12 @@ def blank_default_dates(birth_dates: pd.Series, min_records: int = 20) -> pd.Ser
     form's default, a migration's filler) says nothing about identity, and matching on it would
     link strangers. Known fillers such as 1900-01-01 are always blanked.
     """
-    text = birth_dates.astype("string")
-    counts = text.value_counts()
-    threshold = max(min_records, 0.002 * int(text.notna().sum()))
-    defaults = set(counts[counts >= threshold].index) | set(PLACEHOLDER_BIRTH_DATES)
-    return birth_dates.mask(text.isin(defaults).fillna(False).astype(bool))
+    codes, uniques = pd.factorize(birth_dates)  # counted and formatted per distinct date
+    texts = pd.Series(uniques).astype("string").to_numpy(dtype=object)
+    counts = np.bincount(codes[codes >= 0], minlength=len(uniques))
+    threshold = max(min_records, 0.002 * int((codes >= 0).sum()))
+    defaults = (counts >= threshold) | np.isin(texts, PLACEHOLDER_BIRTH_DATES)
+    return birth_dates.mask(np.append(defaults, False)[codes])  # code -1 (missing): False
 
 
 def standardize(records: pd.DataFrame, identity: IdentityConfig) -> pd.DataFrame:
@@ -464,6 +516,4 @@ CODE = code_digest((sys.modules[__name__], standardize_module, blocking, compari
 
 
 def _write(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
-    con.register("_frame", frame)
-    con.execute(f"create or replace table {table} as select * from _frame")
-    con.unregister("_frame")
+    write_table(con, table, frame)

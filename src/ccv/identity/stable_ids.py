@@ -14,7 +14,10 @@ the new clusters onto the ids of the previous run's crosswalk:
 
 Every change becomes a row of `identity_events`; a re-run with unchanged inputs yields no event.
 
->>> import pandas as pd
+>>> import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 >>> new = pd.DataFrame({"record_key": ["a", "b", "c"], "cluster": [0, 0, 1]})
 >>> prev = pd.DataFrame({"record_key": ["a", "b"], "customer_id": ["C1", "C2"]})
 >>> registry = pd.DataFrame({"customer_id": ["C1", "C2"], "created_run_id": ["r1", "r0"]})
@@ -30,7 +33,10 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 EVENT_COLUMNS = ["event_type", "customer_id", "other_customer_id", "record_key", "reason"]
 
@@ -62,6 +68,16 @@ def mint_ids(anchors: list[str], taken: set[str]) -> list[str]:
     return out
 
 
+def _isin(values: pd.Series, test: pd.Series) -> np.ndarray:
+    """`values.isin(test)` for text, through Arrow's hash set: pandas' `isin` on its Arrow-backed
+    strings first turns every value of `test` into a Python object (a second per 100k ids)."""
+    if not len(values) or not len(test):
+        return np.zeros(len(values), dtype=bool)
+    left = pa.array(values.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
+    right = pa.array(test.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
+    return pc.is_in(left, value_set=right).to_numpy(zero_copy_only=False)
+
+
 def assign_ids(new: pd.DataFrame, previous: pd.DataFrame, registry: pd.DataFrame) -> Assignment:
     """Give each new cluster a customer id, reusing previous ids by the rules in the docstring.
 
@@ -89,10 +105,12 @@ def assign_ids(new: pd.DataFrame, previous: pd.DataFrame, registry: pd.DataFrame
     # a cluster that won several ids keeps the oldest
     kept = winners.sort_values(["cluster", "created", "customer_id"]).drop_duplicates("cluster")
     cluster_id = kept.set_index("cluster")["customer_id"]
-    merged = winners[~winners["customer_id"].isin(kept["customer_id"])].copy()
+    merged = winners[~_isin(winners["customer_id"], kept["customer_id"])].copy()
     merged["merged_into"] = merged["cluster"].map(cluster_id)
 
-    taken = set(registry["customer_id"]) | set(previous["customer_id"])
+    taken = set(registry["customer_id"].to_numpy(dtype=object)) | set(
+        previous["customer_id"].to_numpy(dtype=object)
+    )
     lost = votes.merge(winners[["customer_id", "cluster"]], how="left", indicator=True)
     lost = lost[lost["_merge"] == "left_only"]
     split_from = (
@@ -139,8 +157,8 @@ def assign_ids(new: pd.DataFrame, previous: pd.DataFrame, registry: pd.DataFrame
     moved = ids.merge(previous, on="record_key", how="inner", suffixes=("", "_previous"))
     moved = moved[
         (moved["customer_id"] != moved["customer_id_previous"])
-        & ~moved["customer_id_previous"].isin(merged["customer_id"])  # told by the merge event
-        & ~moved["customer_id"].isin(minted[is_split])  # told by the split event
+        & ~_isin(moved["customer_id_previous"], merged["customer_id"])  # told by the merge event
+        & ~_isin(moved["customer_id"], minted[is_split])  # told by the split event
     ]
     events.append(
         pd.DataFrame(

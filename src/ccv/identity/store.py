@@ -12,6 +12,7 @@ import datetime as dt
 import duckdb
 import pandas as pd
 
+from ccv.identity.frames import frame_to_arrow, read_frame
 from ccv.identity.incremental import Work
 from ccv.identity.stable_ids import Assignment
 
@@ -68,14 +69,15 @@ def previous_crosswalk(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
         return pd.DataFrame(
             {"record_key": pd.Series(dtype=object), "customer_id": pd.Series(dtype=object)}
         )
-    return con.execute(
-        "select source || ':' || source_record_id as record_key, customer_id from identity_records"
-    ).df()
+    return read_frame(
+        con,
+        "select source || ':' || source_record_id as record_key, customer_id from identity_records",
+    )
 
 
 def id_registry(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """Every id ever minted, with the run that minted it (run ids sort by time)."""
-    return con.execute("select customer_id, created_run_id from customer_ids").df()
+    return read_frame(con, "select customer_id, created_run_id from customer_ids")
 
 
 def record_assignment(
@@ -84,7 +86,7 @@ def record_assignment(
     """Register new ids, retire merged ones and append this run's identity events."""
     con.execute("delete from identity_events where run_id = ?", [run_id])
     new_ids = assignment.new_ids.assign(created_run_id=run_id, created_at=now)
-    con.register("_new_ids", new_ids)
+    con.register("_new_ids", frame_to_arrow(new_ids))
     con.execute(
         "insert into customer_ids (customer_id, created_run_id, created_at) "
         "select customer_id, created_run_id, created_at from _new_ids"
@@ -105,7 +107,7 @@ def record_assignment(
     events["source_record_id"] = split[1] if split is not None and 1 in split else None
     events["run_id"] = run_id
     events["occurred_at"] = now
-    con.register("_events", events)
+    con.register("_events", frame_to_arrow(events))
     con.execute(
         """
         insert into identity_events
