@@ -6,15 +6,18 @@ Inputs are made by the sample generator (`ccv.sample_data.generate`; persons dup
 two CRMs, scaled to issue 8's volume: ~10 orders and ~1/3 survey answer per customer, so 1M
 customers bring ~10M orders and ~330k surveys) and cached under `--out/<customers>-o…/`. The run
 goes through `ccv.pipeline` exactly as the nightly flow does (without Prefect's API server, whose
-start-up is a constant). The *floor* is the time DuckDB needs just to scan every input once; the
-ratio run/floor says how much the pipeline costs beyond reading its data. Peak memory is the
-whole process's resident set, sampled every 50 ms.
+start-up is a constant). Each stage reports wall and CPU seconds (user + system, all threads),
+and the run the load average before and after it. The *floor* is the time DuckDB needs just to
+scan every input once; the ratio run/floor says how much the pipeline costs beyond reading its
+data. Peak memory is the whole process's resident set, sampled every 50 ms.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import shutil
 import threading
 import time
@@ -101,12 +104,22 @@ def floor_seconds(config_path: Path) -> float:
     return time.perf_counter() - started
 
 
+def cpu_seconds() -> float:
+    """User + system CPU time of this process so far (all threads, DuckDB's included)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run(config_path: Path, full_refresh: bool = True) -> dict:
-    """One nightly run, timed per stage, with what identity resolution computed."""
+    """One nightly run, timed per stage (wall and CPU seconds), with what identity resolution
+    computed and the load average around it: on a shared 2-core machine other processes
+    stretch wall times, while CPU time stays comparable between runs."""
     config = load_config(config_path)
     times: dict[str, float] = {}
+    cpu: dict[str, float] = {}
+    load_before = os.getloadavg()
     with PeakRSS() as memory:
-        total = time.perf_counter()
+        total, total_cpu = time.perf_counter(), cpu_seconds()
         with pipeline.run_context(config, full_refresh=full_refresh) as nightly:
             for name, stage in (
                 ("ingest", lambda: pipeline.ingest_stage(nightly, config)),
@@ -114,13 +127,21 @@ def run(config_path: Path, full_refresh: bool = True) -> dict:
                 ("build", lambda: pipeline.build_stage(nightly, config)),
                 ("publish", lambda: pipeline.publish_stage(nightly, config)),
             ):
-                started = time.perf_counter()
+                started, started_cpu = time.perf_counter(), cpu_seconds()
                 result = stage()
                 times[name] = time.perf_counter() - started
+                cpu[name] = round(cpu_seconds() - started_cpu, 2)
                 if name == "resolve":
                     work = result.work.__dict__
         times["total"] = time.perf_counter() - total
-    return {"seconds": times, "peak_rss_mb": round(memory.peak_mb), "resolve": work}
+        cpu["total"] = round(cpu_seconds() - total_cpu, 2)
+    return {
+        "seconds": times,
+        "cpu_seconds": cpu,
+        "peak_rss_mb": round(memory.peak_mb),
+        "load_average": {"before": load_before, "after": os.getloadavg()},
+        "resolve": work,
+    }
 
 
 def main() -> None:
