@@ -87,11 +87,16 @@ def _copy(src, dst: Path, start: int, end: int) -> None:
             remaining -= len(chunk)
 
 
+def pieces_wanted(path: Path, threads: int) -> int:
+    """How many pieces `path` should be scanned as: one per thread, each at least
+    SPLIT_MIN_BYTES (1: do not cut)."""
+    return max(1, min(threads, path.stat().st_size // max(SPLIT_MIN_BYTES, 1)))
+
+
 @contextlib.contextmanager
 def csv_pieces(path: Path, quote: str, encoding: str, parts: int) -> Iterator[list[Piece]]:
     """The file cut into up to `parts` pieces in a temporary folder (removed afterwards), or
-    an empty list when it is too small or cannot be cut safely."""
-    parts = min(parts, path.stat().st_size // max(SPLIT_MIN_BYTES, 1))
+    an empty list when it cannot be cut safely."""
     points = (
         cut_points(path, quote, parts) if parts >= 2 and encoding in SPLITTABLE_ENCODINGS else []
     )

@@ -13,7 +13,6 @@ more are never copied, but scanned once to validate and once to load (`streaming
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import glob
 import logging
@@ -25,7 +24,7 @@ import pandas as pd
 
 from ccv.config import KEY_FIELD, Config, SourceConfig
 from ccv.ingest.contracts import contract, row_violations
-from ccv.ingest.csv_pieces import csv_pieces
+from ccv.ingest.csv_pieces import csv_pieces, pieces_wanted
 from ccv.ingest.lines import line_violations, load_lines, read_nested_lines
 from ccv.ingest.mapping import mapped_select, record_json
 from ccv.ingest.readers import (
@@ -35,7 +34,9 @@ from ccv.ingest.readers import (
     file_hash,
     quote_ident,
     read_file,
+    rfc_escape,
     stream_file,
+    streamed_in_pieces,
     unreadable_lines,
 )
 from ccv.ingest.streaming import check_streamed, quarantine_checked, streams, unordered
@@ -268,27 +269,24 @@ def _stream_and_load(con, job: _FileLoad, path) -> tuple[int, int, int] | None:
     """The streaming path (see streaming.py); None when the file needs the copying path
     (its dialect cannot be sniffed, a mapped column is missing, or DuckDB cannot scan it)."""
     source = job.source
-    with _pieces(con, source, path) as pieces:
-        streamed = stream_file(con, path, source, pieces)
-        if streamed is None:
-            return None
-        return _check_and_load(con, job, streamed)
-
-
-def _pieces(con, source: SourceConfig, path: Path):
-    """A large CSV file cut into one piece per DuckDB thread (see csv_pieces.py)."""
-    if source.format != "csv":
-        return contextlib.nullcontext([])
+    streamed = stream_file(con, path, source)
+    if streamed is None or mapped_select(source, "_", streamed.columns).missing_columns:
+        return None
     (threads,) = con.execute("select current_setting('threads')").fetchone()
-    return csv_pieces(path, source.csv.quote, source.csv.encoding, int(threads))
+    parts = pieces_wanted(path, int(threads)) if source.format == "csv" else 1
+    escape = rfc_escape(con, path, source) if parts > 1 else None
+    if escape is None:
+        return _check_and_load(con, job, streamed)
+    with csv_pieces(path, source.csv.quote, source.csv.encoding, parts) as pieces:
+        if pieces:  # a large file, one piece per thread (see csv_pieces.py)
+            streamed = streamed_in_pieces(con, source, streamed, pieces, escape)
+        return _check_and_load(con, job, streamed)
 
 
 def _check_and_load(con, job: _FileLoad, streamed) -> tuple[int, int, int] | None:
     """Scan 1 (check), quarantine, scan 2 (load) of a streamed file; None as `_stream_and_load`."""
     source, run_id, name, now = job.source, job.run_id, job.name, job.now
     mapped = mapped_select(source, f"({streamed.sql})", streamed.columns)
-    if mapped.missing_columns:
-        return None
     schema = contract(source.kind, now, job.tolerance)
     with unordered(con):
         try:

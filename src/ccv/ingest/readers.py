@@ -96,7 +96,7 @@ def _csv_args(
         f"encoding = {_sql_str(opts.encoding)}",
         "store_rejects = true",
         f"rejects_table = '{rejects_table(source, rejects)}'",
-        f"rejects_scan = '_rejects_scan_{source.name}{rejects}'",
+        f"rejects_scan = '{_rejects_scan_table(source, rejects)}'",
         "strict_mode = true",
     ]
     if header_columns is None:
@@ -145,8 +145,7 @@ def _read_csv(con, path: Path, source: SourceConfig, table: str) -> ReadResult:
 
 def _read_csv_with(con, path: Path, source: SourceConfig, table: str, header_columns):
     args = _csv_args(source, header_columns)
-    con.execute(f"drop table if exists _rejects_{source.name}")
-    con.execute(f"drop table if exists _rejects_scan_{source.name}")
+    _drop_rejects(con, source)
     con.execute(
         f"create or replace temp table {table} as "
         f"select row_number() over () as _row, * "
@@ -157,7 +156,17 @@ def _read_csv_with(con, path: Path, source: SourceConfig, table: str, header_col
 
 
 def rejects_table(source: SourceConfig, suffix: str = "") -> str:
+    """Where a CSV scan of `source` (piece `suffix`) stores the records it could not split."""
     return f"_rejects_{source.name}{suffix}"
+
+
+def _rejects_scan_table(source: SourceConfig, suffix: str = "") -> str:
+    return f"_rejects_scan_{source.name}{suffix}"
+
+
+def _drop_rejects(con: duckdb.DuckDBPyConnection, source: SourceConfig, suffix: str = "") -> None:
+    for table in (rejects_table(source, suffix), _rejects_scan_table(source, suffix)):
+        con.execute(f"drop table if exists {table}")
 
 
 def csv_rejects(con: duckdb.DuckDBPyConnection, tables: Sequence[tuple[str, int]]) -> list[Reject]:
@@ -193,19 +202,13 @@ class StreamedFile:
     rejects: tuple[tuple[str, int], ...] = ()
 
 
-def stream_file(
-    con: duckdb.DuckDBPyConnection,
-    path: Path,
-    source: SourceConfig,
-    pieces: Sequence[Piece] = (),
-):
+def stream_file(con: duckdb.DuckDBPyConnection, path: Path, source: SourceConfig):
     """`path` as a `StreamedFile`, or None when only `read_file` copes with it: JSON lines, or
     a CSV whose dialect cannot be sniffed (read_file then falls back to the configured one).
 
     CSV rows are numbered by a streaming `row_number() over ()`, which follows the file's order
     even when the rest of the query runs out of order, so every scan gives a record the same
-    `_row` as `read_file` would. Given `pieces` of the file (`csv_pieces`), it is scanned as a
-    union of numbered scans, one per piece, which DuckDB runs on several threads."""
+    `_row` as `read_file` would."""
     rejects: tuple[tuple[str, int], ...] = ()
     if source.format == "csv":
         args = ", ".join(_csv_args(source, None))
@@ -225,16 +228,13 @@ def stream_file(
         columns = [c for c in _columns(con, sql) if c != "_row"]
     except duckdb.Error:
         return None
-    escape = _rfc_escape(con, path, source) if pieces else None
-    if escape is not None:
-        sql, rejects = _pieces_sql(con, source, columns, pieces, escape)
     return StreamedFile(sql, columns, source.format, rejects)
 
 
-def _rfc_escape(con: duckdb.DuckDBPyConnection, path: Path, source: SourceConfig) -> str | None:
+def rfc_escape(con: duckdb.DuckDBPyConnection, path: Path, source: SourceConfig) -> str | None:
     """The sniffed escape character ('' for none) when the sniffed dialect is the configured one
-    with RFC 4180 quoting, so that pieces read with it explicitly parse exactly as the sniffed
-    whole-file scan does; None when the file must not be cut."""
+    with RFC 4180 quoting, so that pieces of the file (`csv_pieces`) read with it explicitly
+    parse exactly as the sniffed whole-file scan does; None when the file must not be cut."""
     opts = source.csv
     args = [a for a in _csv_args(source, None) if not a.startswith(("store_rejects", "rejects_"))]
     try:
@@ -255,30 +255,30 @@ def _rfc_escape(con: duckdb.DuckDBPyConnection, path: Path, source: SourceConfig
     return escape if rfc and opts.escape in (None, escape) else None
 
 
-def _pieces_sql(
+def streamed_in_pieces(
     con: duckdb.DuckDBPyConnection,
     source: SourceConfig,
-    columns: list[str],
+    streamed: StreamedFile,
     pieces: Sequence[Piece],
     escape: str,
-) -> tuple[str, tuple[tuple[str, int], ...]]:
-    """One numbered scan per piece, each continuing the previous piece's numbering."""
+) -> StreamedFile:
+    """`streamed` (a CSV file) as a union of numbered scans, one per piece, each continuing the
+    previous piece's numbering; DuckDB runs the branches on several threads."""
     piece_source = source.model_copy(
         update={"csv": source.csv.model_copy(update={"escape": escape})}
     )
     scans, rejects, offset = [], [], 0
     for i, piece in enumerate(pieces):
-        for table in (rejects_table(source, f"_{i}"), f"_rejects_scan_{source.name}_{i}"):
-            con.execute(f"drop table if exists {table}")
+        _drop_rejects(con, source, f"_{i}")
         header = piece.has_header and source.csv.header
-        args = ", ".join(_csv_args(piece_source, columns, f"_{i}", header))
+        args = ", ".join(_csv_args(piece_source, streamed.columns, f"_{i}", header))
         scan = f"read_csv({_sql_str(str(piece.path))}, {args})"
         scans.append(f"select row_number() over () + {offset} as _row, * from {scan}")
         rejects.append((rejects_table(source, f"_{i}"), piece.first_line - 1))
         if i < len(pieces) - 1:  # the next piece numbers on from this one's record count
             (records,) = con.execute(f"select count(*) from {scan}").fetchone()
             offset += records
-    return " union all ".join(scans), tuple(rejects)
+    return StreamedFile(" union all ".join(scans), streamed.columns, "csv", tuple(rejects))
 
 
 # JSON lines are read in chunks of this many bytes: a large file never sits in memory whole.
