@@ -9,7 +9,7 @@ goes through `ccv.pipeline` exactly as the nightly flow does (without Prefect's 
 start-up is a constant). Each stage reports wall and CPU seconds (user + system, all threads),
 and the run the load average before and after it. The *floor* is the time DuckDB needs just to
 scan every input once; the ratio run/floor says how much the pipeline costs beyond reading its
-data. Peak memory is the whole process's resident set, sampled every 50 ms.
+data. Peak memory is the whole process's resident set, sampled every 50 ms, overall and per stage.
 """
 
 from __future__ import annotations
@@ -33,18 +33,30 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 class PeakRSS:
-    """Samples this process's resident memory in a thread; `.peak_mb` after `stop()`."""
+    """Samples this process's resident memory in a thread; `.peak_mb` after `stop()`, and the
+    peak since the last call of `take_window_peak_mb()` (per stage or phase)."""
 
     def __init__(self, every: float = 0.05):
-        self.every, self.peak_kb, self._stop = every, 0, threading.Event()
+        self.every, self.peak_kb, self.window_kb = every, 0, 0
+        self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> None:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                kb = int(line.split()[1])
+                self.peak_kb, self.window_kb = max(self.peak_kb, kb), max(self.window_kb, kb)
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            for line in Path("/proc/self/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    self.peak_kb = max(self.peak_kb, int(line.split()[1]))
+            self._sample()
             time.sleep(self.every)
+
+    def take_window_peak_mb(self) -> float:
+        """Peak RSS since the previous call (or the start), in MB; starts a new window."""
+        self._sample()
+        peak, self.window_kb = self.window_kb, 0
+        return peak / 1024
 
     def __enter__(self) -> PeakRSS:
         self._thread.start()
@@ -65,8 +77,10 @@ def prepare(
     out: Path,
     orders_per_customer: float = 10.0,
     surveys_per_customer: float = 1 / 3,
+    clear_warehouse: bool = True,
 ) -> Path:
-    """A project folder with generated inputs and the sample config; reused when present."""
+    """A project folder with generated inputs and the sample config; reused when present.
+    `clear_warehouse` removes the warehouse an earlier run left there."""
     project = out / f"{customers}-o{orders_per_customer:g}-s{surveys_per_customer:.2f}"
     data = project / "data" / "sample"
     if not (data / "ground_truth.csv").exists():
@@ -82,7 +96,8 @@ def prepare(
         seconds = time.perf_counter() - started
         print(f"generated inputs for {customers:,} persons in {seconds:.1f} s")
     shutil.copy(ROOT / "ccv.toml", project / "ccv.toml")
-    shutil.rmtree(project / "warehouse", ignore_errors=True)
+    if clear_warehouse:
+        shutil.rmtree(project / "warehouse", ignore_errors=True)
     return project / "ccv.toml"
 
 
@@ -117,6 +132,7 @@ def run(config_path: Path, full_refresh: bool = True) -> dict:
     config = load_config(config_path)
     times: dict[str, float] = {}
     cpu: dict[str, float] = {}
+    peaks: dict[str, int] = {}
     load_before = os.getloadavg()
     with PeakRSS() as memory:
         total, total_cpu = time.perf_counter(), cpu_seconds()
@@ -128,7 +144,9 @@ def run(config_path: Path, full_refresh: bool = True) -> dict:
                 ("publish", lambda: pipeline.publish_stage(nightly, config)),
             ):
                 started, started_cpu = time.perf_counter(), cpu_seconds()
+                memory.take_window_peak_mb()
                 result = stage()
+                peaks[name] = round(memory.take_window_peak_mb())
                 times[name] = time.perf_counter() - started
                 cpu[name] = round(cpu_seconds() - started_cpu, 2)
                 if name == "resolve":
@@ -139,6 +157,7 @@ def run(config_path: Path, full_refresh: bool = True) -> dict:
         "seconds": times,
         "cpu_seconds": cpu,
         "peak_rss_mb": round(memory.peak_mb),
+        "stage_peak_rss_mb": peaks,
         "load_average": {"before": load_before, "after": os.getloadavg()},
         "resolve": work,
     }
