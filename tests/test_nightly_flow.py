@@ -123,6 +123,29 @@ def test_every_record_with_an_identifier_gets_a_customer(first_run, project):
     ]
 
 
+def test_customer_provenance_counts_the_crosswalk(first_run, project):
+    """customers.record_count / source_count / sources are counted from identity records; they
+    must equal what the crosswalk itself says for every customer."""
+    mismatches = query(
+        project,
+        """
+        with xref as (
+            select customer_id, count(*)::integer as record_count,
+                   count(distinct source)::integer as source_count,
+                   list(distinct source order by source) as sources
+            from customer_xref group by customer_id
+        )
+        select count(*), (select count(*) from customers)
+        from customers c full join xref x using (customer_id)
+        where c.record_count is distinct from x.record_count
+           or c.source_count is distinct from x.source_count
+           or c.sources is distinct from x.sources
+        """,
+    )
+    assert mismatches[0][0] == 0
+    assert mismatches[0][1] > 100
+
+
 def test_resolution_recovers_the_sample_ground_truth(first_run, project, ground_truth):
     truth = {
         (r["source"], r["source_record_id"]): r["person_id"]

@@ -5,10 +5,6 @@ with customer_attributes as (
     select * from customer_attributes
 ),
 
-customer_xref as (
-    select * from customer_xref
-),
-
 identity_records as (
     select * from identity_records
 ),
@@ -34,9 +30,12 @@ golden as (
     group by customer_id
 ),
 
+-- An identity record stands for one CRM record or for all the transactions of one source that
+-- carry the same identifiers (`transactions` counts them), so summing it per customer and source
+-- counts the customer's rows in customer_xref without reading the crosswalk's millions of rows.
 records_per_source as (
-    select customer_id, source, count(*) as records
-    from customer_xref
+    select customer_id, source, sum(transactions) as records
+    from identity_records
     group by customer_id, source
 ),
 
