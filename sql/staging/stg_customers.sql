@@ -15,14 +15,31 @@ quarantine as (
     select * from quarantine
 ),
 
+-- records delivered more than once (every night of a snapshot source): only their rows need
+-- ranking (see stg_orders)
+repeated as (
+    select source, source_record_id
+    from raw_customers
+    group by source, source_record_id
+    having count(*) > 1
+),
+
 ranked as (
     select
-        *,
+        raw_customers.*,
         row_number() over (
             partition by source, source_record_id
             order by updated_at desc nulls last, loaded_at desc, source_file desc, row_number desc
         ) as version_rank
     from raw_customers
+    semi join repeated using (source, source_record_id)
+),
+
+latest as (
+    select * exclude (version_rank) from ranked where version_rank = 1
+    union all
+    select * from raw_customers
+    anti join repeated using (source, source_record_id)
 ),
 
 snapshot_files as (
@@ -91,13 +108,12 @@ final as (
         c.row_number,
         c.extra,
         c.loaded_at
-    from ranked as c
+    from latest as c
     left join latest_snapshot as l
         on l.source = c.source
     left join in_latest_snapshot as i
         on i.source = c.source
         and i.source_record_id = c.source_record_id
-    where c.version_rank = 1
 )
 
 select * from final

@@ -4,14 +4,31 @@ with raw_orders as (
     select * from raw_orders
 ),
 
+-- orders delivered more than once (a re-sent file, a later correction): only their rows need
+-- ranking, so a hash aggregate over the keys replaces a sort of every order
+repeated as (
+    select source, order_id
+    from raw_orders
+    group by source, order_id
+    having count(*) > 1
+),
+
 ranked as (
     select
-        *,
+        raw_orders.*,
         row_number() over (
             partition by source, order_id
             order by loaded_at desc, source_file desc, row_number desc
         ) as version_rank
     from raw_orders
+    semi join repeated using (source, order_id)
+),
+
+latest as (
+    select * exclude (version_rank) from ranked where version_rank = 1
+    union all
+    select * from raw_orders
+    anti join repeated using (source, order_id)
 ),
 
 final as (
@@ -40,8 +57,7 @@ final as (
         source_file,
         row_number,
         extra
-    from ranked
-    where version_rank = 1
+    from latest
 )
 
 select * from final
