@@ -46,7 +46,10 @@ class Phases(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         task, _, _, detail = getattr(record, "ccv_progress", (None, 0, 0, ""))
         if task in self.tasks:
-            self.close_phase(f"{task}: {detail}" if len(self.tasks) > 1 else detail or "end")
+            # a task's last report has no detail: what follows is the layer's checks and
+            # whatever the stage does before its next task (e.g. the CLV fit after core models)
+            detail = detail or "after the last step"
+            self.close_phase(f"{task}: {detail}" if len(self.tasks) > 1 else detail)
 
     def close_phase(self, next_name: str) -> None:
         now, cpu = time.perf_counter(), cpu_seconds()
