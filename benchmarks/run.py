@@ -5,11 +5,12 @@
 Inputs are made by the sample generator (`ccv.sample_data.generate`; persons duplicated across
 two CRMs, scaled to issue 8's volume: ~10 orders and ~1/3 survey answer per customer, so 1M
 customers bring ~10M orders and ~330k surveys) and cached under `--out/<customers>-o…/`. The run
-goes through `ccv.pipeline` exactly as the nightly flow does (without Prefect's API server, whose
-start-up is a constant). Each stage reports wall and CPU seconds (user + system, all threads),
-and the run the load average before and after it. The *floor* is the time DuckDB needs just to
-scan every input once; the ratio run/floor says how much the pipeline costs beyond reading its
-data. Peak memory is the whole process's resident set, sampled every 50 ms, overall and per stage.
+goes through `ccv.pipeline` exactly as the nightly flow does, report included (without Prefect's
+API server, whose start-up is a constant). Each stage reports wall and CPU seconds (user +
+system, all threads), and the run the load average before and after it. The *floor* is the time
+DuckDB needs just to scan every input once; the ratio run/floor says how much the pipeline costs
+beyond reading its data. Peak memory is the whole process's resident set, sampled every 50 ms,
+overall and per stage.
 """
 
 from __future__ import annotations
@@ -142,6 +143,7 @@ def run(config_path: Path, full_refresh: bool = True) -> dict:
                 ("resolve", lambda: pipeline.resolve_stage(nightly, config)),
                 ("build", lambda: pipeline.build_stage(nightly, config)),
                 ("publish", lambda: pipeline.publish_stage(nightly, config)),
+                ("report", lambda: pipeline.report_stage(nightly)),
             ):
                 started, started_cpu = time.perf_counter(), cpu_seconds()
                 memory.take_window_peak_mb()
