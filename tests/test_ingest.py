@@ -436,3 +436,21 @@ def test_an_erased_person_is_quarantined_without_data_on_both_paths(
     assert con.execute("select raw_record from quarantine where rule = 'erased'").fetchall() == [
         (None,)
     ]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['{"a":1}', ' \t{"a":1} ', "{}", "[1]", " [ ]", '"{}"', "1", "null", "", " ", "\x0c{}",
+     "\u00a0{}", "/*c*/{}", '{"a":1} x', '{"a":1,}', '{"a":NaN}', "{a:1}", None],
+)  # fmt: skip
+def test_json_kind_check_agrees_with_json_type(con, text):
+    """`is_json` (one parse) says what `json_type(try_cast(... as json))` (two) would say."""
+    from ccv.ingest.readers import is_json
+
+    for kind in ("OBJECT", "ARRAY"):
+        fast, slow = con.execute(
+            f"select {is_json('t', kind)}, coalesce(json_type(try_cast(t as json)) = ?, false) "
+            "from (select ?::varchar as t)",
+            [kind, text],
+        ).fetchone()
+        assert fast == slow, (kind, text)

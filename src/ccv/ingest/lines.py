@@ -18,7 +18,7 @@ import pandas as pd
 from ccv.config import SourceConfig
 from ccv.ingest.contracts import row_violations
 from ccv.ingest.mapping import mapped_select
-from ccv.ingest.readers import _json_path, _sql_str, quote_ident
+from ccv.ingest.readers import _json_path, _sql_str, is_json, quote_ident
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ def read_nested_lines(
         f"""
         create or replace temp table _orders_items as
         select _row as _order_row, trim({order_id}) as _order_id, {items} as _items,
-               coalesce(json_type(try_cast({items} as json)) = 'ARRAY', false) as _ok
+               {is_json(items, "ARRAY")} as _ok
         from {table}
         """
     )

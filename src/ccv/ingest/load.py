@@ -306,7 +306,7 @@ def _check_and_load(con, job: _FileLoad, streamed) -> tuple[int, int, int] | Non
             con, source, streamed, schema, mapped.fields, run_id, name, now
         )
         loaded = _insert_raw(
-            con, source, mapped.fields, run_id, name, now, f"({mapped.sql}) anti join _skip"
+            con, source, mapped.fields, run_id, name, now, f"({mapped.sql})", "_skip"
         )
     con.execute("drop table _skip")
     if rejects:
@@ -331,7 +331,7 @@ def _validate_and_load(con, job: _FileLoad, read, mapped) -> int:
     con.register("_bad", bad)
     _quarantine_violations(con, run_id, source, name, now, read)
     con.execute(f"drop table {read.table}")  # free the text copy before the big insert
-    _insert_raw(con, source, mapped.fields, run_id, name, now, "_mapped anti join _bad")
+    _insert_raw(con, source, mapped.fields, run_id, name, now, "_mapped", "_bad")
     if source.lines_from:
         load_lines(con, lines, run_id, name, now)
     con.unregister("_bad")
@@ -354,16 +354,24 @@ def _quarantine_violations(con, run_id, source: SourceConfig, name, now, read) -
     )
 
 
-def _insert_raw(con, source: SourceConfig, fields, run_id, name, now, rows: str) -> int:
-    """Append the mapped rows `rows` (SQL: a table or join with `_row` and the mapped fields)
-    to the source's raw table; return how many."""
+def _insert_raw(con, source: SourceConfig, fields, run_id, name, now, rows: str, skip: str) -> int:
+    """Append the mapped rows `rows` (SQL: a table or subquery with `_row` and the mapped fields)
+    whose `_row` is not in table `skip` to the source's raw table; return how many.
+
+    `not in` rather than `anti join`: DuckDB estimates a CSV scan read with given columns at a
+    few dozen rows, so it built the anti join's hash table on the whole file (`RIGHT_ANTI`; under
+    a memory limit it spilled) and then emitted the rows from it mostly on one thread. `not in`
+    (a mark join) always builds on the small `skip`, so the pieces of a large file
+    (csv_pieces.py) are mapped and inserted on every thread.
+    """
     per_source = "".join(f"{sql} as {col}, " for col, sql in _source_columns(source).items())
     (inserted,) = con.execute(
         f"""
         insert into {RAW_TABLES[source.kind]} by name
         select ? as run_id, ? as source, ? as source_file, _row as row_number,
                {", ".join(fields)}, {per_source}extra, ? as loaded_at
-        from {rows} using (_row)
+        from {rows}
+        where _row not in (select _row from {skip} where _row is not null)
         """,
         [run_id, source.name, name, now],
     ).fetchone()
