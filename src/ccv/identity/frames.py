@@ -53,12 +53,33 @@ def read_frame(
     con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None
 ) -> pd.DataFrame:
     """`con.execute(sql, params).df()`, via Arrow (see the module docstring)."""
-    result = con.execute(sql, params or [])
+    return arrow_to_frame(_read_arrow(con, sql, params or []))
+
+
+def read_frame_by_range(
+    con: duckdb.DuckDBPyConnection, sql: str, total: int, step: int
+) -> pd.DataFrame:
+    """`read_frame` of a query with two parameters, the bounds ``[start, stop)`` of a numbering
+    ``0 .. total``: run one range of `step` at a time and concatenated in range order.
+
+    Why: DuckDB materialises a whole result before handing it over as Arrow, so reading millions
+    of wide, sorted rows at once holds the sort, the result and the Arrow copy together (about
+    5 GB for the identity records of a million customers); a range at a time doubles only one
+    range. The Arrow chunks are concatenated without copying.
+    """
+    tables = [
+        _read_arrow(con, sql, [start, start + step]) for start in range(0, max(total, 1), step)
+    ]
+    return arrow_to_frame(pa.concat_tables(tables))
+
+
+def _read_arrow(con: duckdb.DuckDBPyConnection, sql: str, params: list) -> pa.Table:
+    result = con.execute(sql, params)
     # `con.sql` would save one copy, but refuses to run while an earlier `execute` result on the
     # connection is unfinished (a `fetchone`), which callers here leave routinely
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "Arrow output on a DB-API result", UserWarning)
-        return arrow_to_frame(result.to_arrow_table())
+        return result.to_arrow_table()
 
 
 def frame_to_arrow(frame: pd.DataFrame) -> pa.Table:

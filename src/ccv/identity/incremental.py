@@ -55,7 +55,7 @@ from ccv.identity.blocking import (
     rule_names,
 )
 from ccv.identity.comparisons import DEFAULT_COMPARISONS
-from ccv.identity.frames import frame_to_arrow, read_frame, write_table
+from ccv.identity.frames import frame_to_arrow, read_frame, read_frame_by_range, write_table
 from ccv.identity.matching import DEFAULT_PARAMS_PATH, EMPTY, MatchResult, links_from_levels
 from ccv.identity.partitions import LOCAL, Mapper, compare_pairs, term_frequencies
 from ccv.identity.scoring import Params, estimate_m, estimate_u
@@ -186,9 +186,15 @@ def refresh_records(
     birth dates given all records' dates.
     """
     ensure_state_tables(con, rules)
+    # `gathered_no`: the record's place in key order, so later reads sort on one integer
     con.execute(
-        f"create or replace temp table _gathered as "
-        f"select g.*, {fingerprint_sql('g')} as fingerprint from ({gathered_sql}) as g"
+        f"""
+        create or replace temp table _gathered as
+        select g.*, {fingerprint_sql("g")} as fingerprint,
+               row_number() over (order by g.record_kind, g.source, g.source_record_id) - 1
+                   as gathered_no
+        from ({gathered_sql}) as g
+        """
     )
     join = " and ".join(f"s.{k} = g.{k}" for k in KEY)
     bk = [rule_column(r) for r in rules]
@@ -205,41 +211,28 @@ def refresh_records(
             select 1 from _gathered g where {join} and s.fingerprint = g.fingerprint)
         """
     )
-    fresh = read_frame(
-        con, f"select g.* from _gathered g anti join identity_std s on {join} order by 1, 2, 3"
-    )
     first_no = con.execute("select coalesce(max(record_no), -1) + 1 from identity_std").fetchall()[
         0
     ]
-    if len(fresh):
-        std = standardize(fresh.drop(columns="fingerprint"))
-        std = std.assign(
-            fingerprint=fresh["fingerprint"].to_numpy(),
-            record_no=np.arange(len(std), dtype=np.int64) + first_no[0],
-            display_first_name=std["first_name"],
-            display_last_name=std["last_name"],
-            birth_blanked=None,
-            **dict.fromkeys(bk),
-        )
-        columns = [*KEY, "fingerprint", "record_no", "display_first_name", "display_last_name"]
-        columns += [*STD_COLUMNS, "birth_blanked", *bk]
-        con.register("_fresh", frame_to_arrow(std[columns]))
-        con.execute(f"insert into identity_std select {', '.join(columns)} from _fresh")
-        con.unregister("_fresh")
-    gathered = [row[0] for row in con.execute("describe _gathered").fetchall()]
-    # first/last names as `standardize` cleaned (or split from full_name) them
-    raw = ", ".join(f"g.{c}" for c in gathered if c not in ("first_name", "last_name"))
-    std = read_frame(
+    standardised = _standardise_fresh(con, standardize, first_no[0], bk)
+    # the raw fields were only needed to standardise: tonight's frame keeps the other gathered
+    # columns (observation times, references) and the stored standardised ones
+    nightly = [row[0] for row in con.execute("describe _gathered").fetchall()]
+    nightly = [c for c in nightly if c not in (*RAW_FIELDS, "fingerprint", "gathered_no")]
+    std = read_frame_by_range(
         con,
         f"""
-        select {raw}, s.* exclude ({", ".join(KEY)}, fingerprint, display_first_name,
-                                   display_last_name),
+        select {", ".join(f"g.{c}" for c in nightly)},
+               s.* exclude ({", ".join(KEY)}, fingerprint, display_first_name,
+                            display_last_name),
                s.display_first_name as first_name, s.display_last_name as last_name
         from _gathered g join identity_std s on {join}
-        order by g.record_kind, g.source, g.source_record_id
+        where g.gathered_no >= ? and g.gathered_no < ?
+        order by g.gathered_no
         """,
+        con.execute("select count(*) from _gathered").fetchall()[0][0],
+        RECORDS_CHUNK,
     )
-    std = std.drop(columns=["fingerprint"])
     std["std_birth_date"] = parse_date(std["std_birth_date"])  # the dtype `standardize` gives
     con.execute("drop table _gathered")
     # default birth dates are a population statistic: re-apply to every record tonight
@@ -266,9 +259,60 @@ def refresh_records(
         std=std.drop(columns=["birth_blanked"]),
         dirty=dirty,
         stale=stale,
-        standardised=len(fresh),
+        standardised=standardised,
         removed=int(len(stale) - reblanked.sum()),
     )
+
+
+RECORDS_CHUNK = 500_000
+"""Identity records standardised, or read back, at a time (`_standardise_fresh`,
+`read_frame_by_range`): a million-customer night has ~3.7M of them."""
+
+
+def _standardise_fresh(
+    con: duckdb.DuckDBPyConnection,
+    standardize: Callable[[pd.DataFrame], pd.DataFrame],
+    first_no: int,
+    bk: list[str],
+) -> int:
+    """Standardise the gathered records not in ``identity_std`` (new or changed) and insert them,
+    numbered from `first_no` in key order; returns how many there were.
+
+    Why in chunks: a record's standardised columns depend on that record alone, so chunks give
+    what one pass gives, while memory holds one chunk's frames instead of every record's.
+    """
+    join = " and ".join(f"s.{k} = g.{k}" for k in KEY)
+    con.execute(
+        f"""
+        create or replace temp table _fresh as
+        select g.gathered_no, row_number() over (order by g.gathered_no) - 1 as fresh_no
+        from _gathered g anti join identity_std s on {join}
+        """
+    )
+    count = con.execute("select count(*) from _fresh").fetchall()[0][0]
+    columns = [*KEY, "fingerprint", "record_no", "display_first_name", "display_last_name"]
+    columns += [*STD_COLUMNS, "birth_blanked", *bk]
+    for start in range(0, count, RECORDS_CHUNK):
+        fresh = read_frame(
+            con,
+            "select g.* exclude (gathered_no) from _fresh f join _gathered g using (gathered_no) "
+            "where f.fresh_no >= ? and f.fresh_no < ? order by f.fresh_no",
+            [start, start + RECORDS_CHUNK],
+        )
+        std = standardize(fresh.drop(columns="fingerprint"))
+        std = std.assign(
+            fingerprint=fresh["fingerprint"].to_numpy(),
+            record_no=np.arange(len(std), dtype=np.int64) + first_no + start,
+            display_first_name=std["first_name"],
+            display_last_name=std["last_name"],
+            birth_blanked=None,
+            **dict.fromkeys(bk),
+        )
+        con.register("_fresh_std", frame_to_arrow(std[columns]))
+        con.execute(f"insert into identity_std select {', '.join(columns)} from _fresh_std")
+        con.unregister("_fresh_std")
+    con.execute("drop table _fresh")
+    return count
 
 
 def _save_record_flags(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame) -> None:

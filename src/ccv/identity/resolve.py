@@ -259,6 +259,37 @@ def resolve(
 
     `mapper` runs the partitioned comparison work (`partitions.py`), e.g. on a Dask cluster.
     """
+    customers, events, work = link_and_write(con, config, run_id, now, mapper)
+    # the frames of the records are gone by now: golden records are DuckDB's work alone
+    _phase("golden records")
+    build_golden(con, config.identity.survivorship)
+    records, anonymous = con.execute(
+        f"""
+        select (select count(*) from customer_xref),
+               {" + ".join(f"(select count(*) from {t})" for t, *_ in TRANSACTIONS.values())}
+               - (select count(*) from customer_xref where record_kind <> 'customer')
+        """
+    ).fetchone()
+    advance("resolve", len(PHASES), len(PHASES))
+    return ResolveResult(
+        records=records, customers=customers, anonymous_records=anonymous, events=events, work=work
+    )
+
+
+def link_and_write(
+    con: duckdb.DuckDBPyConnection,
+    config: Config,
+    run_id: str,
+    now: dt.datetime,
+    mapper: Mapper = LOCAL,
+) -> tuple[int, dict[str, int], Work]:
+    """The pandas part of `resolve`: standardise, link, cluster, assign stable ids, and write
+    identity_records, customer_xref and match_evidence. Returns the number of customers, the
+    id events by type and the night's work.
+
+    Why a function of its own: its frames (millions of identity records, their links) are
+    released when it returns, before the golden records' SQL needs the memory.
+    """
     ensure_identity_tables(con)
     identity = config.identity
     signature = state_signature((identity.default_phone_region, identity.max_block_size), CODE)
@@ -305,23 +336,11 @@ def resolve(
     drop_transaction_keys(con)
     write_evidence(con, std, edges, matched, run_id, choice)
     record_work(con, run_id, work)
-    _phase("golden records")
-    build_golden(con, config.identity.survivorship)
     events = assignment.events["event_type"].value_counts().to_dict()
-    records, anonymous = con.execute(
-        f"""
-        select (select count(*) from customer_xref),
-               {" + ".join(f"(select count(*) from {t})" for t, *_ in TRANSACTIONS.values())}
-               - (select count(*) from customer_xref where record_kind <> 'customer')
-        """
-    ).fetchone()
-    advance("resolve", len(PHASES), len(PHASES))
-    return ResolveResult(
-        records=records,
-        customers=int(std["customer_id"].nunique()),
-        anonymous_records=anonymous,
-        events={k: int(v) for k, v in events.items()},
-        work=work,
+    return (
+        int(std["customer_id"].nunique()),
+        {k: int(v) for k, v in events.items()},
+        work,
     )
 
 
