@@ -65,6 +65,17 @@ def test_bad_as_of_rule_and_cron_are_explained():
     assert "schedule.cron" in message and "5-field" in message
 
 
+def test_memory_limit_is_a_size_or_share_of_ram_and_reaches_duckdb(tmp_path):
+    message = errors_of(minimal() | {"warehouse": {"memory_limit": "lots"}})
+    assert "warehouse.memory_limit" in message and "'25%'" in message and "lots" in message
+    config = parse_config(minimal() | {"warehouse": {"memory_limit": " 1GiB "}})
+    assert config.warehouse.memory_limit == "1GiB"
+    from ccv.pipeline import connect
+
+    with connect(tmp_path / "w.duckdb", memory_limit=config.warehouse.memory_limit) as con:
+        assert con.execute("select current_setting('memory_limit')").fetchone() == ("1.0 GiB",)
+
+
 def test_customer_source_must_name_a_customers_source():
     orders = {
         "name": "shop",

@@ -235,6 +235,20 @@ class WarehouseConfig(_Strict):
     marts_dir: Path = Path("warehouse/marts")
     versions_dir: Path = Path("warehouse/versions")
     keep_versions: int = Field(default=7, ge=1)
+    memory_limit: str = "4GB"
+    """DuckDB's memory limit for a run's connections ("4GB", "8GiB", "25%" of RAM): above it
+    DuckDB spills to disk. DuckDB's own default (80 % of RAM) leaves nothing for the resolve
+    stage's pandas frames, which share the process."""
+
+    @field_validator("memory_limit")
+    @classmethod
+    def _memory_size(cls, value: str) -> str:
+        if not re.fullmatch(r"\s*\d+(\.\d+)?\s*(%|[KMGT]i?B)\s*", value):
+            raise ValueError(
+                f"expected a size such as '4GB' or '8GiB', or a share of RAM such as '25%', "
+                f"not {value!r}"
+            )
+        return value.strip()
 
 
 class RunConfig(_Strict):

@@ -96,10 +96,16 @@ class RunSummary:
     report_path: Path | None = None
 
 
-def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with the session settings every stage relies on (UTC timestamps)."""
+def connect(
+    path: Path, read_only: bool = False, memory_limit: str | None = None
+) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the session settings every stage relies on (UTC timestamps) and
+    the run's memory limit (`[warehouse] memory_limit`; a stage passes it, a quick read-only
+    look need not)."""
     con = duckdb.connect(str(path), read_only=read_only)
     con.execute("set TimeZone = 'UTC'")
+    if memory_limit:
+        con.execute(f"set memory_limit = '{memory_limit}'")
     return con
 
 
@@ -138,7 +144,7 @@ def start_run(run: Run) -> None:
 def ingest_stage(run: Run, config: Config) -> list[FileResult]:
     """Load every configured source into raw tables and build the staging layer."""
     _entering("ingest")
-    with connect(run.build_path) as con:
+    with connect(run.build_path, memory_limit=config.warehouse.memory_limit) as con:
         results = ingest(con, config, run.run_id, run.started_at)
         models.build(con, layers=("staging",))
     return results
@@ -162,14 +168,14 @@ def resolve_stage(run: Run, config: Config, mapper: Mapper = LOCAL) -> ResolveRe
     one that maps Prefect tasks over a Dask cluster when `[scale] task_runner = "dask"`).
     """
     _entering("resolve")
-    with connect(run.build_path) as con:
+    with connect(run.build_path, memory_limit=config.warehouse.memory_limit) as con:
         return resolve(con, config, run.run_id, run.started_at, mapper)
 
 
 def build_stage(run: Run, config: Config, as_of: dt.date | None = None) -> dt.date:
     """Build core tables and marts as of `as_of` (default: the config's rule); run the checks."""
     _entering("build")
-    with connect(run.build_path) as con:
+    with connect(run.build_path, memory_limit=config.warehouse.memory_limit) as con:
         as_of = as_of or resolve_as_of(con, config, run.started_at.date())
         variables = {
             "as_of_date": (as_of, "date"),
@@ -203,7 +209,7 @@ def publish_stage(run: Run, config: Config) -> None:
     """Write this run's Parquet snapshots, then publish the version with one atomic rename."""
     _entering("publish")
     layout = run.layout
-    with connect(run.build_path) as con:
+    with connect(run.build_path, memory_limit=config.warehouse.memory_limit) as con:
         as_of = con.execute(
             "select as_of_date from runs where run_id = ?", [run.run_id]
         ).fetchone()[0]
