@@ -13,6 +13,8 @@ downstream behaves exactly as before; `write_table` creates a table from a frame
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import warnings
 
 import duckdb
@@ -96,3 +98,16 @@ def write_table(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame)
         con.execute(f"create or replace table {table} as select * from _arrow_frame")
     finally:
         con.unregister("_arrow_frame")
+
+
+def release_freed_memory() -> None:
+    """Hand memory that freed frames leave behind back to the operating system.
+
+    Why: Arrow's allocator (mimalloc) and glibc's malloc keep freed pages for reuse, so after
+    the frames of millions of identity records are dropped the process still holds gigabytes
+    that DuckDB, allocating on its own, cannot use; the golden-record SQL then adds its own
+    peak on top of them.
+    """
+    pa.default_memory_pool().release_unused()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc (macOS, musl): no trim
+        ctypes.CDLL("libc.so.6").malloc_trim(0)

@@ -25,7 +25,7 @@ from ccv.config import Config, IdentityConfig
 from ccv.identity import blocking, comparisons, incremental
 from ccv.identity import standardize as standardize_module
 from ccv.identity.clustering import Guards, cluster
-from ccv.identity.frames import write_table
+from ccv.identity.frames import release_freed_memory, write_table
 from ccv.identity.golden import build_golden
 from ccv.identity.incremental import (
     ParamsChoice,
@@ -261,6 +261,7 @@ def resolve(
     """
     customers, events, work = link_and_write(con, config, run_id, now, mapper)
     # the frames of the records are gone by now: golden records are DuckDB's work alone
+    release_freed_memory()
     _phase("golden records")
     build_golden(con, config.identity.survivorship)
     records, anonymous = con.execute(
