@@ -25,7 +25,7 @@ from ccv.config import Config, IdentityConfig
 from ccv.identity import blocking, comparisons, incremental
 from ccv.identity import standardize as standardize_module
 from ccv.identity.clustering import Guards, cluster
-from ccv.identity.frames import release_freed_memory, write_table
+from ccv.identity.frames import frame_to_arrow, release_freed_memory, write_table
 from ccv.identity.golden import build_golden
 from ccv.identity.incremental import (
     ParamsChoice,
@@ -355,34 +355,44 @@ def write_evidence(
 ) -> None:
     """match_evidence (every link a customer rests on, field by field), match_params (the m/u
     this run scored with, and the run that estimated them) and oversized_blocks (blocks
-    reported instead of compared)."""
-    evidence = edges.copy()
-    # `.array.take`: the text stays in its Arrow-backed array (no Python strings per row)
-    for side in ("left", "right"):
-        at = evidence[side].to_numpy()
-        evidence[f"{side}_source"] = std["source"].array.take(at)
-        evidence[f"{side}_record_id"] = std["source_record_id"].array.take(at)
-    evidence["customer_id"] = std["customer_id"].array.take(evidence["left"].to_numpy())
-    evidence["run_id"] = run_id
-    columns = [
-        "run_id",
-        "customer_id",
-        "left_source",
-        "left_record_id",
-        "right_source",
-        "right_record_id",
-        "rule",
-        "weight",
-        "probability",
-    ]
-    columns += [c for c in evidence.columns if c.endswith(("_level", "_weight"))]
-    _write(
-        con,
-        "match_evidence",
-        evidence[columns].rename(
-            columns={"weight": "match_weight", "probability": "match_probability"}
-        ),
+    reported instead of compared).
+
+    The links travel to DuckDB as positions and numbers only; the records' ids and customers
+    are joined on in SQL, so millions of links never become text columns in pandas.
+    """
+    fields = [c for c in edges.columns if c.endswith(("_level", "_weight"))]
+    links = edges[["left", "right", "rule", "weight", "probability", *fields]]
+    records = std[["source", "source_record_id", "customer_id"]].assign(
+        position=np.arange(len(std), dtype=np.int64)
     )
+    columns = [
+        "? as run_id",
+        "l.customer_id",
+        "l.source as left_source",
+        "l.source_record_id as left_record_id",
+        "r.source as right_source",
+        "r.source_record_id as right_record_id",
+        "e.rule",
+        "e.weight as match_weight",
+        "e.probability as match_probability",
+        *(f"e.{c}" for c in fields),
+    ]
+    con.register("_links", frame_to_arrow(links))
+    con.register("_records", frame_to_arrow(records))
+    try:
+        con.execute(
+            f"""
+            create or replace table match_evidence as
+            select {", ".join(columns)}
+            from _links as e
+            join _records as l on l.position = e.left
+            join _records as r on r.position = e.right
+            """,
+            [run_id],
+        )
+    finally:
+        con.unregister("_links")
+        con.unregister("_records")
     params = matched.params.to_json() if matched.params else None
     con.execute(
         "create or replace table match_params (run_id varchar, candidate_pairs bigint, "
