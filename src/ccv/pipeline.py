@@ -109,6 +109,11 @@ def connect(
     return con
 
 
+def open_build(run: Run, config: Config) -> duckdb.DuckDBPyConnection:
+    """A stage's connection to the DuckDB file its run builds, under the run's memory limit."""
+    return connect(run.build_path, memory_limit=config.warehouse.memory_limit)
+
+
 def new_run_id(now: dt.datetime) -> str:
     """A sortable, unique run id: `20261123T020000-1a2b3c`."""
     return now.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
@@ -144,7 +149,7 @@ def start_run(run: Run) -> None:
 def ingest_stage(run: Run, config: Config) -> list[FileResult]:
     """Load every configured source into raw tables and build the staging layer."""
     _entering("ingest")
-    with connect(run.build_path, memory_limit=config.warehouse.memory_limit) as con:
+    with open_build(run, config) as con:
         results = ingest(con, config, run.run_id, run.started_at)
         models.build(con, layers=("staging",))
     return results
@@ -168,14 +173,14 @@ def resolve_stage(run: Run, config: Config, mapper: Mapper = LOCAL) -> ResolveRe
     one that maps Prefect tasks over a Dask cluster when `[scale] task_runner = "dask"`).
     """
     _entering("resolve")
-    with connect(run.build_path, memory_limit=config.warehouse.memory_limit) as con:
+    with open_build(run, config) as con:
         return resolve(con, config, run.run_id, run.started_at, mapper)
 
 
 def build_stage(run: Run, config: Config, as_of: dt.date | None = None) -> dt.date:
     """Build core tables and marts as of `as_of` (default: the config's rule); run the checks."""
     _entering("build")
-    with connect(run.build_path, memory_limit=config.warehouse.memory_limit) as con:
+    with open_build(run, config) as con:
         as_of = as_of or resolve_as_of(con, config, run.started_at.date())
         variables = {
             "as_of_date": (as_of, "date"),
@@ -209,7 +214,7 @@ def publish_stage(run: Run, config: Config) -> None:
     """Write this run's Parquet snapshots, then publish the version with one atomic rename."""
     _entering("publish")
     layout = run.layout
-    with connect(run.build_path, memory_limit=config.warehouse.memory_limit) as con:
+    with open_build(run, config) as con:
         as_of = con.execute(
             "select as_of_date from runs where run_id = ?", [run.run_id]
         ).fetchone()[0]

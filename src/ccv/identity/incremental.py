@@ -211,10 +211,11 @@ def refresh_records(
             select 1 from _gathered g where {join} and s.fingerprint = g.fingerprint)
         """
     )
-    first_no = con.execute("select coalesce(max(record_no), -1) + 1 from identity_std").fetchall()[
-        0
-    ]
-    standardised = _standardise_fresh(con, standardize, first_no[0], bk)
+    # fetchall, not fetchone: an unfinished result would block the connection (DuckDB 2.0)
+    ((first_no,),) = con.execute(
+        "select coalesce(max(record_no), -1) + 1 from identity_std"
+    ).fetchall()
+    standardised = _standardise_fresh(con, standardize, first_no, bk)
     # the raw fields were only needed to standardise: tonight's frame keeps the other gathered
     # columns (observation times, references) and the stored standardised ones
     nightly = [row[0] for row in con.execute("describe _gathered").fetchall()]
@@ -240,7 +241,7 @@ def refresh_records(
     std["std_birth_date"] = blank_dates(unblanked)
     blanked = (std["std_birth_date"].isna() & unblanked.notna()).to_numpy()
     was = std["birth_blanked"].astype("boolean").to_numpy(dtype=bool, na_value=False)
-    new = std["record_no"].to_numpy() >= first_no[0]
+    new = std["record_no"].to_numpy() >= first_no
     reblanked = ~new & (was != blanked)
     if reblanked.any():  # their keys and levels changed: old keys are stale, pairs redone
         stale = pd.concat([stale, std.loc[reblanked, ["record_no", *bk]]], ignore_index=True)

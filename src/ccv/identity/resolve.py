@@ -332,7 +332,7 @@ def link_and_write(
     rule_of = rules.groupby(edges["right"]).first()
     std["match_rule"] = pd.Series(std.index.map(rule_of), index=std.index).fillna("self")
     _phase("write tables")
-    _write(con, "identity_records", identity_columns(std))
+    write_table(con, "identity_records", identity_columns(std))
     write_crosswalk(con, run_id)
     drop_transaction_keys(con)
     write_evidence(con, std, edges, matched, run_id, choice)
@@ -543,7 +543,3 @@ def identity_columns(std: pd.DataFrame) -> pd.DataFrame:
 
 CODE = code_digest((sys.modules[__name__], standardize_module, blocking, comparisons, incremental))
 """The code the persisted identity state depends on (standardising, blocking, comparing)."""
-
-
-def _write(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
-    write_table(con, table, frame)
