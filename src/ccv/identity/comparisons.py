@@ -36,7 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from rapidfuzz import distance, fuzz, process
 
-from ccv.identity.blocking import arrow_text, factorize, key_values, split_email
+from ccv.identity.blocking import RecordKeys, arrow_text, split_email
 
 __all__ = [
     "BIRTH_DATE",
@@ -75,30 +75,27 @@ class PairContext:
 
     Level functions receive this object. ``codes(spec)`` gives per-pair integer codes of the
     left and right values (-1 = missing; equal codes = equal values); ``measure`` gives a
-    rapidfuzz score per pair (NaN where a side is missing).
+    rapidfuzz score per pair (NaN where a side is missing). Record-level codes come from
+    ``keys`` (shared with blocking and other `compare` calls on the same records); per-pair
+    arrays are cached for one comparison only (`clear`).
     """
 
-    def __init__(self, records: pd.DataFrame, left_pos: np.ndarray, right_pos: np.ndarray):
-        self.records = records
+    def __init__(self, keys: RecordKeys, left_pos: np.ndarray, right_pos: np.ndarray):
+        self.keys = keys
+        self.records = keys.records
         self.left_pos = left_pos
         self.right_pos = right_pos
         self.n_pairs = len(left_pos)
-        self._factor: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray]] = {}
         self._cache: dict[tuple, object] = {}
         self.pending: np.ndarray | None = None  # pairs not yet given a level (set by evaluate)
 
     def clear(self) -> None:
-        """Drop cached codes and measures (memory is bounded by one comparison's worth)."""
-        self._factor.clear()
+        """Drop cached per-pair codes and measures (memory is one comparison's worth)."""
         self._cache.clear()
 
-    def _factorize(self, *specs: str) -> tuple[np.ndarray, np.ndarray]:
-        """Record codes for each spec in one shared code space, and the distinct values."""
-        if specs not in self._factor:
-            values = [key_values(self.records, s) for s in specs]
-            joined = values[0] if len(values) == 1 else pd.concat(values, ignore_index=True)
-            self._factor[specs] = _factorize_values(joined)
-        return self._factor[specs]
+    def _specs(self, left_spec: str, right_spec: str | None) -> tuple[str, ...]:
+        right_spec = right_spec or left_spec
+        return (left_spec,) if left_spec == right_spec else (left_spec, right_spec)
 
     def codes(self, left_spec: str, right_spec: str | None = None) -> tuple[np.ndarray, ...]:
         """Per-pair codes (left value, right value) of ``left_spec`` vs ``right_spec``.
@@ -109,18 +106,17 @@ class PairContext:
         right_spec = right_spec or left_spec
         key = ("codes", left_spec, right_spec)
         if key not in self._cache:
-            specs = (left_spec,) if left_spec == right_spec else (left_spec, right_spec)
-            codes, _ = self._factorize(*specs)
+            specs = self._specs(left_spec, right_spec)
+            codes, _ = self.keys.codes(*specs)
             n = len(self.records)
             left_codes = codes[:n]
             right_codes = codes[n:] if len(specs) == 2 else codes[:n]
             self._cache[key] = (left_codes[self.left_pos], right_codes[self.right_pos])
         return self._cache[key]
 
-    def uniques(self, left_spec: str, right_spec: str | None = None) -> np.ndarray:
-        right_spec = right_spec or left_spec
-        specs = (left_spec,) if left_spec == right_spec else (left_spec, right_spec)
-        return self._factorize(*specs)[1]
+    def uniques(self, left_spec: str, right_spec: str | None = None) -> pa.Array | np.ndarray:
+        """The distinct values the codes of ``codes(left_spec, right_spec)`` index."""
+        return self.keys.codes(*self._specs(left_spec, right_spec))[1]
 
     def missing(self, spec: str) -> np.ndarray:
         """True where ``spec`` is missing on either side."""
@@ -163,8 +159,8 @@ class PairContext:
             pair_codes, distinct = pd.factorize(lo * len(uniques) + hi)
             a, b = np.divmod(distinct, len(uniques))
             scores = process.cpdist(
-                uniques[a].tolist(),
-                uniques[b].tolist(),
+                python_values(uniques, a),
+                python_values(uniques, b),
                 scorer=_SCORERS[scorer],
                 dtype=np.float32 if scorer != "levenshtein" else np.int32,
                 workers=-1,
@@ -174,16 +170,17 @@ class PairContext:
         return result
 
 
-def _factorize_values(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """(int32 codes with -1 for missing, distinct values as an object array).
-
-    The same encoding as blocking's (Arrow dictionary encoding for Arrow-backed columns, several
-    times faster than hashing Python objects), with the values as Python objects for rapidfuzz.
-    """
-    codes, uniques = factorize(values)
+def python_values(uniques: pa.Array | np.ndarray, positions: np.ndarray) -> list:
+    """``uniques[positions]`` as Python objects (what rapidfuzz and numpy strings take): only
+    the values asked for are converted, not all of a column's distinct values."""
     if isinstance(uniques, pa.Array):
-        uniques = np.asarray(uniques.to_pylist(), dtype=object)
-    return codes.astype(np.int32), uniques
+        return uniques.take(pa.array(positions, type=pa.int64())).to_pylist()
+    return uniques[positions].tolist()
+
+
+def arrow_values(uniques: pa.Array | np.ndarray) -> pa.Array:
+    """Distinct values as an Arrow array (they already are one for Arrow-backed columns)."""
+    return uniques if isinstance(uniques, pa.Array) else pa.array(uniques.tolist())
 
 
 @dataclass(frozen=True)
@@ -273,10 +270,13 @@ def initial_matches(spec: str) -> Level:
 
     def condition(ctx: PairContext) -> np.ndarray:
         left, right = ctx.codes(spec)
-        uniques = ctx.uniques(spec)
-        text = pd.Series(uniques, dtype="str")
-        initial = np.append(text.str.slice(0, 1).to_numpy(dtype=object), None)
-        single = np.append(text.str.len().to_numpy() == 1, False)
+        text = arrow_values(ctx.uniques(spec))
+        # per distinct value: its first letter's code and whether it is a single letter; the
+        # appended entry serves code -1 (missing), which `valid` excludes anyway
+        initial = pc.dictionary_encode(pc.utf8_slice_codeunits(text, 0, 1)).indices
+        initial = np.append(pc.fill_null(initial, -1).to_numpy(zero_copy_only=False), -2)
+        single = pc.fill_null(pc.equal(pc.utf8_length(text), 1), False)
+        single = np.append(single.to_numpy(zero_copy_only=False), False)
         valid = (left >= 0) & (right >= 0)
         return valid & (single[left] | single[right]) & (initial[left] == initial[right])
 
@@ -295,17 +295,17 @@ def email_masked_compatible(email: str = "std_email") -> Level:
         out = np.zeros(ctx.n_pairs, dtype=bool)
         left, right = ctx.codes(email)
         uniques = ctx.uniques(email)
-        dtype = np.dtypes.StringDType()
-        as_text = np.asarray(uniques.astype(str), dtype=dtype)
-        masked_value = np.append(np.strings.find(as_text, np.array("*", dtype=dtype)) >= 0, False)
+        masked_value = pc.fill_null(pc.match_substring(arrow_values(uniques), "*"), False)
+        masked_value = np.append(masked_value.to_numpy(zero_copy_only=False), False)
         idx = np.flatnonzero(
             (left >= 0) & (right >= 0) & (masked_value[left] | masked_value[right])
         )
         if not len(idx):
             return out
+        dtype = np.dtypes.StringDType()
         at, star = np.array("@", dtype=dtype), np.array("*", dtype=dtype)
-        a = as_text[left[idx]]
-        b = as_text[right[idx]]
+        a = np.asarray(python_values(uniques, left[idx]), dtype=dtype)
+        b = np.asarray(python_values(uniques, right[idx]), dtype=dtype)
         a_local, _, a_domain = (np.asarray(x) for x in np.strings.rpartition(a, at))
         b_local, _, b_domain = (np.asarray(x) for x in np.strings.rpartition(b, at))
         a_masked = np.strings.find(a_local, star) >= 0
@@ -374,22 +374,8 @@ def name_built_local_elsewhere(
         # std_email's domain: the same codes as the EMAIL levels use (computed once)
         same_domain = ctx.equal("email_domain(std_email)")
         out = same_local & ~same_domain
-        # only pairs on one domain with different local parts can differ by separators only
-        maybe = np.flatnonzero(same_domain & ~same_local)
-        records = np.unique(np.concatenate([ctx.left_pos[maybe], ctx.right_pos[maybe]]))
-        alnum = pd.Series(
-            pd.arrays.ArrowExtensionArray(
-                pc.replace_substring_regex(
-                    split_email(arrow_text(ctx.records[email].iloc[records]))[0],
-                    r"[^a-z0-9]",
-                    "",
-                )
-            )
-        )
-        codes = np.full(len(ctx.records), -1, dtype=np.int64)
-        codes[records] = factorize(alnum)[0]
-        left, right = codes[ctx.left_pos[maybe]], codes[ctx.right_pos[maybe]]
-        out[maybe] = (left == right) & (left >= 0)
+        # on one domain, local parts that differ only in separators
+        out |= same_domain & ~same_local & ctx.equal(f"local_alnum({email})")
         # name-built local parts, computed for the records of the pairs that still qualify
         hits = np.flatnonzero(out)
         records = np.unique(np.concatenate([ctx.left_pos[hits], ctx.right_pos[hits]]))
@@ -594,40 +580,35 @@ DEFAULT_COMPARISONS: tuple[Comparison, ...] = (
 )
 
 
-def _positions(records: pd.DataFrame, record_idx: np.ndarray) -> np.ndarray:
-    index = pd.Index(records["record_idx"].to_numpy(dtype=np.int64))
-    positions = index.get_indexer(record_idx)
-    if (positions < 0).any():
-        raise KeyError("pairs name record_idx values that are not in records")
-    return positions
-
-
 def compare(
     records: pd.DataFrame,
     pairs: pd.DataFrame,
     comparisons: Sequence[Comparison] = DEFAULT_COMPARISONS,
+    keys: RecordKeys | None = None,
 ) -> pd.DataFrame:
     """Level of every comparison for every pair.
 
     Returns ``left``, ``right`` (as in ``pairs``), one int8 ``<name>_level`` per comparison and,
     for comparisons with a ``tf_column``, a float32 ``<name>_tf``: the relative frequency of
     the pair's value among the records that have one, set where the level is the exact one
-    (NaN elsewhere).
+    (NaN elsewhere). ``keys``: the records' `RecordKeys`, to share part codes with blocking
+    and other `compare` calls on the same records.
 
     >>> recs = pd.DataFrame({"record_idx": [0, 1, 2], "std_loyalty_id": ["L1", "L1", None]})
     >>> pairs = pd.DataFrame({"left": [0, 0], "right": [1, 2]})
     >>> compare(recs, pairs, [LOYALTY_ID])["loyalty_id_level"].tolist()  # exact, null
     [1, -1]
     """
+    keys = RecordKeys.of(records, keys)
     left = pairs["left"].to_numpy(dtype=np.int64)
     right = pairs["right"].to_numpy(dtype=np.int64)
-    ctx = PairContext(records, _positions(records, left), _positions(records, right))
+    ctx = PairContext(keys, keys.rows(left), keys.rows(right))
     out = {"left": left, "right": right}
     for comparison in comparisons:
         levels = comparison.evaluate(ctx)
         out[f"{comparison.name}_level"] = levels
         if comparison.tf_column is not None and comparison.exact_level() is not None:
-            codes, _ = ctx._factorize(comparison.tf_column)
+            codes, _ = keys.codes(comparison.tf_column)
             counts = np.bincount(codes[codes >= 0], minlength=1)
             freq = counts / max(int((codes >= 0).sum()), 1)
             left_codes, _ = ctx.codes(comparison.tf_column)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ccv.identity.blocking import DEFAULT_RULES, candidate_pairs
+from ccv.identity.blocking import DEFAULT_RULES, RecordKeys, candidate_pairs
 from ccv.identity.comparisons import DEFAULT_COMPARISONS, compare
 from ccv.identity.partitions import LOCAL, Mapper, compare_pairs
 from ccv.identity.scoring import Params, estimate_m, estimate_u, score
@@ -61,11 +61,12 @@ def estimate_params(
 ) -> Params:
     """m/u/λ estimated on the records at `positions` (u from random pairs, m by EM)."""
     records = std.iloc[positions].assign(record_idx=positions.astype(np.int64))
-    pairs, _ = candidate_pairs(records, DEFAULT_RULES, max_block_size)
-    levels = compare(records, pairs, DEFAULT_COMPARISONS)
+    keys = RecordKeys(records)
+    pairs, _ = candidate_pairs(records, DEFAULT_RULES, max_block_size, keys)
+    levels = compare(records, pairs, DEFAULT_COMPARISONS, keys)
     n = len(records)
     u = estimate_u(
-        records, DEFAULT_COMPARISONS, n_pairs=min(1_000_000, n * (n - 1) // 2), seed=seed
+        records, DEFAULT_COMPARISONS, n_pairs=min(1_000_000, n * (n - 1) // 2), seed=seed, keys=keys
     )
     return estimate_m(levels, u, n_records=n, comparisons=DEFAULT_COMPARISONS)
 
@@ -92,10 +93,11 @@ def probabilistic_links(
     records = std.iloc[positions].assign(record_idx=positions.astype(np.int64))
     if len(records) < 2:
         return MatchResult(EMPTY.copy(), None, 0, pd.DataFrame(columns=["rule", "key", "size"]))
-    pairs, oversized = candidate_pairs(records, DEFAULT_RULES, max_block_size)
+    keys = RecordKeys(records)  # part codes shared by blocking, comparing and estimating u
+    pairs, oversized = candidate_pairs(records, DEFAULT_RULES, max_block_size, keys)
     if pairs.empty:
         return MatchResult(EMPTY.copy(), None, 0, oversized)
-    levels = compare_pairs(records, pairs, mapper)
+    levels = compare_pairs(records, pairs, mapper, keys)
     n = len(records)
     # Too few records to learn from, or to measure how common a value is: shipped parameters
     # and no term-frequency adjustment.
@@ -104,7 +106,11 @@ def probabilistic_links(
         params = Params.load(DEFAULT_PARAMS_PATH)
     else:
         u = estimate_u(
-            records, DEFAULT_COMPARISONS, n_pairs=min(1_000_000, n * (n - 1) // 2), seed=seed
+            records,
+            DEFAULT_COMPARISONS,
+            n_pairs=min(1_000_000, n * (n - 1) // 2),
+            seed=seed,
+            keys=keys,
         )
         params = estimate_m(levels, u, n_records=n, comparisons=DEFAULT_COMPARISONS)
     links = links_from_levels(

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ccv.identity.blocking import DEFAULT_RULES, block_keys, factorize, key_values
+from ccv.identity.blocking import DEFAULT_RULES, RecordKeys, block_keys
 from ccv.identity.comparisons import DEFAULT_COMPARISONS, compare
 
 MapFn = Callable[[Callable[[Any], Any], list[Any]], list[Any]]
@@ -73,11 +73,9 @@ def compare_partition(partition: PairPartition) -> pd.DataFrame:
     return compare(partition.records, partition.pairs, DEFAULT_COMPARISONS)
 
 
-def _positions(records: pd.DataFrame, record_idx: np.ndarray) -> np.ndarray:
-    return pd.Index(records["record_idx"].to_numpy(dtype=np.int64)).get_indexer(record_idx)
-
-
-def partition_of_pairs(records: pd.DataFrame, pairs: pd.DataFrame, partitions: int) -> np.ndarray:
+def partition_of_pairs(
+    records: pd.DataFrame, pairs: pd.DataFrame, partitions: int, keys: RecordKeys | None = None
+) -> np.ndarray:
     """Partition number (0 ≤ p < `partitions`) of every pair of `candidate_pairs(records, …)`.
 
     The hash of (the first rule in `pairs["rules"]`, that rule's block key code of the pair), so
@@ -92,11 +90,11 @@ def partition_of_pairs(records: pd.DataFrame, pairs: pd.DataFrame, partitions: i
     categories = pairs["rules"].cat.categories
     first_bit = np.array([bit_of[str(name).split("+")[0]] for name in categories], dtype=np.int64)
     rule_bit = first_bit[pairs["rules"].cat.codes.to_numpy()]
-    left = _positions(records, pairs["left"].to_numpy(dtype=np.int64))
+    keys = RecordKeys.of(records, keys)
+    left = keys.rows(pairs["left"].to_numpy(dtype=np.int64))
     block = np.empty(len(pairs), dtype=np.int64)
-    cache: dict = {}
     for bit in np.unique(rule_bit):
-        codes, _ = block_keys(records, DEFAULT_RULES[bit], cache)
+        codes, _ = block_keys(records, DEFAULT_RULES[bit], keys)
         chosen = rule_bit == bit
         block[chosen] = codes[left[chosen]]
     hashed = pd.util.hash_array(block * 64 + rule_bit)  # < 62 rules: (rule, block) is unique
@@ -104,14 +102,15 @@ def partition_of_pairs(records: pd.DataFrame, pairs: pd.DataFrame, partitions: i
 
 
 def split_pairs(
-    records: pd.DataFrame, pairs: pd.DataFrame, partitions: int
+    records: pd.DataFrame, pairs: pd.DataFrame, partitions: int, keys: RecordKeys | None = None
 ) -> tuple[list[PairPartition], list[np.ndarray]]:
     """The non-empty partitions of `pairs`, and for each the rows of `pairs` it holds."""
-    part = partition_of_pairs(records, pairs, partitions)
+    keys = RecordKeys.of(records, keys)
+    part = partition_of_pairs(records, pairs, partitions, keys)
     order = np.argsort(part, kind="stable")
     bounds = np.searchsorted(part[order], np.arange(partitions + 1))
-    left = _positions(records, pairs["left"].to_numpy(dtype=np.int64))
-    right = _positions(records, pairs["right"].to_numpy(dtype=np.int64))
+    left = keys.rows(pairs["left"].to_numpy(dtype=np.int64))
+    right = keys.rows(pairs["right"].to_numpy(dtype=np.int64))
     columns = ["record_idx", *(c for c in records.columns if c.startswith("std_"))]
     items, rows = [], []
     for number in range(partitions):
@@ -130,14 +129,17 @@ def split_pairs(
     return items, rows
 
 
-def term_frequencies(records: pd.DataFrame, levels: pd.DataFrame) -> pd.DataFrame:
+def term_frequencies(
+    records: pd.DataFrame, levels: pd.DataFrame, keys: RecordKeys | None = None
+) -> pd.DataFrame:
     """`levels` with every `<name>_tf` column computed over all of `records` (as `compare`)."""
-    left = _positions(records, levels["left"].to_numpy(dtype=np.int64))
+    keys = RecordKeys.of(records, keys)
+    left = keys.rows(levels["left"].to_numpy(dtype=np.int64))
     for comparison in DEFAULT_COMPARISONS:
         exact_level = comparison.exact_level()
         if comparison.tf_column is None or exact_level is None:
             continue
-        codes, _ = factorize(key_values(records, comparison.tf_column))
+        codes, _ = keys.codes(comparison.tf_column)
         keyed = codes >= 0
         freq = np.bincount(codes[keyed], minlength=1) / max(int(keyed.sum()), 1)
         left_codes = codes[left]
@@ -151,18 +153,23 @@ def term_frequencies(records: pd.DataFrame, levels: pd.DataFrame) -> pd.DataFram
 
 
 def compare_pairs(
-    records: pd.DataFrame, pairs: pd.DataFrame, mapper: Mapper = LOCAL
+    records: pd.DataFrame,
+    pairs: pd.DataFrame,
+    mapper: Mapper = LOCAL,
+    keys: RecordKeys | None = None,
 ) -> pd.DataFrame:
     """`compare(records, pairs)`, with the pairs split into `mapper.partitions` partitions.
 
     The result is the same frame, row for row, whatever the mapper and the partition count.
+    ``keys`` (the records' `RecordKeys`) serves the central steps; a partition encodes its
+    own records where it runs.
     """
     if mapper.partitions == 1 or pairs.empty:
-        return compare(records, pairs, DEFAULT_COMPARISONS)
-    items, rows = split_pairs(records, pairs, mapper.partitions)
+        return compare(records, pairs, DEFAULT_COMPARISONS, keys)
+    items, rows = split_pairs(records, pairs, mapper.partitions, keys)
     results = mapper.map(compare_partition, items)
     levels = pd.concat(results, ignore_index=True)
     back = np.empty(len(pairs), dtype=np.int64)
     back[np.concatenate(rows)] = np.arange(len(pairs))
     levels = levels.take(back).reset_index(drop=True)
-    return term_frequencies(records, levels)
+    return term_frequencies(records, levels, keys)

@@ -46,6 +46,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ccv.identity.blocking import RecordKeys
 from ccv.identity.comparisons import DEFAULT_COMPARISONS, Comparison, compare
 
 __all__ = [
@@ -174,6 +175,7 @@ def estimate_u(
     comparisons: Sequence[Comparison] = DEFAULT_COMPARISONS,
     n_pairs: int = 1_000_000,
     seed: int = 0,
+    keys: RecordKeys | None = None,
 ) -> dict[str, dict[int, float]]:
     """u per comparison level from ``n_pairs`` random record pairs.
 
@@ -181,7 +183,8 @@ def estimate_u(
     are non-matches with overwhelming probability, and their level shares are u. Shares are
     among non-null pairs (null carries no weight). Levels never seen get `PROBABILITY_FLOOR`
     (e.g. "names swapped" among random pairs): raise ``n_pairs`` if rare levels matter.
-    Returns ``{comparison name: {level: u}}`` (no entry for -1).
+    Returns ``{comparison name: {level: u}}`` (no entry for -1). ``keys``: the records'
+    `RecordKeys`, shared with blocking and the candidate pairs' comparison.
     """
     n = len(records)
     if n < 2:
@@ -190,7 +193,7 @@ def estimate_u(
     i, j = _random_pairs(n, n_pairs, rng)
     record_idx = records["record_idx"].to_numpy(dtype=np.int64)
     pairs = pd.DataFrame({"left": record_idx[i], "right": record_idx[j]})
-    levels = compare(records, pairs, comparisons)
+    levels = compare(records, pairs, comparisons, keys)
     out = {}
     for c in comparisons:
         observed = levels[f"{c.name}_level"].to_numpy()
