@@ -133,7 +133,7 @@ def links_from_levels(
             "right": accepted["right"].to_numpy(dtype=np.int64),
             "weight": accepted["match_weight"].to_numpy(dtype=float),
             "probability": accepted["match_probability"].to_numpy(dtype=float),
-            "rule": levels["rules"].astype(str).to_numpy()[keep],
+            "rule": levels["rules"][keep].astype(str).to_numpy(),
         }
     )
     for name in COMPARISON_NAMES:
