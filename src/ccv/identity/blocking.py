@@ -68,6 +68,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ccv.identity.arrays import unique_sorted
+
 __all__ = [
     "DEFAULT_MAX_BLOCK_SIZE",
     "DEFAULT_RULES",
@@ -559,7 +561,7 @@ def pairs_for_rule(codes: np.ndarray, max_block_size: float) -> tuple[np.ndarray
     starts = np.concatenate(([0], boundaries))
     sizes = np.diff(np.concatenate((starts, [len(order)])))
     lefts, rights = [], []
-    for size in np.unique(sizes):
+    for size in unique_sorted(sizes):
         if size < 2 or size > max_block_size:
             continue
         block_starts = starts[sizes == size]

@@ -36,6 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from rapidfuzz import distance, fuzz, process
 
+from ccv.identity.arrays import unique_sorted
 from ccv.identity.blocking import RecordKeys, arrow_text, split_email
 
 __all__ = [
@@ -378,7 +379,7 @@ def name_built_local_elsewhere(
         out |= same_domain & ~same_local & ctx.equal(f"local_alnum({email})")
         # name-built local parts, computed for the records of the pairs that still qualify
         hits = np.flatnonzero(out)
-        records = np.unique(np.concatenate([ctx.left_pos[hits], ctx.right_pos[hits]]))
+        records = unique_sorted(np.concatenate([ctx.left_pos[hits], ctx.right_pos[hits]]))
         built = np.zeros(len(ctx.records), dtype=bool)
         built[records] = name_built_locals(ctx.records.iloc[records], email, first, last)
         out[hits] = built[ctx.left_pos[hits]] | built[ctx.right_pos[hits]]

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ccv.identity.arrays import unique_sorted
 from ccv.identity.blocking import DEFAULT_RULES, RecordKeys, block_keys
 from ccv.identity.comparisons import DEFAULT_COMPARISONS, compare
 
@@ -93,7 +94,7 @@ def partition_of_pairs(
     keys = RecordKeys.of(records, keys)
     left = keys.rows(pairs["left"].to_numpy(dtype=np.int64))
     block = np.empty(len(pairs), dtype=np.int64)
-    for bit in np.unique(rule_bit):
+    for bit in unique_sorted(rule_bit):
         codes, _ = block_keys(records, DEFAULT_RULES[bit], keys)
         chosen = rule_bit == bit
         block[chosen] = codes[left[chosen]]
@@ -117,7 +118,7 @@ def split_pairs(
         chosen = order[bounds[number] : bounds[number + 1]]
         if not len(chosen):
             continue
-        named = np.unique(np.concatenate([left[chosen], right[chosen]]))
+        named = unique_sorted(np.concatenate([left[chosen], right[chosen]]))
         items.append(
             PairPartition(
                 number,
