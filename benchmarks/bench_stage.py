@@ -1,7 +1,8 @@
-"""Benchmark one stage of the night (resolve or build) on a cached warehouse.
+"""Benchmark one stage of the night (ingest, resolve or build) on a cached warehouse.
 
     .venv/bin/python benchmarks/bench_stage.py --customers 300000 --stage resolve
     .venv/bin/python benchmarks/bench_stage.py --customers 300000 --stage build
+    .venv/bin/python benchmarks/bench_stage.py --customers 1000000 --stage ingest --statements
 
 Why: a whole night at 1M customers takes about ten minutes, most of it in stages other than the
 one being worked on. The first call at a size runs the night's earlier stages once on the inputs of
@@ -9,6 +10,11 @@ one being worked on. The first call at a size runs the night's earlier stages on
 (`<project>/stages/before_<stage>.duckdb`); every call then copies that file to a scratch folder
 and runs only the stage on it. Prints wall and CPU seconds and peak RSS for the stage and for
 each of its phases (the progress steps the stage reports through `ccv.progress`).
+
+Ingest needs no cache: before it the warehouse is empty (the schema and the run's row), so each
+call makes that empty file in the scratch folder; its phases are the input files, then the
+staging models. `--statements` also times every SQL statement the stage's connection runs (wall,
+CPU seconds of the process, first line of the SQL) and prints the costliest.
 """
 
 from __future__ import annotations
@@ -28,10 +34,15 @@ from run import ROOT, PeakRSS, cpu_seconds, prepare
 from ccv import pipeline
 from ccv.config import load_config
 from ccv.progress import LOGGER
+from ccv.warehouse.schema import ensure_schema
 
-BEFORE = {"resolve": ("ingest",), "build": ("ingest", "resolve")}
+BEFORE = {"ingest": (), "resolve": ("ingest",), "build": ("ingest", "resolve")}
 # the progress tasks (`ccv.progress.advance`) whose steps are a stage's phases
-TASKS = {"resolve": ("resolve",), "build": ("core models", "marts models")}
+TASKS = {
+    "ingest": ("input files", "staging models"),
+    "resolve": ("resolve",),
+    "build": ("core models", "marts models"),
+}
 
 
 class Phases(logging.Handler):
@@ -65,6 +76,11 @@ class Phases(logging.Handler):
             )
         self._name, self._wall, self._cpu = next_name, now, cpu
 
+    @property
+    def current(self) -> str:
+        """The phase running now."""
+        return self._name
+
 
 def cached_warehouse(config_path: Path, stage: str) -> Path:
     """The DuckDB file as it stands before `stage`, made once per input size (on the way, the
@@ -85,12 +101,82 @@ def cached_warehouse(config_path: Path, stage: str) -> Path:
     return cache / f"before_{stage}.duckdb"
 
 
-def run_stage(config_path: Path, stage: str, warehouse: Path) -> dict:
-    """Run `stage` on a scratch copy of `warehouse`."""
+class Statements:
+    """A stand-in for a DuckDB connection that times every `execute`/`executemany` (wall and
+    CPU seconds of the whole process, so DuckDB's threads count) and passes everything else on.
+    Why: the progress phases say which file is costly, not which statement of it."""
+
+    def __init__(self, con, phase) -> None:
+        self._con, self._phase = con, phase
+        self.rows: list[dict] = []
+
+    def __getattr__(self, name):
+        return getattr(self._con, name)
+
+    def __enter__(self) -> Statements:
+        self._con.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._con.__exit__(*exc)
+
+    def _timed(self, method: str, sql: str, *args):
+        wall, cpu = time.perf_counter(), cpu_seconds()
+        getattr(self._con, method)(sql, *args)
+        text = " ".join(str(sql).split())
+        self.rows.append(
+            {
+                "phase": self._phase(),
+                "seconds": round(time.perf_counter() - wall, 2),
+                "cpu_seconds": round(cpu_seconds() - cpu, 2),
+                "sql": text[:140],
+            }
+        )
+        return self
+
+    def execute(self, sql, *args):
+        return self._timed("execute", sql, *args)
+
+    def executemany(self, sql, *args):
+        return self._timed("executemany", sql, *args)
+
+    # results of the last statement, read through the stand-in (it returned itself)
+    def fetchone(self):
+        return self._con.fetchone()
+
+    def fetchall(self):
+        return self._con.fetchall()
+
+    def df(self):
+        return self._con.df()
+
+
+def empty_warehouse(db: Path) -> None:
+    """The DuckDB file as a full-refresh run starts it: the schema and the run's row."""
+    with pipeline.connect(db) as con:
+        ensure_schema(con)
+        con.execute(
+            "insert into runs values (?, null, ?, null, 'running', true)",
+            [pipeline.new_run_id(dt.datetime.now()), dt.datetime.now()],
+        )
+
+
+def run_stage(
+    config_path: Path,
+    stage: str,
+    warehouse: Path | None,
+    statements: bool = False,
+    statements_file: Path | None = None,
+) -> dict:
+    """Run `stage` on a scratch copy of `warehouse` (None: an empty one); `statements_file`
+    receives every timed statement in the order run, one JSON object a line."""
     config = load_config(config_path)
     with tempfile.TemporaryDirectory(dir=config_path.parent) as scratch:
         db = Path(scratch) / "warehouse.duckdb"
-        shutil.copy(warehouse, db)
+        if warehouse is None:
+            empty_warehouse(db)
+        else:
+            shutil.copy(warehouse, db)
         with pipeline.connect(db) as con:
             run_id, started_at = con.execute(
                 "select run_id, started_at from runs order by started_at desc limit 1"
@@ -98,8 +184,14 @@ def run_stage(config_path: Path, stage: str, warehouse: Path) -> dict:
         nightly = SimpleNamespace(
             run_id=run_id, started_at=started_at or dt.datetime.now(), build_path=db
         )
+        timed: list[Statements] = []
+        open_build = pipeline.open_build
         with PeakRSS() as memory:
             phases = Phases(TASKS[stage], memory)
+            if statements:
+                pipeline.open_build = lambda *a: (
+                    timed.append(Statements(open_build(*a), lambda: phases.current)) or timed[-1]
+                )
             LOGGER.addHandler(phases)
             wall, cpu = time.perf_counter(), cpu_seconds()
             try:
@@ -107,14 +199,27 @@ def run_stage(config_path: Path, stage: str, warehouse: Path) -> dict:
                 phases.close_phase("end")
             finally:
                 LOGGER.removeHandler(phases)
+                pipeline.open_build = open_build
             wall, cpu = time.perf_counter() - wall, cpu_seconds() - cpu
-    return {
+    result = {
         "stage": stage,
         "seconds": round(wall, 2),
         "cpu_seconds": round(cpu, 2),
         "peak_rss_mb": round(memory.peak_mb),
         "phases": phases.rows,
     }
+    if statements:
+        rows = [row for t in timed for row in t.rows]
+        if statements_file:
+            statements_file.write_text("".join(json.dumps(row) + "\n" for row in rows))
+        result["statements"] = sorted(rows, key=lambda r: -r["cpu_seconds"])[:40]
+        outside = {}  # per phase: CPU seconds spent outside the timed statements (Python)
+        for row in rows:
+            outside[row["phase"]] = outside.get(row["phase"], 0) + row["cpu_seconds"]
+        result["cpu_outside_statements"] = {
+            p["phase"]: round(p["cpu_seconds"] - outside.get(p["phase"], 0), 2) for p in phases.rows
+        }
+    return result
 
 
 def main() -> None:
@@ -123,10 +228,23 @@ def main() -> None:
     parser.add_argument("--stage", choices=sorted(BEFORE), default="resolve")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out")
+    parser.add_argument(
+        "--statements", action="store_true", help="also time every SQL statement of the stage"
+    )
+    parser.add_argument(
+        "--statements-file", type=Path, help="write every timed statement here (JSON lines)"
+    )
     args = parser.parse_args()
     config_path = prepare(args.customers, args.seed, args.out, clear_warehouse=False)
-    warehouse = cached_warehouse(config_path, args.stage)
-    print(json.dumps(run_stage(config_path, args.stage, warehouse), indent=2))
+    warehouse = cached_warehouse(config_path, args.stage) if BEFORE[args.stage] else None
+    result = run_stage(
+        config_path,
+        args.stage,
+        warehouse,
+        args.statements or bool(args.statements_file),
+        args.statements_file,
+    )
+    print(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

@@ -46,11 +46,27 @@ def _lines_source(source: SourceConfig) -> SourceConfig:
     )
 
 
+# A nested line's `_row` (its identity while it is checked) is its order's row times this, plus
+# its position in the order's array: unique and in file order, like a running count.
+LINE_ROW_STRIDE = 1 << 24
+
+
+def line_rows(order_row: str, position: str) -> str:
+    """SQL: the `_row` of the line at 1-based `position` of the order at `order_row`. A running
+    `row_number()` over the unnested lines would make the whole statement run on one thread; an
+    order with more lines than the stride fails loudly instead of sharing numbers."""
+    return (
+        f"case when {position} < {LINE_ROW_STRIDE} "
+        f"then {order_row} * {LINE_ROW_STRIDE} + {position} "
+        f"else error('an order has more than {LINE_ROW_STRIDE - 1} nested lines') end"
+    )
+
+
 def read_nested_lines(
     con: duckdb.DuckDBPyConnection, source: SourceConfig, table: str, columns: list[str]
 ) -> NestedLines:
-    """Unnest `source.lines_from` of read table `table` into `_mapped_lines` (and `_bad_items`:
-    orders whose lines value is present but not a JSON array)."""
+    """Unnest `source.lines_from` of read table `table`, mapped, into `_mapped_lines`
+    (`_orders_items` holds every order's lines value and whether it is a JSON array)."""
     key = source.lines_from or ""
     lines_source = _lines_source(source)
     item_keys = sorted(set(source.line_columns.values()))
@@ -64,15 +80,14 @@ def read_nested_lines(
         from {table}
         """
     )
-    # One JSON parse per item for all its keys; `_orders_items` is in file order and unnest
-    # keeps each array's order, so a streaming row_number numbers the lines without a sort.
+    # One JSON parse per item for all its keys. The items are mapped straight from the unnest
+    # (no table of their text), and numbered without a window (see `line_rows`), so that this
+    # runs on every thread.
     paths = ", ".join(_sql_str(_json_path(k)) for k in item_keys)
     values = f"json_extract_string(_item, [{paths}])" if item_keys else "null"
     extract = "".join(f", _values[{i}] as {quote_ident(k)}" for i, k in enumerate(item_keys, 1))
-    con.execute(
-        f"""
-        create or replace temp table _in_lines as
-        select row_number() over () as _row, _order_row, _order_id,
+    items_sql = f"""(
+        select {line_rows("_order_row", "_line_number")} as _row, _order_row, _order_id,
                cast(_line_number as varchar) as _line_number, _item{extract}
         from (
             select *, {values} as _values
@@ -83,15 +98,14 @@ def read_nested_lines(
                       from _orders_items where _ok)
             )
         )
-        """
-    )
-    mapped = mapped_select(lines_source, "_in_lines", ["_order_id", "_line_number", *item_keys])
+    )"""
+    mapped = mapped_select(lines_source, items_sql, ["_order_id", "_line_number", *item_keys])
     # the whole item is the line's `extra`; mapped columns and position come from one scan
     con.execute(
         f"""
         create or replace temp table _mapped_lines as
         select * exclude (extra, _item), _item as extra
-        from (select {mapped.columns_sql}, _order_row, _item from _in_lines)
+        from (select {mapped.columns_sql}, _order_row, _item from {items_sql})
         """
     )
     return NestedLines(lines_source, mapped.fields, key)
@@ -102,9 +116,15 @@ def line_violations(
 ) -> pd.DataFrame:
     """Violations of the nested lines, reported on their order's row (`_row` = order row)."""
     bad = row_violations(con, "order_lines", lines.fields, "_mapped_lines", now, tolerance_days)
-    positions = con.execute(
-        "select _row, _order_row, _raw_line_number as _line_number from _mapped_lines"
-    ).df()
+    # the order and position of the failing lines only (not of every line: millions at 1M)
+    con.register("_bad_line_rows", bad[["_row"]])
+    try:
+        positions = con.execute(
+            "select _row, _order_row, _raw_line_number as _line_number from _mapped_lines "
+            "semi join _bad_line_rows using (_row)"
+        ).df()
+    finally:
+        con.unregister("_bad_line_rows")
     bad = bad.merge(positions, on="_row")
     out = pd.DataFrame(
         {
@@ -136,5 +156,5 @@ def load_lines(con: duckdb.DuckDBPyConnection, lines: NestedLines, run_id, name,
         """,
         [run_id, lines.source.name, name, lines.source.name, now],
     )
-    for table in ("_mapped_lines", "_in_lines", "_orders_items"):
+    for table in ("_mapped_lines", "_orders_items"):
         con.execute(f"drop table if exists {table}")

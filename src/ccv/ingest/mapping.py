@@ -120,7 +120,8 @@ def _decimal_expr(raw: str, decimal_comma: bool, thousands: str | None) -> str:
     Without a declared separator `1.234,50` under decimal_comma does not parse (a quarantine
     reason) rather than being guessed: `12.50` in a decimal-comma file is more likely an error.
     """
-    text = f"replace({raw}, ' ', '')"
+    # `replace` copies every value; most amounts hold no space, and `contains` only looks
+    text = f"(case when contains({raw}, ' ') then replace({raw}, ' ', '') else {raw} end)"
     if thousands and thousands != " ":
         text = f"replace({text}, {_sql_str(thousands)}, '')"
     if decimal_comma:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -289,37 +289,60 @@ JSONL_CHUNK_BYTES = 64 << 20
 def _jsonl_batches(path: Path) -> Iterator[pa.Table]:
     """The file's physical lines as `line_number, line` tables, chunk by chunk. The newlines are
     found by numpy and the lines become one Arrow array over the chunk's bytes (no Python object
-    per line); Arrow's cast checks that they are UTF-8."""
+    per line, and no copy of the chunk: a line cut by a chunk boundary becomes a table of its
+    own); Arrow's cast checks that they are UTF-8."""
     number, rest = 1, b""
     with path.open("rb") as fh:
         while chunk := fh.read(JSONL_CHUNK_BYTES):
-            data = rest + chunk
-            end = data.rfind(b"\n") + 1  # an unfinished last line waits for the next chunk
-            data, rest = data[:end], data[end:]
-            if data:
-                table = _line_table(data, number)
+            end = chunk.rfind(b"\n") + 1  # an unfinished last line waits for the next chunk
+            if not end:
+                rest += chunk
+                continue
+            start = 0
+            if rest:  # the line the previous chunk left unfinished ends in this one
+                start = chunk.find(b"\n") + 1
+                yield (table := _line_table(rest + chunk[:start], 0, None, number))
                 number += table.num_rows
-                yield table
+            if end > start:
+                yield (table := _line_table(chunk, start, end, number))
+                number += table.num_rows
+            rest = chunk[end:]
     if rest:
-        yield _line_table(rest + b"\n", number)
+        yield _line_table(rest + b"\n", 0, None, number)
 
 
-def _line_table(data: bytes, first: int) -> pa.Table:
-    """`data` (lines, each ending in a newline) as a table of its lines without the newline."""
-    ends = np.flatnonzero(np.frombuffer(data, np.uint8) == ord("\n"))
+def _line_table(data: bytes, start: int, end: int | None, first: int) -> pa.Table:
+    """`data[start:end]` (lines, each ending in a newline) as a table of its lines without the
+    newline, numbered from `first`."""
+    end = len(data) if end is None else end
+    ends = np.flatnonzero(np.frombuffer(data, np.uint8, end - start, start) == ord("\n"))
     offsets = np.concatenate(([0], ends + 1)).astype(np.int64)
     with_newline = pa.LargeBinaryArray.from_buffers(
-        pa.large_binary(), len(ends), [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+        pa.large_binary(),
+        len(ends),
+        [None, pa.py_buffer(offsets), pa.py_buffer(data).slice(start, end - start)],
     )
     lines = pc.binary_slice(with_newline, 0, -1)
     try:
         text = lines.cast(pa.large_string())
     except pa.ArrowInvalid as exc:
         raise UnreadableFile(f"not valid UTF-8 text: {exc}") from None
+    text = _without_cr_and_bom(text, lambda needle: data.find(needle, start, end) >= 0)
     numbers = np.arange(first, first + len(lines), dtype=np.int64)
     table = pa.table({"line_number": numbers, "line": text})
     # several record batches, so that DuckDB scans the chunk on all its threads
     return pa.Table.from_batches(table.to_batches(max_chunksize=1 << 16), table.schema)
+
+
+def _without_cr_and_bom(text: pa.Array, holds: Callable[[bytes], bool]) -> pa.Array:
+    """`text` without carriage returns and byte-order marks (U+FEFF); `holds(b)` says whether
+    the bytes behind `text` contain `b`. Most chunks hold neither, which a byte search finds
+    quickly (the BOM's first byte is rare in text), so lines are copied only when needed."""
+    if holds(b"\r"):
+        text = pc.replace_substring(text, "\r", "")
+    if holds(b"\xef") and holds("\ufeff".encode()):
+        text = pc.replace_substring(text, "\ufeff", "")
+    return text
 
 
 def _json_path(key: str) -> str:
@@ -337,23 +360,57 @@ def is_json(text: str, kind: str) -> str:
     )
 
 
+def _numbered_chunk(con, chunk: pa.Table, before: int) -> pa.Table:
+    """`chunk` (`line_number, line`) with `keep` (not blank), `ok` (a JSON object) and `_row`:
+    the record number of each good line, counting on from the `before` good lines of earlier
+    chunks. Numbering here (a cumulative sum over the chunk's flags) is what lets the later
+    statements run on every thread: `row_number() over ()` over the file ran on one.
+    `trim` (Unicode-aware, slow on long lines) runs only on lines not starting with `{`: a
+    `case` evaluates it for those rows only, where `or` in a select list evaluates both sides."""
+    con.register("_jsonl_chunk", chunk)
+    try:
+        flags = con.execute(
+            f"""
+            select line_number, keep, keep and {is_json("line", "OBJECT")} as ok
+            from (select line_number, line,
+                         case when prefix(line, '{{') then true else trim(line) <> '' end
+                             as keep
+                  from _jsonl_chunk)
+            """
+        ).fetchnumpy()
+    finally:
+        con.unregister("_jsonl_chunk")
+    numbers = chunk.column("line_number").to_numpy()
+    # the flags come back in scan order; should they ever not, they are put back in line order
+    order = np.argsort(flags["line_number"], kind="stable")
+    if not np.array_equal(flags["line_number"][order], numbers):
+        raise AssertionError("JSON-lines chunk flags do not match its lines")
+    keep, ok = np.asarray(flags["keep"])[order], np.asarray(flags["ok"])[order]
+    rows = pa.array(before + np.cumsum(ok, dtype=np.int64), mask=~ok)
+    return (
+        chunk.append_column("keep", pa.array(keep))
+        .append_column("ok", pa.array(ok))
+        .append_column("_row", rows)
+    )
+
+
 def _read_jsonl(con, path: Path, source: SourceConfig, table: str) -> ReadResult:
     # Lines are split here, not by read_json, so a broken line is kept (as a reject) with its
     # line number instead of being skipped or failing the whole file.
     lines = f"_lines_{source.name}"
-    con.execute(f"create or replace temp table {lines} (line_number bigint, line varchar, ok bool)")
+    con.execute(
+        f"create or replace temp table {lines} "
+        "(line_number bigint, line varchar, ok bool, _row bigint)"
+    )
+    good = 0
     for batch in _jsonl_batches(path):
-        con.register("_jsonl_batch", batch)
+        numbered = _numbered_chunk(con, batch, good)
+        good += pc.sum(numbered.column("ok")).as_py() or 0
+        con.register("_jsonl_batch", numbered)
         try:
             con.execute(
-                f"""
-                insert into {lines}
-                select line_number, line, {is_json("line", "OBJECT")}
-                from (select line_number, replace(replace(line, chr(13), ''), chr(65279), '')
-                          as line
-                      from _jsonl_batch)
-                where prefix(line, '{{') or trim(line) <> ''  -- trim is slow on long lines
-                """
+                f"insert into {lines} select line_number, line, ok, _row from _jsonl_batch "
+                "where keep"
             )
         finally:
             con.unregister("_jsonl_batch")
@@ -374,17 +431,16 @@ def _read_jsonl(con, path: Path, source: SourceConfig, table: str) -> ReadResult
             """
         ).fetchall()
     ]
-    # One parse per line for all keys (a `->>` per key would parse the line once per key).
-    # `_lines_` holds the lines in file order (appended chunk by chunk), so a streaming
-    # row_number numbers the good ones without sorting the wide rows.
+    # One parse per line for all keys (a `->>` per key would parse the line once per key);
+    # `_row` was given chunk by chunk (`_numbered_chunk`), so no window holds this to one thread.
     paths = ", ".join(_sql_str(_json_path(k)) for k in keys)
     values = f"json_extract_string(line, [{paths}])" if keys else "null"
     extract = "".join(f", _values[{i}] as {quote_ident(k)}" for i, k in enumerate(keys, 1))
     con.execute(
         f"""
         create or replace temp table {table} as
-        select row_number() over () as _row{extract}
-        from (select {values} as _values from {lines} where ok)
+        select _row{extract}
+        from (select _row, {values} as _values from {lines} where ok)
         """
     )
     con.execute(f"drop table {lines}")
