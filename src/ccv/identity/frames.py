@@ -55,7 +55,7 @@ def read_frame(
     con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None
 ) -> pd.DataFrame:
     """`con.execute(sql, params).df()`, via Arrow (see the module docstring)."""
-    return arrow_to_frame(_read_arrow(con, sql, params or []))
+    return arrow_to_frame(read_arrow(con, sql, params or []))
 
 
 def read_frame_by_range(
@@ -69,14 +69,22 @@ def read_frame_by_range(
     5 GB for the identity records of a million customers); a range at a time doubles only one
     range. The Arrow chunks are concatenated without copying.
     """
+    return arrow_to_frame(read_arrow_by_range(con, sql, total, step))
+
+
+def read_arrow_by_range(
+    con: duckdb.DuckDBPyConnection, sql: str, total: int, step: int
+) -> pa.Table:
+    """`read_frame_by_range` as an Arrow table (its schema even when no range has a row)."""
     tables = [
-        _read_arrow(con, sql, [start, start + step]) for start in range(0, max(total, 1), step)
+        read_arrow(con, sql, [start, start + step]) for start in range(0, max(total, 1), step)
     ]
-    return arrow_to_frame(pa.concat_tables(tables))
+    return pa.concat_tables(tables)
 
 
-def _read_arrow(con: duckdb.DuckDBPyConnection, sql: str, params: list) -> pa.Table:
-    result = con.execute(sql, params)
+def read_arrow(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> pa.Table:
+    """The result of `sql` as an Arrow table (fetched whole)."""
+    result = con.execute(sql, params or [])
     # `con.sql` would save one copy, but refuses to run while an earlier `execute` result on the
     # connection is unfinished (a `fetchone`), which callers here leave routinely
     with warnings.catch_warnings():

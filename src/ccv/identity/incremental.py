@@ -43,10 +43,14 @@ from types import ModuleType
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
+from ccv.identity.arrays import unique_sorted
 from ccv.identity.blocking import (
     DEFAULT_RULES,
     BlockingRule,
+    RecordKeys,
     block_keys,
     factorize,
     key_values,
@@ -55,7 +59,14 @@ from ccv.identity.blocking import (
     rule_names,
 )
 from ccv.identity.comparisons import DEFAULT_COMPARISONS
-from ccv.identity.frames import frame_to_arrow, read_frame, read_frame_by_range, write_table
+from ccv.identity.frames import (
+    arrow_to_frame,
+    frame_to_arrow,
+    read_arrow,
+    read_arrow_by_range,
+    read_frame,
+    write_table,
+)
 from ccv.identity.matching import DEFAULT_PARAMS_PATH, EMPTY, MatchResult, links_from_levels
 from ccv.identity.partitions import LOCAL, Mapper, compare_pairs, term_frequencies
 from ccv.identity.scoring import Params, estimate_m, estimate_u
@@ -184,6 +195,12 @@ def refresh_records(
     ``gathered_sql`` selects the identity records (the columns of `resolve.gather_records`);
     ``standardize`` adds the std_* columns to a frame of them; ``blank_dates`` blanks default
     birth dates given all records' dates.
+
+    Why new records reach ``identity_std`` only at the end: their birth-date blanking and block
+    key hashes are known only once every record is standardised, and rewriting millions of rows
+    in place (an update) costs as much as writing them; so the night's frame is put together
+    from the stored records (read from ``identity_std``) and the fresh ones (kept in Arrow as
+    they are standardised), and the fresh ones are written once, complete.
     """
     ensure_state_tables(con, rules)
     # `gathered_no`: the record's place in key order, so later reads sort on one integer
@@ -215,27 +232,12 @@ def refresh_records(
     ((first_no,),) = con.execute(
         "select coalesce(max(record_no), -1) + 1 from identity_std"
     ).fetchall()
-    standardised = _standardise_fresh(con, standardize, first_no, bk)
-    # the raw fields were only needed to standardise: tonight's frame keeps the other gathered
-    # columns (observation times, references) and the stored standardised ones
-    nightly = [row[0] for row in con.execute("describe _gathered").fetchall()]
-    nightly = [c for c in nightly if c not in (*RAW_FIELDS, "fingerprint", "gathered_no")]
-    std = read_frame_by_range(
-        con,
-        f"""
-        select {", ".join(f"g.{c}" for c in nightly)},
-               s.* exclude ({", ".join(KEY)}, fingerprint, display_first_name,
-                            display_last_name),
-               s.display_first_name as first_name, s.display_last_name as last_name
-        from _gathered g join identity_std s on {join}
-        where g.gathered_no >= ? and g.gathered_no < ?
-        order by g.gathered_no
-        """,
-        con.execute("select count(*) from _gathered").fetchall()[0][0],
-        RECORDS_CHUNK,
-    )
-    std["std_birth_date"] = parse_date(std["std_birth_date"])  # the dtype `standardize` gives
+    stored = _read_stored(con)
+    fresh, fingerprints = _standardise_fresh(con, standardize, first_no, stored.schema)
     con.execute("drop table _gathered")
+    std = arrow_to_frame(_in_key_order(stored, fresh))
+    del stored, fresh
+    std["std_birth_date"] = parse_date(std["std_birth_date"])  # the dtype `standardize` gives
     # default birth dates are a population statistic: re-apply to every record tonight
     unblanked = std["std_birth_date"]
     std["std_birth_date"] = blank_dates(unblanked)
@@ -255,32 +257,63 @@ def refresh_records(
             values = std[column].astype("Int64").array.copy()
             values[rows] = hashes[column].array
             std[column] = values
-    _save_record_flags(con, std.loc[dirty, ["record_no", "birth_blanked", *bk]])
+    _save_record_flags(con, std.loc[reblanked, ["record_no", "birth_blanked", *bk]])
+    _insert_fresh(con, std, new, unblanked, fingerprints, first_no, bk)
     return RecordState(
         std=std.drop(columns=["birth_blanked"]),
         dirty=dirty,
         stale=stale,
-        standardised=standardised,
+        standardised=int(new.sum()),
         removed=int(len(stale) - reblanked.sum()),
     )
 
 
 RECORDS_CHUNK = 500_000
 """Identity records standardised, or read back, at a time (`_standardise_fresh`,
-`read_frame_by_range`): a million-customer night has ~3.7M of them."""
+`_read_stored`): a million-customer night has ~3.7M of them."""
+
+
+def _night_columns(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The gathered columns the night's frame keeps: the raw fields were only needed to
+    standardise, the rest (observation times, references) is used downstream."""
+    gathered = [row[0] for row in con.execute("describe _gathered").fetchall()]
+    return [c for c in gathered if c not in (*RAW_FIELDS, "fingerprint")]
+
+
+def _read_stored(con: duckdb.DuckDBPyConnection) -> pa.Table:
+    """The night's records already in ``identity_std`` (unchanged since they were stored),
+    with their gathered columns and ``gathered_no``, in key order; its schema is the night
+    frame's (`_standardise_fresh` gives the fresh records the same)."""
+    join = " and ".join(f"s.{k} = g.{k}" for k in KEY)
+    return read_arrow_by_range(
+        con,
+        f"""
+        select {", ".join(f"g.{c}" for c in _night_columns(con))},
+               s.* exclude ({", ".join(KEY)}, fingerprint, display_first_name,
+                            display_last_name),
+               s.display_first_name as first_name, s.display_last_name as last_name
+        from _gathered g join identity_std s on {join}
+        where g.gathered_no >= ? and g.gathered_no < ?
+        order by g.gathered_no
+        """,
+        con.execute("select count(*) from _gathered").fetchall()[0][0],
+        RECORDS_CHUNK,
+    )
 
 
 def _standardise_fresh(
     con: duckdb.DuckDBPyConnection,
     standardize: Callable[[pd.DataFrame], pd.DataFrame],
     first_no: int,
-    bk: list[str],
-) -> int:
-    """Standardise the gathered records not in ``identity_std`` (new or changed) and insert them,
-    numbered from `first_no` in key order; returns how many there were.
+    schema: pa.Schema,
+) -> tuple[pa.Table, pa.ChunkedArray]:
+    """Standardise the gathered records not in ``identity_std`` (new or changed), numbered from
+    `first_no` in key order: their rows of the night's frame (of `schema`, with no birth-date
+    blanking or block keys yet) and their fingerprints, in the same order.
 
     Why in chunks: a record's standardised columns depend on that record alone, so chunks give
-    what one pass gives, while memory holds one chunk's frames instead of every record's.
+    what one pass gives, while memory holds one chunk's raw and standardised frames at a time
+    (what is kept is the compact Arrow copy of the columns the night needs).
     """
     join = " and ".join(f"s.{k} = g.{k}" for k in KEY)
     con.execute(
@@ -291,32 +324,69 @@ def _standardise_fresh(
         """
     )
     count = con.execute("select count(*) from _fresh").fetchall()[0][0]
-    columns = [*KEY, "fingerprint", "record_no", "display_first_name", "display_last_name"]
-    columns += [*STD_COLUMNS, "birth_blanked", *bk]
+    tables, fingerprints = [schema.empty_table()], []
     for start in range(0, count, RECORDS_CHUNK):
-        fresh = read_frame(
+        raw = read_arrow(
             con,
-            "select g.* exclude (gathered_no) from _fresh f join _gathered g using (gathered_no) "
+            "select g.* from _fresh f join _gathered g using (gathered_no) "
             "where f.fresh_no >= ? and f.fresh_no < ? order by f.fresh_no",
             [start, start + RECORDS_CHUNK],
         )
-        std = standardize(fresh.drop(columns="fingerprint"))
+        fingerprints += raw["fingerprint"].chunks
+        raw = arrow_to_frame(raw.drop_columns(["fingerprint"]))
+        std = standardize(raw.drop(columns=["gathered_no"]))
         std = std.assign(
-            fingerprint=fresh["fingerprint"].to_numpy(),
+            gathered_no=raw["gathered_no"].to_numpy(),
             record_no=np.arange(len(std), dtype=np.int64) + first_no + start,
-            display_first_name=std["first_name"],
-            display_last_name=std["last_name"],
             birth_blanked=None,
-            **dict.fromkeys(bk),
+            **dict.fromkeys(c for c in schema.names if c.startswith("bk_")),
         )
-        con.register("_fresh_std", frame_to_arrow(std[columns]))
-        con.execute(f"insert into identity_std select {', '.join(columns)} from _fresh_std")
-        con.unregister("_fresh_std")
+        tables.append(frame_to_arrow(std[schema.names]).cast(schema))
     con.execute("drop table _fresh")
-    return count
+    return pa.concat_tables(tables), pa.chunked_array(fingerprints, pa.string())
+
+
+def _in_key_order(stored: pa.Table, fresh: pa.Table) -> pa.Table:
+    """The stored and the fresh records merged in key order (each is in key order already),
+    without ``gathered_no``."""
+    night = pa.concat_tables([stored, fresh])
+    if len(stored) and len(fresh):
+        night = night.take(pc.sort_indices(night["gathered_no"]))
+    return night.drop_columns(["gathered_no"])
+
+
+def _insert_fresh(
+    con: duckdb.DuckDBPyConnection,
+    std: pd.DataFrame,
+    new: np.ndarray,
+    unblanked: pd.Series,
+    fingerprints: pa.ChunkedArray,
+    first_no: int,
+    bk: list[str],
+) -> None:
+    """Write tonight's new and changed records to ``identity_std``, complete: standardised
+    values (birth dates as standardised, before blanking), whether the date was blanked, and
+    the block key hashes."""
+    if not new.any():
+        return
+    columns = [*KEY, "record_no", "first_name", "last_name", *STD_COLUMNS, "birth_blanked", *bk]
+    frame = std.loc[new, columns].rename(
+        columns={"first_name": "display_first_name", "last_name": "display_last_name"}
+    )
+    frame["std_birth_date"] = unblanked[new]
+    # the fingerprints are in record_no order (from `first_no`)
+    fresh_no = frame["record_no"].to_numpy(dtype=np.int64) - first_no
+    table = frame_to_arrow(frame).append_column("fingerprint", fingerprints.take(fresh_no))
+    con.register("_fresh_std", table)
+    try:
+        con.execute("insert into identity_std by name select * from _fresh_std")
+    finally:
+        con.unregister("_fresh_std")
 
 
 def _save_record_flags(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame) -> None:
+    """Update stored records whose birth-date blanking changed tonight (usually none: new
+    records are inserted complete by `_insert_fresh`)."""
     if not len(rows):
         return
     con.register("_flags", frame_to_arrow(rows))
@@ -343,7 +413,12 @@ def block_key_hashes(records: pd.DataFrame, rules: Sequence[BlockingRule]) -> pd
                 codes, uniques = factorize(key_values(records, part))
                 values = uniques.to_pylist() if hasattr(uniques, "to_pylist") else list(uniques)
                 text = np.asarray([f"{part}={v}" for v in values], dtype=object)
-                hashed = pd.util.hash_array(text) if len(text) else np.zeros(0, np.uint64)
+                # the values are distinct already: categorising them first would only cost
+                hashed = (
+                    pd.util.hash_array(text, categorize=False)
+                    if len(text)
+                    else np.zeros(0, np.uint64)
+                )
                 parts[part] = (codes, hashed)
             codes, hashed = parts[part]
             valid &= codes >= 0
@@ -375,9 +450,17 @@ def refresh_pairs(
     max_block_size: int,
     rules: Sequence[BlockingRule] = DEFAULT_RULES,
     mapper: Mapper = LOCAL,
+    record_keys: RecordKeys | None = None,
 ) -> PairState:
-    """The night's candidate pairs among the customer records at std positions `customers`."""
+    """The night's candidate pairs among the customer records at std positions `customers`.
+
+    ``record_keys``: part codes over the customer records (``std.iloc[customers]`` with
+    ``record_idx`` = std position), shared with the term frequencies and the estimation of u.
+    """
     std = state.std
+    if record_keys is None:
+        customer_records = std.iloc[customers].assign(record_idx=customers.astype(np.int64))
+        record_keys = RecordKeys(customer_records)
     n_c = len(customers)
     record_no = std["record_no"].to_numpy(dtype=np.int64)[customers]
     dirty = state.dirty[customers]
@@ -398,7 +481,7 @@ def refresh_pairs(
         valid = keys_series.notna().to_numpy()
         keys = keys_series.to_numpy(dtype=np.int64, na_value=0)
         old = state.stale[column].dropna().to_numpy(dtype=np.int64)
-        hit = np.unique(np.concatenate([keys[dirty & valid], old]))
+        hit = unique_sorted(np.concatenate([keys[dirty & valid], old]))
         affected.append(hit)
         members = np.flatnonzero(valid & _isin(keys, hit))
         codes = np.full(n_c, -1, dtype=np.int64)
@@ -459,8 +542,13 @@ def refresh_pairs(
         levels[c][known] = stored_levels[c][at[known]]
     todo = np.flatnonzero(~known)
     if len(todo):
-        involved = np.unique(np.concatenate([left_pos[todo], right_pos[todo]]))
-        records = std.iloc[involved].assign(record_idx=involved)
+        involved = unique_sorted(np.concatenate([left_pos[todo], right_pos[todo]]))
+        # a full night compares nearly every customer record: use the shared codes; a delta
+        # night encodes just the few records its new pairs name
+        if 2 * len(involved) > n_c:
+            records, compare_keys = record_keys.records, record_keys
+        else:
+            records, compare_keys = std.iloc[involved].assign(record_idx=involved), None
         lo_todo = np.minimum(left_pos[todo], right_pos[todo])
         hi_todo = np.maximum(left_pos[todo], right_pos[todo])
         fresh = compare_pairs(
@@ -469,6 +557,7 @@ def refresh_pairs(
                 {"left": lo_todo, "right": hi_todo, "rules": rule_names(all_mask[todo], rules)}
             ),
             mapper,
+            compare_keys,
         )
         for c in LEVEL_COLUMNS:
             levels[c][todo] = fresh[c].to_numpy(dtype=np.int8)
@@ -482,7 +571,7 @@ def refresh_pairs(
     )
     for c in LEVEL_COLUMNS:
         frame[c] = levels[c][order]
-    frame = term_frequencies(std.iloc[customers].assign(record_idx=customers), frame)
+    frame = term_frequencies(record_keys.records, frame, record_keys)
     columns = ["rule", "key_hash", "key", "size"]
     oversized_frame = pd.concat([pd.DataFrame(columns=columns), *oversized], ignore_index=True)
     return PairState(frame, _merge_oversized(con, oversized_frame, affected, rules), len(todo))
@@ -601,6 +690,7 @@ def choose_params(
     reestimate_growth: float | None,
     run_id: str,
     seed: int = 0,
+    keys: RecordKeys | None = None,
 ) -> ParamsChoice:
     """Shipped parameters for few records; the stored ones while the record count stays within
     `reestimate_growth` of the count they were estimated on; else EM on all of tonight's pairs
@@ -611,7 +701,11 @@ def choose_params(
     if stored is not None and abs(n - stored.records) <= reestimate_growth * stored.records:
         return stored
     u = estimate_u(
-        records, DEFAULT_COMPARISONS, n_pairs=min(1_000_000, n * (n - 1) // 2), seed=seed
+        records,
+        DEFAULT_COMPARISONS,
+        n_pairs=min(1_000_000, n * (n - 1) // 2),
+        seed=seed,
+        keys=keys,
     )
     params = estimate_m(levels, u, n_records=n, comparisons=DEFAULT_COMPARISONS)
     return ParamsChoice(params, "estimated", run_id, n)
@@ -645,16 +739,17 @@ def incremental_links(
     std = state.std
     customers = np.flatnonzero((std["record_kind"] == "customer").to_numpy())
     stored = stored_params(con) if reestimate_growth is not None else None
-    pairs = refresh_pairs(con, state, customers, max_block_size, mapper=mapper)
+    records = std.iloc[customers].assign(record_idx=customers.astype(np.int64))
+    keys = RecordKeys(records)  # part codes shared by comparing, term frequencies and u
+    pairs = refresh_pairs(con, state, customers, max_block_size, mapper=mapper, record_keys=keys)
     none = ParamsChoice(None, "none", None, None)
     work = Work(
         len(std), state.standardised, state.removed, len(pairs.levels), pairs.compared, "none"
     )
     if len(customers) < 2 or pairs.levels.empty:
         return MatchResult(EMPTY.copy(), None, 0, pairs.oversized), none, work
-    records = std.iloc[customers].assign(record_idx=customers.astype(np.int64))
     choice = choose_params(
-        stored, records, pairs.levels, min_records_to_estimate, reestimate_growth, run_id
+        stored, records, pairs.levels, min_records_to_estimate, reestimate_growth, run_id, keys=keys
     )
     links = links_from_levels(
         pairs.levels, choice.params, choice.source != "shipped", match_probability
