@@ -25,6 +25,8 @@ import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components as _components
 
+from ccv.identity.arrays import unique_sorted
+
 
 def connected_components(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
     """Component label per node 0..n-1 of the undirected graph with edges (left[i], right[i]).
@@ -184,7 +186,7 @@ def _seed_values(
 
     Only those components are ever checked against a guard again, so only they are seeded.
     """
-    wanted = ~restarted & np.isin(roots, np.unique(roots[touched]))
+    wanted = ~restarted & np.isin(roots, unique_sorted(roots[touched]))
     frame = pd.DataFrame(
         {
             "root": roots[wanted],
@@ -215,7 +217,7 @@ def _distinct_per_label(labels: np.ndarray, values: np.ndarray) -> tuple[np.ndar
     codes, _ = pd.factorize(values)  # None / NaN -> -1
     keep = codes >= 0
     width = int(codes.max(initial=0)) + 1
-    pairs = np.unique(labels[keep] * width + codes[keep])
+    pairs = unique_sorted(labels[keep] * width + codes[keep])
     return pairs // width, pairs % width
 
 

@@ -216,6 +216,9 @@ def link_pairs(records: pd.DataFrame) -> pd.DataFrame:
     edges = []
     position = np.arange(len(records))
     is_crm = (records["record_kind"] == "customer").to_numpy()
+    if is_crm.all():  # CRM records only (`ccv resolve`): no transaction to link
+        empty = np.zeros(0, dtype=np.int64)
+        return pd.DataFrame({"left": empty, "right": empty, "rule": np.array([], dtype=object)})
     for column, rule in LINK_KEYS.items():
         # integer codes in key order stand in for the keys (no Python strings handled)
         codes, _ = pd.factorize(records[column], sort=True)
