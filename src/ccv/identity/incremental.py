@@ -52,8 +52,6 @@ from ccv.identity.blocking import (
     BlockingRule,
     RecordKeys,
     block_keys,
-    factorize,
-    key_values,
     or_by_key,
     pairs_for_rule,
     rule_names,
@@ -404,23 +402,23 @@ def block_key_hashes(records: pd.DataFrame, rules: Sequence[BlockingRule]) -> pd
     be matched across nights without renumbering; distinct keys collide with probability ~2^-64.
     """
     out = {}
-    parts: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    keys = RecordKeys(records)
+    hashes: dict[str, np.ndarray] = {}  # per part: the hash of each distinct value's text
     for rule in rules:
         combined = np.zeros(len(records), dtype=np.uint64)
         valid = np.ones(len(records), dtype=bool)
         for part in rule.columns:
-            if part not in parts:
-                codes, uniques = factorize(key_values(records, part))
+            codes, uniques = keys.codes(part)
+            if part not in hashes:
                 values = uniques.to_pylist() if hasattr(uniques, "to_pylist") else list(uniques)
                 text = np.asarray([f"{part}={v}" for v in values], dtype=object)
                 # the values are distinct already: categorising them first would only cost
-                hashed = (
+                hashes[part] = (
                     pd.util.hash_array(text, categorize=False)
                     if len(text)
                     else np.zeros(0, np.uint64)
                 )
-                parts[part] = (codes, hashed)
-            codes, hashed = parts[part]
+            hashed = hashes[part]
             valid &= codes >= 0
             if not len(hashed):
                 continue
