@@ -34,6 +34,17 @@ CONSENTS = {
 }
 
 
+# A web shop's orders as JSON lines: one object per order.
+WEB = {
+    "name": "web",
+    "kind": "orders",
+    "path": "in.jsonl",
+    "format": "jsonl",
+    "columns": {"order_id": "id", "ordered_at": "at", "status": "status", "net_amount": "total"},
+    "constants": {"channel": "web"},
+}
+
+
 def make_config(tmp_path: Path, *sources: dict, **sections) -> Config:
     """A validated config whose relative paths resolve inside tmp_path."""
     return parse_config({"sources": list(sources), **sections}, base_dir=tmp_path)

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from ccv.ingest.load import IngestError, ingest
-from tests.conftest import CONSENTS, NOW, make_config
+from tests.conftest import CONSENTS, NOW, WEB, make_config
 
 CRM = {
     "name": "crm",
@@ -299,13 +299,8 @@ def _consent_file() -> str:
     return (Path(__file__).parent / "data" / "consent_events.csv").read_text(encoding="utf-8")
 
 
-WEB_WITH_ITEMS = {
-    "name": "web",
-    "kind": "orders",
+WEB_WITH_ITEMS = WEB | {
     "path": "orders.jsonl",
-    "format": "jsonl",
-    "columns": {"order_id": "id", "ordered_at": "at", "status": "status", "net_amount": "total"},
-    "constants": {"channel": "web"},
     "lines_from": "items",
     "line_columns": {"sku": "sku", "quantity": "qty", "unit_price": "price"},
 }

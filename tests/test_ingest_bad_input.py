@@ -17,7 +17,7 @@ import pytest
 
 from ccv.identity.standardize import normalize_phone
 from ccv.ingest.load import ingest
-from tests.conftest import NOW, make_config
+from tests.conftest import NOW, WEB, make_config
 
 CRM = {
     "name": "crm",
@@ -54,14 +54,6 @@ SURVEYS = {
     "path": "in.csv",
     "format": "csv",
     "columns": {"response_id": "id", "submitted_at": "at", "nps": "nps", "csat": "csat"},
-}
-WEB = {
-    "name": "web",
-    "kind": "orders",
-    "path": "in.jsonl",
-    "format": "jsonl",
-    "columns": {"order_id": "id", "ordered_at": "at", "status": "status", "net_amount": "total"},
-    "constants": {"channel": "web"},
 }
 
 CRM_HEAD = "id,first,mail,dob,tel\n"

@@ -12,16 +12,8 @@ import pytest
 from ccv.ingest import lines as nested
 from ccv.ingest import readers
 from ccv.ingest.load import ingest
-from tests.conftest import NOW, make_config
+from tests.conftest import NOW, WEB, make_config
 
-WEB = {
-    "name": "web",
-    "kind": "orders",
-    "path": "in.jsonl",
-    "format": "jsonl",
-    "columns": {"order_id": "id", "ordered_at": "at", "status": "status", "net_amount": "total"},
-    "constants": {"channel": "web"},
-}
 NO_CRM = {
     "name": "crm",
     "kind": "customers",
