@@ -60,6 +60,7 @@ no copy of the frame into a database.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -69,6 +70,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ccv.identity.arrays import unique_sorted
+from ccv.identity.threads import parallel_map
 
 __all__ = [
     "DEFAULT_MAX_BLOCK_SIZE",
@@ -392,17 +394,29 @@ class RecordKeys:
         self.records = records
         self._codes: dict[tuple[str, ...], tuple[np.ndarray, pa.Array | np.ndarray]] = {}
         self._index: pd.Index | None = None
+        self._locks: dict[tuple[str, ...], threading.Lock] = {}
+        self._locks_lock = threading.Lock()
 
     def codes(self, *parts: str) -> tuple[np.ndarray, pa.Array | np.ndarray]:
         """(codes per record — per record and part, parts one after the other, for several
-        parts — and the distinct values)."""
-        if parts not in self._codes:
-            if len(parts) == 1:
-                codes, uniques = self._encode(parts[0])
-            else:
-                values = [_part_values(self.records, part) for part in parts]
-                codes, uniques = factorize(pd.concat(values, ignore_index=True))
-            self._codes[parts] = codes.astype(np.int32, copy=False), uniques
+        parts — and the distinct values).
+
+        Thread-safe: steps running side by side (`ccv.identity.threads`) that ask for one part
+        wait for a single encoding of it instead of each doing it.
+        """
+        found = self._codes.get(parts)
+        if found is not None:
+            return found
+        with self._locks_lock:
+            lock = self._locks.setdefault(parts, threading.Lock())
+        with lock:
+            if parts not in self._codes:
+                if len(parts) == 1:
+                    codes, uniques = self._encode(parts[0])
+                else:
+                    values = [_part_values(self.records, part) for part in parts]
+                    codes, uniques = factorize(pd.concat(values, ignore_index=True))
+                self._codes[parts] = codes.astype(np.int32, copy=False), uniques
         return self._codes[parts]
 
     def _encode(self, part: str) -> tuple[np.ndarray, pa.Array | np.ndarray]:
@@ -442,9 +456,10 @@ class RecordKeys:
 
     def rows(self, record_idx: np.ndarray) -> np.ndarray:
         """Row positions in `records` of ``record_idx`` values (KeyError for unknown ones)."""
-        if self._index is None:
-            self._index = pd.Index(self.records["record_idx"].to_numpy(dtype=np.int64))
-        positions = self._index.get_indexer(record_idx)
+        with self._locks_lock:  # pandas builds the index's hash table on first use
+            if self._index is None:
+                self._index = pd.Index(self.records["record_idx"].to_numpy(dtype=np.int64))
+            positions = self._index.get_indexer(record_idx)
         if (positions < 0).any():
             raise KeyError("pairs name record_idx values that are not in records")
         return positions
@@ -622,17 +637,23 @@ def candidate_pairs(
     n = len(records)
     pair_keys, masks, oversized = [], [], []
     cache = RecordKeys.of(records, keys)
-    for bit, rule in enumerate(rules):
+
+    def rule_pairs(rule: BlockingRule) -> tuple[np.ndarray, list[dict]]:
+        """The rule's pair keys (left position * n + right position) and oversized blocks."""
         cap = rule.cap(max_block_size)
         codes, display = block_keys(records, rule, cache)
         sizes = _block_sizes(codes)
-        for code in np.flatnonzero(sizes > cap):
-            oversized.append(
-                {"rule": rule.name, "key": display[int(code)], "size": int(sizes[code])}
-            )
+        too_big = [
+            {"rule": rule.name, "key": display[int(code)], "size": int(sizes[code])}
+            for code in np.flatnonzero(sizes > cap)
+        ]
         left, right = pairs_for_rule(codes, cap)
-        pair_keys.append(left * n + right)
-        masks.append(np.full(len(left), 1 << bit, dtype=np.int64))
+        return left * n + right, too_big
+
+    for bit, (rule_keys, too_big) in enumerate(parallel_map(rule_pairs, rules)):
+        oversized.extend(too_big)
+        pair_keys.append(rule_keys)
+        masks.append(np.full(len(rule_keys), 1 << bit, dtype=np.int64))
     keys_all = np.concatenate(pair_keys) if pair_keys else np.zeros(0, np.int64)
     masks_all = np.concatenate(masks) if masks else np.zeros(0, np.int64)
     del pair_keys, masks

@@ -20,8 +20,9 @@ Speed: every string measure is computed with ``rapidfuzz.process.cpdist`` once p
 pair of values* (records are factorised per column; a million pairs of first names are a few
 tens of thousands of distinct name pairs), never in a Python loop per pair, and cached within
 a comparison so "JW ≥ 0.92" and "JW ≥ 0.80" share one computation; a looser level is computed
-only for the pairs no stricter level took. The cache is dropped after each comparison, so
-memory is the output (≈ 1 byte per pair and comparison) plus one comparison's working set.
+only for the pairs no stricter level took. Each comparison has its own cache, dropped when it
+is done, and the comparisons run side by side (`ccv.identity.threads`), so memory is the
+output (≈ 1 byte per pair and comparison) plus one working set per core.
 Column specs accept the key expressions of `ccv.identity.blocking` (``"email_local(std_email)"``).
 """
 
@@ -38,6 +39,7 @@ from rapidfuzz import distance, fuzz, process
 
 from ccv.identity.arrays import unique_sorted
 from ccv.identity.blocking import RecordKeys, arrow_text, split_email
+from ccv.identity.threads import parallel_map
 
 __all__ = [
     "BIRTH_DATE",
@@ -77,8 +79,8 @@ class PairContext:
     Level functions receive this object. ``codes(spec)`` gives per-pair integer codes of the
     left and right values (-1 = missing; equal codes = equal values); ``measure`` gives a
     rapidfuzz score per pair (NaN where a side is missing). Record-level codes come from
-    ``keys`` (shared with blocking and other `compare` calls on the same records); per-pair
-    arrays are cached for one comparison only (`clear`).
+    ``keys`` (shared with blocking and other `compare` calls on the same records); a context
+    serves one comparison, so its per-pair arrays go when the comparison is done.
     """
 
     def __init__(self, keys: RecordKeys, left_pos: np.ndarray, right_pos: np.ndarray):
@@ -89,10 +91,6 @@ class PairContext:
         self.n_pairs = len(left_pos)
         self._cache: dict[tuple, object] = {}
         self.pending: np.ndarray | None = None  # pairs not yet given a level (set by evaluate)
-
-    def clear(self) -> None:
-        """Drop cached per-pair codes and measures (memory is one comparison's worth)."""
-        self._cache.clear()
 
     def _specs(self, left_spec: str, right_spec: str | None) -> tuple[str, ...]:
         right_spec = right_spec or left_spec
@@ -603,11 +601,14 @@ def compare(
     keys = RecordKeys.of(records, keys)
     left = pairs["left"].to_numpy(dtype=np.int64)
     right = pairs["right"].to_numpy(dtype=np.int64)
-    ctx = PairContext(keys, keys.rows(left), keys.rows(right))
-    out = {"left": left, "right": right}
-    for comparison in comparisons:
+    left_pos, right_pos = keys.rows(left), keys.rows(right)
+
+    def columns(comparison: Comparison) -> dict[str, np.ndarray]:
+        """One comparison's output columns; its per-pair working set (~40 bytes a pair per
+        measure) lives in its own context and goes when it returns."""
+        ctx = PairContext(keys, left_pos, right_pos)
         levels = comparison.evaluate(ctx)
-        out[f"{comparison.name}_level"] = levels
+        out = {f"{comparison.name}_level": levels}
         if comparison.tf_column is not None and comparison.exact_level() is not None:
             codes, _ = keys.codes(comparison.tf_column)
             counts = np.bincount(codes[codes >= 0], minlength=1)
@@ -617,5 +618,9 @@ def compare(
             at_exact = (levels == comparison.exact_level()) & (left_codes >= 0)
             tf[at_exact] = freq[left_codes[at_exact]]
             out[f"{comparison.name}_tf"] = tf
-        ctx.clear()  # per-pair codes and measures of one comparison: ~40 bytes a pair each
+        return out
+
+    out = {"left": left, "right": right}
+    for result in parallel_map(columns, comparisons):  # side by side, in comparison order
+        out.update(result)
     return pd.DataFrame(out)

@@ -25,6 +25,7 @@ from ccv.identity.blocking import DEFAULT_RULES, RecordKeys, candidate_pairs
 from ccv.identity.comparisons import DEFAULT_COMPARISONS, compare
 from ccv.identity.partitions import LOCAL, Mapper, compare_pairs
 from ccv.identity.scoring import Params, estimate_m, estimate_u, score
+from ccv.identity.threads import run_together
 
 COMPARISON_NAMES = tuple(c.name for c in DEFAULT_COMPARISONS)
 DEFAULT_PARAMS_PATH = Path(__file__).with_name("default_match_params.json")
@@ -63,10 +64,16 @@ def estimate_params(
     records = std.iloc[positions].assign(record_idx=positions.astype(np.int64))
     keys = RecordKeys(records)
     pairs, _ = candidate_pairs(records, DEFAULT_RULES, max_block_size, keys)
-    levels = compare(records, pairs, DEFAULT_COMPARISONS, keys)
     n = len(records)
-    u = estimate_u(
-        records, DEFAULT_COMPARISONS, n_pairs=min(1_000_000, n * (n - 1) // 2), seed=seed, keys=keys
+    levels, u = run_together(
+        lambda: compare(records, pairs, DEFAULT_COMPARISONS, keys),
+        lambda: estimate_u(
+            records,
+            DEFAULT_COMPARISONS,
+            n_pairs=min(1_000_000, n * (n - 1) // 2),
+            seed=seed,
+            keys=keys,
+        ),
     )
     return estimate_m(levels, u, n_records=n, comparisons=DEFAULT_COMPARISONS)
 
@@ -97,20 +104,23 @@ def probabilistic_links(
     pairs, oversized = candidate_pairs(records, DEFAULT_RULES, max_block_size, keys)
     if pairs.empty:
         return MatchResult(EMPTY.copy(), None, 0, oversized)
-    levels = compare_pairs(records, pairs, mapper, keys)
     n = len(records)
     # Too few records to learn from, or to measure how common a value is: shipped parameters
     # and no term-frequency adjustment.
     small = n < min_records_to_estimate
     if small:
+        levels = compare_pairs(records, pairs, mapper, keys)
         params = Params.load(DEFAULT_PARAMS_PATH)
-    else:
-        u = estimate_u(
-            records,
-            DEFAULT_COMPARISONS,
-            n_pairs=min(1_000_000, n * (n - 1) // 2),
-            seed=seed,
-            keys=keys,
+    else:  # u from random pairs does not depend on the candidate pairs: both at once
+        levels, u = run_together(
+            lambda: compare_pairs(records, pairs, mapper, keys),
+            lambda: estimate_u(
+                records,
+                DEFAULT_COMPARISONS,
+                n_pairs=min(1_000_000, n * (n - 1) // 2),
+                seed=seed,
+                keys=keys,
+            ),
         )
         params = estimate_m(levels, u, n_records=n, comparisons=DEFAULT_COMPARISONS)
     links = links_from_levels(

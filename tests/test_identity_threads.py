@@ -1,0 +1,101 @@
+"""Identity steps that run side by side in threads give what a loop gives (issue 4).
+
+Blocking rules, comparisons and u from random pairs run in threads (`ccv.identity.threads`);
+the result must not depend on how many there are, and a key part asked for by several threads
+at once must be encoded once.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import threading
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ccv.config import IdentityConfig
+from ccv.identity import threads
+from ccv.identity.blocking import DEFAULT_RULES, RecordKeys, candidate_pairs
+from ccv.identity.comparisons import DEFAULT_COMPARISONS, compare
+from ccv.identity.resolve import standardize
+from ccv.identity.standalone import resolve_frame
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _generator():
+    spec = importlib.util.spec_from_file_location("identity_data", BENCH / "identity_data.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["identity_data"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def records() -> pd.DataFrame:
+    data, _ = _generator().generate(3000, "medium", seed=4)
+    data = data.rename(columns={"record_id": "source_record_id"})
+    data["birth_date"] = None  # each source has its own format; not needed here
+    return data
+
+
+def test_parallel_map_keeps_order_and_raises_the_first_error():
+    assert threads.parallel_map(lambda x: x * x, range(50)) == [x * x for x in range(50)]
+
+    def boom(x: int) -> int:
+        if x == 7:
+            raise ValueError("item 7")
+        return x
+
+    with pytest.raises(ValueError, match="item 7"):
+        threads.parallel_map(boom, range(10))
+
+
+def test_a_part_asked_for_by_many_threads_is_encoded_once(records, monkeypatch):
+    std = standardize(records.assign(record_kind="customer"), IdentityConfig())
+    keys = RecordKeys(std)
+    calls = []
+    encode = RecordKeys._encode
+
+    def counting(self, part):
+        calls.append(part)
+        return encode(self, part)
+
+    monkeypatch.setattr(RecordKeys, "_encode", counting)
+    n = 8
+    start, results = threading.Barrier(n), [None] * n
+
+    def ask(i: int) -> None:
+        start.wait()  # all threads ask at once
+        results[i] = keys.codes("email_local(std_email_key)")
+
+    workers = [threading.Thread(target=ask, args=(i,)) for i in range(n)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert all(r is results[0] for r in results)
+    # the expression and its argument, once each
+    assert sorted(calls) == ["email_local(std_email_key)", "std_email_key"]
+
+
+def test_pairs_levels_and_ids_do_not_depend_on_the_number_of_threads(records, monkeypatch):
+    std = standardize(records.assign(record_kind="customer"), IdentityConfig())
+    std = std.assign(record_idx=range(len(std)))
+
+    def run():
+        keys = RecordKeys(std)
+        pairs, oversized = candidate_pairs(std, DEFAULT_RULES, 50, keys)
+        levels = compare(std, pairs, DEFAULT_COMPARISONS, keys)
+        return pairs, oversized, levels, resolve_frame(records, IdentityConfig())
+
+    monkeypatch.setattr(threads, "workers", lambda n: max(1, min(n, 4)))
+    threaded = run()
+    monkeypatch.setattr(threads, "workers", lambda n: 1)
+    looped = run()
+    assert len(threaded[0]) > 1000  # enough pairs for the rules and comparisons to matter
+    assert len(threaded[1]) > 0  # and a block over the cap, reported by its rule's thread
+    for got, want in zip(threaded, looped, strict=True):
+        assert got.equals(want)
