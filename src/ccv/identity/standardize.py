@@ -26,7 +26,6 @@ import datetime as dt
 import re
 import unicodedata
 from collections.abc import Callable, Collection
-from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal, InvalidOperation
 from functools import cache, lru_cache
 
@@ -38,6 +37,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from anyascii import anyascii
 from nicknames import NickNamer
+
+from ccv.identity.threads import run_together
 
 __all__ = [
     "PLACEHOLDERS",
@@ -1508,14 +1509,12 @@ def standardize_customers(
         "loyalty": lambda: {
             "std_loyalty_id": rows("loyalty_id", lambda v: _loyalty_values(v, placeholders))
         },
+        "birth_date": lambda: {"std_birth_date": parse_date(column("birth_date"))},
     }
     # Arrow kernels release the GIL, so the fields run side by side on the machine's cores.
-    with ThreadPoolExecutor(max_workers=max(1, min(len(jobs), pa.cpu_count()))) as pool:
-        futures = [pool.submit(job) for job in jobs.values()]
-        birth_date = parse_date(column("birth_date"))
-        results = {k: v for future in futures for k, v in future.result().items()}
+    results = {k: v for result in run_together(*jobs.values()) for k, v in result.items()}
     out = df.copy()
     for name in STD_COLUMNS[:-1]:
         out[name] = pd.Series(pd.array(results[name], dtype="str"), index=df.index)
-    out["std_birth_date"] = birth_date
+    out["std_birth_date"] = results["std_birth_date"]
     return out

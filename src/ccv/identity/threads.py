@@ -6,10 +6,17 @@ kernels, numpy sorts, takes and comparisons, pandas' integer hash tables, rapidf
 the comparisons, u from random pairs beside the candidate pairs' comparison) overlap in one
 process without copying the frame to another. Results come back in the order of the inputs,
 so the output is the same as a loop's, whatever the number of cores.
+
+Memory: glibc gives each thread its own heap (arena) and keeps what the thread frees there
+for reuse, so after side-by-side steps the process would hold every thread's working set
+(+0.5 GB at a million records). `parallel_map` hands freed memory back to the system when
+its threads are done (`malloc_trim`, glibc only; elsewhere a no-op).
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -18,6 +25,16 @@ import pyarrow as pa
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+def _malloc_trim() -> Callable[[], None]:
+    """glibc's `malloc_trim(0)`, or a no-op where there is none (macOS, musl)."""
+    name = ctypes.util.find_library("c")
+    trim = getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+    return (lambda: None) if trim is None else (lambda: trim(0) and None)
+
+
+release_freed_memory = _malloc_trim()
 
 
 def workers(n_items: int) -> int:
@@ -30,8 +47,11 @@ def parallel_map(fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
     items = list(items)
     if workers(len(items)) == 1:
         return [fn(item) for item in items]
-    with ThreadPoolExecutor(max_workers=workers(len(items))) as pool:
-        return list(pool.map(fn, items))
+    try:
+        with ThreadPoolExecutor(max_workers=workers(len(items))) as pool:
+            return list(pool.map(fn, items))
+    finally:
+        release_freed_memory()
 
 
 def run_together(*steps: Callable[[], R]) -> list[R]:
