@@ -25,6 +25,19 @@ from ccv.identity.standardize import (
     split_full_name,
     standardize_customers,
 )
+from ccv.identity.standardize.emails import _email_key, _normalize_email_text
+from ccv.identity.standardize.identifiers import (
+    _normalize_loyalty_text,
+    _normalize_phone_text,
+    _normalize_postcode_text,
+    _parse_valid,
+    _phone_gb_ascii,
+    _phone_slow,
+    _retry_is_hopeless,
+)
+from ccv.identity.standardize.kernels import _clean
+from ccv.identity.standardize.names import _split_name
+from ccv.identity.standardize.text import _blank_or, _fold, _placeholder_test
 
 # Shapes that take the ASCII kernel, the Python path, and the seam between them.
 AWKWARD = [
@@ -100,20 +113,20 @@ def listed(s: pd.Series) -> list:
 
 
 def is_placeholder(text: str) -> bool:
-    return std._placeholder_test(PLACEHOLDERS)(text)
+    return _placeholder_test(PLACEHOLDERS)(text)
 
 
 @pytest.mark.parametrize(
     ("vectorised", "per_value"),
     [
-        (clean_text, std._clean),
-        (fold, std._fold),
-        (blank_placeholders, std._blank_or(lambda c: c, is_placeholder)),
-        (normalize_email, lambda t: std._normalize_email_text(t, is_placeholder)),
-        (email_match_key, std._email_key),
-        (normalize_phone, lambda t: std._normalize_phone_text(t, "GB", is_placeholder)),
-        (normalize_postcode, lambda t: std._normalize_postcode_text(t, is_placeholder)),
-        (normalize_loyalty_id, lambda t: std._normalize_loyalty_text(t, is_placeholder)),
+        (clean_text, _clean),
+        (fold, _fold),
+        (blank_placeholders, _blank_or(lambda c: c, is_placeholder)),
+        (normalize_email, lambda t: _normalize_email_text(t, is_placeholder)),
+        (email_match_key, _email_key),
+        (normalize_phone, lambda t: _normalize_phone_text(t, "GB", is_placeholder)),
+        (normalize_postcode, lambda t: _normalize_postcode_text(t, is_placeholder)),
+        (normalize_loyalty_id, lambda t: _normalize_loyalty_text(t, is_placeholder)),
     ],
 )
 def test_vectorised_equals_per_value_definition(vectorised, per_value):
@@ -123,7 +136,7 @@ def test_vectorised_equals_per_value_definition(vectorised, per_value):
 def test_split_full_name_equals_per_value_definition():
     got = split_full_name(pd.Series(AWKWARD))
     pairs = list(zip(listed(got["first_name"]), listed(got["last_name"]), strict=True))
-    assert pairs == reference(std._split_name, AWKWARD)
+    assert pairs == reference(_split_name, AWKWARD)
 
 
 def test_placeholders_none_and_custom_sets_in_the_kernel():
@@ -131,8 +144,8 @@ def test_placeholders_none_and_custom_sets_in_the_kernel():
     # the per-value definition ("na" is a real surname for some).
     values = pd.Series(["na", "N.A.", "n/a", "unknown", "-", "none of it"])
     for placeholders in (None, {"n/a"}, {"unknown", "n.a."}):
-        test = std._placeholder_test(placeholders)
-        expected = reference(std._blank_or(lambda c: c, test), values)
+        test = _placeholder_test(placeholders)
+        expected = reference(_blank_or(lambda c: c, test), values)
         assert listed(blank_placeholders(values, placeholders)) == expected
 
 
@@ -180,12 +193,12 @@ def test_gb_phone_kernel_matches_the_parser_on_random_numbers():
         length = rng.choice([4, 6, 7, 8, 9, 9, 10, 10, 10, 10, 11, 12])
         nsn = rng.choice("123456789") + "".join(rng.choice("0123456789") for _ in range(length))
         raws.append(rng.choice(shapes).format(nsn))
-    e164, undecided = std._phone_gb_ascii(pa.array(raws, type=pa.large_string()))
+    e164, undecided = _phone_gb_ascii(pa.array(raws, type=pa.large_string()))
     decided = 0
     for raw, fast, open_ in zip(raws, e164.to_pylist(), undecided.to_pylist(), strict=True):
         if not open_:
             decided += 1
-            assert fast == std._phone_slow(raw, "GB"), raw
+            assert fast == _phone_slow(raw, "GB"), raw
     assert decided > 2000  # the kernel really decides most shapes
 
 
@@ -197,8 +210,8 @@ def test_retry_is_hopeless_agrees_with_the_parser():
         digits = rng.choice("123456789") + "".join(
             rng.choice("0123456789") for _ in range(rng.randint(7, 13))
         )
-        if std._retry_is_hopeless(digits):
-            assert std._parse_valid("+" + digits, None) is None, digits
+        if _retry_is_hopeless(digits):
+            assert _parse_valid("+" + digits, None) is None, digits
 
 
 def test_names_last_first_titles_and_suffixes():

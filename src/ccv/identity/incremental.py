@@ -143,10 +143,14 @@ def ensure_state_tables(con: duckdb.DuckDBPyConnection, rules: Sequence[Blocking
 
 
 def code_digest(modules: Sequence[ModuleType]) -> str:
-    """md5 of the source of `modules` (call at import time: the code this process runs)."""
+    """md5 of the source of `modules` (call at import time: the code this process runs); a
+    package counts with every module in it (`ccv.identity.standardize`)."""
     digest = hashlib.md5()
     for module in modules:
-        digest.update(Path(module.__file__).read_bytes())
+        path = Path(module.__file__)
+        files = sorted(path.parent.glob("*.py")) if hasattr(module, "__path__") else [path]
+        for file in files:
+            digest.update(file.read_bytes())
     return digest.hexdigest()
 
 
