@@ -10,31 +10,21 @@ so the output is the same as a loop's, whatever the number of cores.
 Memory: glibc gives each thread its own heap (arena) and keeps what the thread frees there
 for reuse, so after side-by-side steps the process would hold every thread's working set
 (+0.5 GB at a million records). `parallel_map` hands freed memory back to the system when
-its threads are done (`malloc_trim`, glibc only; elsewhere a no-op).
+its threads are done (`frames.release_freed_memory`).
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 import pyarrow as pa
 
+from ccv.identity.frames import release_freed_memory
+
 T = TypeVar("T")
 R = TypeVar("R")
-
-
-def _malloc_trim() -> Callable[[], None]:
-    """glibc's `malloc_trim(0)`, or a no-op where there is none (macOS, musl)."""
-    name = ctypes.util.find_library("c")
-    trim = getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
-    return (lambda: None) if trim is None else (lambda: trim(0) and None)
-
-
-release_freed_memory = _malloc_trim()
 
 
 def workers(n_items: int) -> int:
