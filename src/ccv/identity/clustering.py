@@ -142,7 +142,7 @@ def cluster(
     # 1. strong components: vectorised unless a guard is broken
     broken = _broken_components(labels, guards)
     in_broken = np.isin(labels[left], broken) & is_strong
-    roots = pd.Series(np.arange(n)).groupby(labels).transform("min").to_numpy()
+    roots = _first_members(labels)[labels]  # each component's smallest record
     sets.parent[:] = roots
     sizes = np.bincount(labels, minlength=labels.max() + 1 if n else 0)
     sets.size[:] = sizes[labels]
@@ -177,6 +177,17 @@ def cluster(
     final = _roots(sets.parent)
     used = final[left] == final[right]
     return final, used
+
+
+def _first_members(labels: np.ndarray) -> np.ndarray:
+    """The smallest record of every label 0..k-1 (a groupby-min, without pandas' hashing).
+
+    >>> _first_members(np.array([1, 0, 1, 0, 2])).tolist()
+    [1, 0, 4]
+    """
+    first = np.full(int(labels.max(initial=-1)) + 1, len(labels), dtype=np.int64)
+    np.minimum.at(first, labels, np.arange(len(labels)))
+    return first
 
 
 def _seed_values(
