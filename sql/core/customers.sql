@@ -33,8 +33,13 @@ golden as (
 -- An identity record stands for one CRM record or for all the transactions of one source that
 -- carry the same identifiers (`transactions` counts them), so summing it per customer and source
 -- counts the customer's rows in customer_xref without reading the crosswalk's millions of rows.
+-- The earliest observation rides along, so identity_records is grouped once, not twice.
 records_per_source as (
-    select customer_id, source, sum(transactions) as records
+    select
+        customer_id,
+        source,
+        sum(transactions) as records,
+        min(first_observed_at) as first_observed_at
     from identity_records
     group by customer_id, source
 ),
@@ -46,14 +51,9 @@ provenance as (
         customer_id,
         count(source)::integer as source_count,
         sum(records)::integer as record_count,
-        list(source order by source) as sources
+        list(source order by source) as sources,
+        min(first_observed_at) as first_seen_at
     from records_per_source
-    group by customer_id
-),
-
-first_seen as (
-    select customer_id, min(first_observed_at) as first_seen_at
-    from identity_records
     group by customer_id
 ),
 
@@ -79,14 +79,13 @@ final as (
         cast(g.sms_opt_in as boolean) as sms_opt_in,
         -- dates
         cast(g.birth_date as date) as birth_date,
-        f.first_seen_at,
+        p.first_seen_at,
         -- provenance
         p.source_count,
         p.record_count,
         p.sources
     from provenance as p
     left join golden as g using (customer_id)
-    left join first_seen as f using (customer_id)
 )
 
 select * from final

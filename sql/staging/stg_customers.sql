@@ -3,7 +3,9 @@
 -- Snapshot sources (`load = "snapshot"` in ingest_sources): a record absent from the source's
 -- latest full file (greatest file name; its quarantined rows count as present) is kept but marked
 -- is_deleted, with deleted_at = when that file was loaded. Raw rows are never erased.
-with raw_customers as (
+-- not materialized: read by several CTEs below; each scan reads only the columns it needs, which
+-- costs less than copying every CRM row into a materialized CTE first (see stg_orders)
+with raw_customers as not materialized (
     select * from raw_customers
 ),
 

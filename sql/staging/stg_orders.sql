@@ -1,6 +1,8 @@
 -- One row per order or till transaction, typed and with amounts completed from each other:
 -- a source that gives only net and discount still yields gross, and vice versa.
-with raw_orders as (
+-- not materialized: read by three CTEs below; each scan reads only the columns it needs, which
+-- costs less than copying every order into a materialized CTE first
+with raw_orders as not materialized (
     select * from raw_orders
 ),
 
