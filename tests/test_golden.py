@@ -186,3 +186,71 @@ def test_provenance_ties_go_to_the_smallest_record_key_and_name_one_record():
             provenance = {a: (s, rid) for a, s, rid in rows}
             assert provenance["email"] == ("a", "9")  # record key "9" sorts before "~0order"
             assert provenance["phone"] == ("a", "9")
+
+
+def two_customers() -> duckdb.DuckDBPyConnection:
+    """C1 and C2, two CRM records each, built in full once."""
+    records = [
+        crm("a", "1", 0, first_name="Ann", city="Leeds"),
+        crm("a", "2", 5, first_name="Ann", city="York"),
+        crm("b", "3", 0, first_name="Bob", city="Hull"),
+        crm("b", "4", 9, first_name="Rob", city="Bath", gender="m"),
+    ]
+    con = warehouse(records)
+    con.execute("update identity_records set customer_id = 'C2' where source = 'b'")
+    build_golden(con, SurvivorshipConfig())
+    return con
+
+
+def rows_by_customer(con) -> dict[str, set]:
+    rows = con.execute(
+        "select customer_id, rowid, attribute, value, source_record_id from customer_attributes"
+    ).fetchall()
+    out: dict[str, set] = {}
+    for customer, *row in rows:
+        out.setdefault(customer, set()).add(tuple(row))
+    return out
+
+
+def test_an_incremental_build_rewrites_only_customers_whose_records_changed():
+    con = two_customers()
+    before = rows_by_customer(con)
+    # C2's newer record moves and a CRM-only attribute changes; C1 is untouched; C3 is new
+    con.execute(
+        "update identity_records set observed_at = observed_at + interval 30 day "
+        "where source_record_id = '3'"
+    )
+    con.execute("update stg_customers set gender = 'x' where source_record_id = '4'")
+    con.execute(
+        "insert into identity_records by name select 'c' as source, '5' as source_record_id, "
+        "'customer' as record_kind, 'C3' as customer_id, 1 as transactions, "
+        "timestamp '2025-02-01' as observed_at, 'Cy' as first_name"
+    )
+    con.execute(
+        "insert into stg_customers (source, source_record_id, is_deleted) values ('c', '5', false)"
+    )
+    build_golden(con, SurvivorshipConfig(), incremental=True)
+    after = rows_by_customer(con)
+    assert after["C1"] == before["C1"]  # same rows, same row ids: not rewritten
+    assert {r[0] for r in after["C2"]}.isdisjoint({r[0] for r in before["C2"]})  # rewritten
+    assert ("gender", "x", "4") in {r[1:] for r in after["C2"]}
+    assert ("city", "Hull", "3") in {r[1:] for r in after["C2"]}  # now the most recent
+    assert ("first_name", "Cy", "5") in {r[1:] for r in after["C3"]}
+    incremental = con.execute("select * from customer_attributes").fetchall()
+    build_golden(con, SurvivorshipConfig())  # the full build of the same inputs
+    assert sorted(incremental, key=repr) == sorted(
+        con.execute("select * from customer_attributes").fetchall(), key=repr
+    )
+
+
+def test_an_incremental_build_drops_customers_that_no_longer_exist():
+    con = two_customers()
+    con.execute("update identity_records set customer_id = 'C1' where source = 'b'")  # merged
+    build_golden(con, SurvivorshipConfig(), incremental=True)
+    customers = con.execute("select distinct customer_id from customer_attributes").fetchall()
+    assert customers == [("C1",)]
+    incremental = sorted(con.execute("select * from customer_attributes").fetchall(), key=repr)
+    build_golden(con, SurvivorshipConfig())
+    full = sorted(con.execute("select * from customer_attributes").fetchall(), key=repr)
+    assert incremental == full
+    assert ("first_name", "Ann") in {(r[1], r[2]) for r in full}  # two records of four agree

@@ -147,9 +147,12 @@ def assign_ids(new: pd.DataFrame, previous: pd.DataFrame, registry: pd.DataFrame
                 "customer_id": merged["merged_into"].to_numpy(),
                 "other_customer_id": merged["customer_id"].to_numpy(),
                 "record_key": None,
-                "reason": (
-                    merged["customer_id"] + " merged into older id " + merged["merged_into"]
-                ).to_numpy(),
+                # built per merge (they are few): with no merge, `merged_into` is an empty
+                # float column that text cannot be added to
+                "reason": [
+                    f"{old} merged into older id {into}"
+                    for old, into in zip(merged["customer_id"], merged["merged_into"], strict=True)
+                ],
             }
         ),
     ]

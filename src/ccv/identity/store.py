@@ -135,3 +135,81 @@ def record_work(con: duckdb.DuckDBPyConnection, run_id: str, work: Work) -> None
             work.state_signature,
         ],
     )
+
+
+def replace_changed(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    tonight: str,
+    group: str,
+    run_id: str | None = None,
+) -> int:
+    """Make `table` hold exactly the rows of the relation `tonight` (a table, view or registered
+    frame of the same columns) by rewriting only the groups (values of column `group`, e.g. a
+    customer) whose rows differ: delete their rows, insert tonight's. Returns the number of
+    groups rewritten.
+
+    Why: on a delta night all but a few customers' identity rows are what they were, and
+    comparing two relations in DuckDB costs a fraction of writing a whole table again. Whole
+    groups are rewritten, not single rows, because rows need not be unique (two links between
+    the same two records): a group whose rows are equal as multisets both ways is equal.
+
+    `run_id`: the table has a ``run_id`` column saying which run wrote it; it is not compared,
+    and every row is stamped with `run_id` (kept rows too), as a full rewrite would stamp them.
+    """
+    compared = ", ".join(c for c in _columns(con, table) if c != "run_id")
+    con.execute(
+        f"""
+        create or replace temp table _changed_groups as
+        with tonight as (
+            select {compared} from {tonight}
+        ),
+
+        last_night as (
+            select {compared} from {table}
+        ),
+
+        differing as (
+            (select * from tonight except all select * from last_night)
+            union all
+            (select * from last_night except all select * from tonight)
+        ),
+
+        final as (
+            select distinct {group} from differing
+        )
+
+        select * from final
+        """
+    )
+    con.execute(f"delete from {table} where {group} in (select {group} from _changed_groups)")
+    con.execute(
+        f"insert into {table} by name select * from {tonight} "
+        f"where {group} in (select {group} from _changed_groups)"
+    )
+    if run_id is not None:
+        con.execute(f"update {table} set run_id = ? where run_id <> ?", [run_id, run_id])
+    changed = con.execute("select count(*) from _changed_groups").fetchall()[0][0]
+    con.execute("drop table _changed_groups")
+    return changed
+
+
+def same_columns(con: duckdb.DuckDBPyConnection, table: str, query: str) -> bool:
+    """Whether `table` exists with the column names and types of the select `query` (what a
+    rewrite of the table from `query` would give it)."""
+    exists = con.execute(
+        "select count(*) from duckdb_tables() where table_name = ?", [table]
+    ).fetchall()[0][0]
+    if not exists:
+        return False
+    described = con.execute(f"describe {query}").fetchall()
+    return [(c[0], c[1]) for c in described] == _columns(con, table, types=True)
+
+
+def _columns(con: duckdb.DuckDBPyConnection, table: str, types: bool = False) -> list:
+    rows = con.execute(
+        "select column_name, data_type from duckdb_columns() where table_name = ? "
+        "and not internal order by column_index",
+        [table],
+    ).fetchall()
+    return [tuple(r) for r in rows] if types else [r[0] for r in rows]
