@@ -24,14 +24,12 @@ from dataclasses import dataclass, field, replace
 import duckdb
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from ccv.config import Config, IdentityConfig
 from ccv.identity import blocking, comparisons, incremental
 from ccv.identity import standardize as standardize_module
 from ccv.identity.clustering import Guards, cluster
-from ccv.identity.frames import frame_to_arrow, release_freed_memory
+from ccv.identity.frames import frame_to_arrow, release_freed_memory, write_table
 from ccv.identity.golden import build_golden
 from ccv.identity.incremental import (
     ParamsChoice,
@@ -45,7 +43,7 @@ from ccv.identity.incremental import (
 )
 from ccv.identity.matching import MatchResult, probabilistic_links, probability_to_weight
 from ccv.identity.partitions import LOCAL, Mapper
-from ccv.identity.stable_ids import EVENT_COLUMNS, Assignment, assign_ids
+from ccv.identity.stable_ids import assign_changed_ids
 from ccv.identity.standardize import (
     clean_text,
     normalize_phone,
@@ -58,8 +56,6 @@ from ccv.identity.store import (
     previous_crosswalk,
     record_assignment,
     record_work,
-    replace_changed,
-    same_columns,
 )
 from ccv.progress import advance
 
@@ -187,40 +183,9 @@ def gather_sql(config: Config) -> str:
         """
 
 
-def write_rows(
-    con: duckdb.DuckDBPyConnection,
-    table: str,
-    query: str,
-    delta: bool,
-    run_id: str | None = None,
-) -> None:
-    """Make `table` hold the rows of the select `query` (tonight's version of the table): on a
-    delta night by rewriting only the customers whose rows changed (`store.replace_changed`),
-    else (or when the table's columns would change) by writing it afresh. `run_id`: the table
-    has a ``run_id`` column, which every row carries (see `replace_changed`)."""
-    if not (delta and same_columns(con, table, query)):
-        con.execute(f"create or replace table {table} as {query}")
-        return
-    # tonight's rows are read twice (compared, then the changed ones inserted): made once
-    con.execute(f"create or replace temp table _tonight as {query}")
-    replace_changed(con, table, "_tonight", "customer_id", run_id)
-    con.execute("drop table _tonight")
-
-
-def write_identity_records(
-    con: duckdb.DuckDBPyConnection, records: pd.DataFrame, delta: bool
-) -> None:
-    """identity_records from `identity_columns` of tonight's records (see `write_rows`)."""
-    con.register("_identity_records", frame_to_arrow(records))
-    try:
-        write_rows(con, "identity_records", "select * from _identity_records", delta)
-    finally:
-        con.unregister("_identity_records")
-
-
-def write_crosswalk(con: duckdb.DuckDBPyConnection, run_id: str, delta: bool = False) -> None:
+def write_crosswalk(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
     """customer_xref: every CRM record and every transaction with an identifier → customer
-    (needs `key_transactions`; `delta`: see `write_rows`)."""
+    (needs `key_transactions`)."""
     parts = [
         """
         select source, source_record_id, 'customer' as record_kind, customer_id, match_rule
@@ -238,8 +203,10 @@ def write_crosswalk(con: duckdb.DuckDBPyConnection, run_id: str, delta: bool = F
                 and ir.source_record_id = t.record_key
             """
         )
-    query = f"select *, '{run_id}' as run_id from ({' union all '.join(parts)})"
-    write_rows(con, "customer_xref", query, delta, run_id)
+    con.execute(
+        "create or replace table customer_xref as "
+        f"select *, '{run_id}' as run_id from ({' union all '.join(parts)})"
+    )
 
 
 def link_pairs(records: pd.DataFrame) -> pd.DataFrame:
@@ -340,7 +307,6 @@ def link_and_write(
     Why a function of its own: its frames (millions of identity records, their links) are
     released when it returns, before the golden records' SQL needs the memory.
     """
-    ensure_identity_tables(con)
     identity = config.identity
     signature = state_signature((identity.default_phone_region, identity.max_block_size), CODE)
     if not delta:
@@ -381,10 +347,10 @@ def link_and_write(
     rule_of = rules.groupby(edges["right"]).first()
     std["match_rule"] = pd.Series(std.index.map(rule_of), index=std.index).fillna("self")
     _phase("write tables")
-    write_identity_records(con, identity_columns(std), delta)
-    write_crosswalk(con, run_id, delta)
+    write_table(con, "identity_records", identity_columns(std))
+    write_crosswalk(con, run_id)
     drop_transaction_keys(con)
-    write_evidence(con, std, edges, matched, run_id, choice, delta)
+    write_evidence(con, std, edges, matched, run_id, choice)
     record_work(con, run_id, work)
     events = assignment.events["event_type"].value_counts().to_dict()
     return (
@@ -395,80 +361,6 @@ def link_and_write(
     )
 
 
-def assign_changed_ids(
-    new: pd.DataFrame, previous: pd.DataFrame, registry: pd.DataFrame
-) -> Assignment:
-    """`stable_ids.assign_ids` (same arguments, same result), with the vote run only over the
-    clusters that are not exactly one previous customer.
-
-    Why: on a delta night nearly every cluster holds exactly the records one customer held
-    last night (no record more, none less). `assign_ids` gives such a cluster that customer's
-    id with no event: the id has no vote in any other cluster and the cluster no vote for any
-    other id. So the ids, events, new and retired ids of the other clusters are what
-    `assign_ids` gives on their records alone, and the strings of millions of unchanged
-    records need not be merged, grouped and sorted again.
-    """
-    codes, ids = pd.factorize(previous["customer_id"])
-    if not len(ids):  # a first night: every cluster is new
-        return assign_ids(new, previous, registry)
-    joined = new[["record_key"]].merge(
-        pd.DataFrame({"record_key": previous["record_key"], "code": codes}),
-        on="record_key",
-        how="left",
-    )
-    if len(joined) != len(new):  # a record key twice in the crosswalk: vote the usual way
-        return assign_ids(new, previous, registry)
-    code = joined["code"].fillna(-1).to_numpy(dtype=np.int64)
-    kept = _unchanged_clusters(new["cluster"].to_numpy(), code, np.bincount(codes[codes >= 0]))
-    changed = ~kept
-    customer_id = np.asarray(ids, dtype=object)[np.maximum(code, 0)]
-    if not changed.any():  # what `assign_ids` gives a night that changed nothing
-        empty = np.array([], dtype=object)
-        return Assignment(
-            ids=new.assign(customer_id=customer_id),
-            events=pd.DataFrame(columns=EVENT_COLUMNS),
-            new_ids=pd.DataFrame({"customer_id": empty}),
-            retired=pd.DataFrame({"customer_id": empty, "merged_into": empty}),
-        )
-    voted = assign_ids(
-        new[changed],
-        previous[_isin_text(previous["record_key"], new["record_key"][changed])],
-        _with_ids(registry, ids),
-    )
-    customer_id[changed] = voted.ids["customer_id"].to_numpy(dtype=object)
-    return replace(voted, ids=new.assign(customer_id=customer_id))
-
-
-def _unchanged_clusters(cluster: np.ndarray, code: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Per record: its cluster's records all had one previous customer (`code` >= 0), and
-    the cluster holds all of that customer's `counts` previous records."""
-    frame = pd.DataFrame({"cluster": cluster, "code": code})
-    stats = frame.groupby("cluster")["code"].agg(["min", "max", "size"])
-    lowest = stats["min"].to_numpy()
-    whole = (lowest == stats["max"].to_numpy()) & (lowest >= 0)
-    whole[whole] &= counts[lowest[whole]] == stats["size"].to_numpy()[whole]
-    return pd.Series(whole, index=stats.index).reindex(cluster).to_numpy()
-
-
-def _isin_text(values: pd.Series, test: pd.Series) -> np.ndarray:
-    """`values.isin(test)` for text through Arrow's hash set (see `stable_ids._isin`)."""
-    if not len(values) or not len(test):
-        return np.zeros(len(values), dtype=bool)
-    left = pa.array(values.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
-    right = pa.array(test.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
-    return pc.is_in(left, value_set=right).to_numpy(zero_copy_only=False)
-
-
-def _with_ids(registry: pd.DataFrame, ids: pd.Index) -> pd.DataFrame:
-    """The registry plus previous ids it lacks (none, normally): `assign_ids` never mints an id
-    of either, and the previous crosswalk handed to it is only the changed clusters' part."""
-    missing = ids[~_isin_text(pd.Series(ids), registry["customer_id"])]
-    if not len(missing):
-        return registry
-    extra = pd.DataFrame({"customer_id": np.asarray(missing, dtype=object), "created_run_id": None})
-    return pd.concat([registry, extra], ignore_index=True)
-
-
 def write_evidence(
     con: duckdb.DuckDBPyConnection,
     std: pd.DataFrame,
@@ -476,11 +368,10 @@ def write_evidence(
     matched: MatchResult,
     run_id: str,
     choice: ParamsChoice,
-    delta: bool = False,
 ) -> None:
     """match_evidence (every link a customer rests on, field by field), match_params (the m/u
     this run scored with, and the run that estimated them) and oversized_blocks (blocks
-    reported instead of compared). `delta`: see `write_rows`.
+    reported instead of compared).
 
     The links travel to DuckDB as positions and numbers only; the records' ids and customers
     are joined on in SQL, so millions of links never become text columns in pandas.
@@ -491,7 +382,7 @@ def write_evidence(
         position=np.arange(len(std), dtype=np.int64)
     )
     columns = [
-        f"'{run_id}' as run_id",
+        "? as run_id",
         "l.customer_id",
         "l.source as left_source",
         "l.source_record_id as left_record_id",
@@ -505,13 +396,16 @@ def write_evidence(
     con.register("_links", frame_to_arrow(links))
     con.register("_records", frame_to_arrow(records))
     try:
-        query = f"""
+        con.execute(
+            f"""
+            create or replace table match_evidence as
             select {", ".join(columns)}
             from _links as e
             join _records as l on l.position = e.left
             join _records as r on r.position = e.right
-            """
-        write_rows(con, "match_evidence", query, delta, run_id)
+            """,
+            [run_id],
+        )
     finally:
         con.unregister("_links")
         con.unregister("_records")
