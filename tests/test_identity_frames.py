@@ -17,7 +17,14 @@ import pandas.testing as pdt
 
 from ccv.identity.clustering import Guards, _broken_components, _roots, birth_dates_conflict
 from ccv.identity.frames import read_frame, read_frame_by_range, write_table
-from ccv.identity.resolve import LINK_KEYS, blank_default_dates, date_texts, link_pairs
+from ccv.identity.resolve import (
+    LINK_KEYS,
+    LINK_WEIGHTS,
+    blank_default_dates,
+    date_texts,
+    link_pairs,
+    match_rules,
+)
 
 QUERY = """
     select i::bigint as n, case when i % 3 = 0 then null else i end::bigint as n_null,
@@ -137,6 +144,24 @@ def test_link_pairs_gives_the_reference_edges_in_the_same_order():
             == expected[["left", "right"]].to_numpy().tolist()
         )
         assert got["rule"].astype(str).tolist() == expected["rule"].astype(str).tolist()
+
+
+def test_match_rules_give_the_first_edge_rule_per_record():
+    records = _records(400, 3)
+    edges = pd.concat(
+        [
+            link_pairs(records),
+            pd.DataFrame({"left": [0, 5], "right": [7, 399], "rule": ["email_and_name", "x"]}),
+        ],
+        ignore_index=True,
+    )
+    got = match_rules(len(records), edges)
+    # the pandas grouping it replaces
+    rules = edges["rule"].where(edges["rule"].isin(LINK_WEIGHTS), "probabilistic")
+    expected = pd.Series(records.index.map(rules.groupby(edges["right"]).first())).fillna("self")
+    assert got.tolist() == expected.tolist()
+    assert {"self", "email", "customer_record_id"} <= set(got)
+    assert got[399] == "probabilistic" or 399 in set(link_pairs(records)["right"])
 
 
 def test_date_helpers_match_string_conversion():

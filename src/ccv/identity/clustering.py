@@ -19,6 +19,7 @@ vectorised.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 import numpy as np
 import pandas as pd
@@ -69,7 +70,8 @@ def birth_dates_conflict(a: str, b: str, max_gap_days: int) -> bool:
     """
     if a == b:
         return False
-    gap = abs((pd.Timestamp(a) - pd.Timestamp(b)).days)
+    # `date.fromisoformat`: a tenth of `pd.Timestamp`'s cost (called ~100k times at 1M records)
+    gap = abs((date.fromisoformat(a) - date.fromisoformat(b)).days)
     if gap <= max_gap_days:
         return False
     if a[:4] == b[:4] and a[5:7] == b[8:10] and a[8:10] == b[5:7]:
@@ -108,6 +110,8 @@ class _Sets:
         lb, bb = self._values(b)
         if self.guards.check_loyalty and la and lb and la != lb:
             return True
+        if not ba or not bb:  # most records carry no birth date
+            return False
         gap = self.guards.max_birth_gap_days
         return any(birth_dates_conflict(x, y, gap) for x in ba for y in bb)
 

@@ -236,23 +236,44 @@ def link_pairs(records: pd.DataFrame) -> pd.DataFrame:
         star = (pos != centre) & ~(crm & is_crm[centre])
         edges.append(pd.DataFrame({"left": centre[star], "right": pos[star], "rule": rule}))
     # transactions that name their CRM record
-    crm = records[is_crm]
-    refs = records[records["ref_record_id"].notna()]
+    refs = np.flatnonzero(records["ref_record_id"].notna().to_numpy())
     if len(refs):
-        crm_index = pd.MultiIndex.from_arrays([crm["source"], crm["source_record_id"]])
-        at = crm_index.get_indexer(
-            pd.MultiIndex.from_arrays([refs["ref_source"], refs["ref_record_id"]])
+        crm = np.flatnonzero(is_crm)
+        crm_key, ref_key = _record_keys(
+            records, crm, ("source", "source_record_id"), refs, ("ref_source", "ref_record_id")
         )
-        found = at >= 0
-        ref_edges = pd.DataFrame(
-            {
-                "left": position[is_crm][at[found]],
-                "right": position[refs.index][found],
-                "rule": "customer_record_id",
-            }
+        order = np.argsort(crm_key, kind="stable")  # (source, record id) is unique among CRM
+        at = np.minimum(np.searchsorted(crm_key, ref_key, sorter=order), len(order) - 1)
+        found = crm_key[order[at]] == ref_key
+        edges.append(
+            pd.DataFrame(
+                {
+                    "left": crm[order[at[found]]],
+                    "right": refs[found],
+                    "rule": "customer_record_id",
+                }
+            )
         )
-        edges.append(ref_edges)
     return pd.concat(edges, ignore_index=True).astype({"left": "int64", "right": "int64"})
+
+
+def _record_keys(
+    records: pd.DataFrame,
+    left: np.ndarray,
+    left_columns: tuple[str, str],
+    right: np.ndarray,
+    right_columns: tuple[str, str],
+) -> tuple[np.ndarray, np.ndarray]:
+    """One integer per (source, record id) for the rows `left` (read from `left_columns`) and
+    `right` (from `right_columns`), equal where the two texts are: each column's text is hashed
+    once over both sides, instead of building two MultiIndexes of millions of rows. A missing
+    source gives a negative key, which no present pair has."""
+    codes = []
+    for a, b in zip(left_columns, right_columns, strict=True):
+        both = pd.concat([records[a].iloc[left], records[b].iloc[right]], ignore_index=True)
+        codes.append(pd.factorize(both)[0].astype(np.int64))
+    key = codes[0] * (int(codes[1].max(initial=0)) + 1) + codes[1]
+    return key[: len(left)], key[len(left) :]
 
 
 def resolve(
@@ -343,9 +364,7 @@ def link_and_write(
     std["customer_id"] = assignment.ids["customer_id"].to_numpy()  # `ids` keeps std's rows
     # how the record joined its customer: a deterministic key, or "probabilistic" (the blocking
     # rules and field weights of such links are in match_evidence)
-    rules = edges["rule"].where(edges["rule"].isin(LINK_WEIGHTS), "probabilistic")
-    rule_of = rules.groupby(edges["right"]).first()
-    std["match_rule"] = pd.Series(std.index.map(rule_of), index=std.index).fillna("self")
+    std["match_rule"] = match_rules(len(std), edges)
     _phase("write tables")
     write_table(con, "identity_records", identity_columns(std))
     write_crosswalk(con, run_id)
@@ -359,6 +378,25 @@ def link_and_write(
         {k: int(v) for k, v in events.items()},
         work,
     )
+
+
+def match_rules(n: int, edges: pd.DataFrame) -> np.ndarray:
+    """How each of the `n` records joined its customer: the rule of the first edge (in `edges`
+    order) whose right end it is — a deterministic key, or "probabilistic" — else "self".
+
+    By edge position and rule code: grouping millions of edges' rule texts by record costs
+    seconds at a million customers."""
+    first = np.full(n, len(edges), dtype=np.int64)
+    np.minimum.at(first, edges["right"].to_numpy(dtype=np.int64), np.arange(len(edges)))
+    codes, names = pd.factorize(edges["rule"])
+    labels = np.array(
+        [name if name in LINK_WEIGHTS else "probabilistic" for name in names] + ["self"],
+        dtype=object,
+    )
+    has_edge = first < len(edges)
+    out = np.full(n, len(names), dtype=np.int64)  # "self"
+    out[has_edge] = codes[first[has_edge]]
+    return labels[out]
 
 
 def write_evidence(
