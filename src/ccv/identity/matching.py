@@ -15,6 +15,7 @@ are *strong* (they form clusters), the rest *weak* (they may only attach a lone 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,9 +65,24 @@ def estimate_params(
     records = std.iloc[positions].assign(record_idx=positions.astype(np.int64))
     keys = RecordKeys(records)
     pairs, _ = candidate_pairs(records, DEFAULT_RULES, max_block_size, keys)
+    _, params = compare_and_estimate(
+        records, lambda: compare(records, pairs, DEFAULT_COMPARISONS, keys), keys, seed
+    )
+    return params
+
+
+def compare_and_estimate(
+    records: pd.DataFrame,
+    compare_candidates: Callable[[], pd.DataFrame],
+    keys: RecordKeys,
+    seed: int,
+) -> tuple[pd.DataFrame, Params]:
+    """The candidate pairs' comparison levels (`compare_candidates()`) and m/u/λ estimated from
+    them. u comes from random pairs and does not depend on the candidates, so it is estimated
+    beside the comparisons, on the other core (`threads.run_together`)."""
     n = len(records)
     levels, u = run_together(
-        lambda: compare(records, pairs, DEFAULT_COMPARISONS, keys),
+        compare_candidates,
         lambda: estimate_u(
             records,
             DEFAULT_COMPARISONS,
@@ -75,7 +91,7 @@ def estimate_params(
             keys=keys,
         ),
     )
-    return estimate_m(levels, u, n_records=n, comparisons=DEFAULT_COMPARISONS)
+    return levels, estimate_m(levels, u, n_records=n, comparisons=DEFAULT_COMPARISONS)
 
 
 def probabilistic_links(
@@ -111,18 +127,10 @@ def probabilistic_links(
     if small:
         levels = compare_pairs(records, pairs, mapper, keys)
         params = Params.load(DEFAULT_PARAMS_PATH)
-    else:  # u from random pairs does not depend on the candidate pairs: both at once
-        levels, u = run_together(
-            lambda: compare_pairs(records, pairs, mapper, keys),
-            lambda: estimate_u(
-                records,
-                DEFAULT_COMPARISONS,
-                n_pairs=min(1_000_000, n * (n - 1) // 2),
-                seed=seed,
-                keys=keys,
-            ),
+    else:
+        levels, params = compare_and_estimate(
+            records, lambda: compare_pairs(records, pairs, mapper, keys), keys, seed
         )
-        params = estimate_m(levels, u, n_records=n, comparisons=DEFAULT_COMPARISONS)
     links = links_from_levels(
         levels.assign(rules=pairs["rules"].to_numpy()), params, not small, match_probability
     )
