@@ -262,3 +262,36 @@ def test_many_pairs_vectorised():
     left = records["std_city"].to_numpy()[0::2]
     right = records["std_city"].to_numpy()[1::2]
     assert ((out["city_level"] == 2) == (left == right)).all()
+
+
+def test_scoring_in_slices_gives_the_same_levels(monkeypatch):
+    # distinct value pairs go to rapidfuzz a slice at a time; slices of 7 must change nothing
+    from ccv.identity import comparisons
+
+    rng = np.random.default_rng(1)
+    words = np.array(
+        ["anna", "ana", "hannah", "jon", "john", "johnny", "smith", "smyth", "schmidt"],
+        dtype=object,
+    )
+    n = 500
+    records = pd.DataFrame(
+        {
+            "record_idx": np.arange(2 * n),
+            **{
+                column: pd.array(rng.choice(words, 2 * n), "str")
+                for column in (
+                    "std_first_name",
+                    "std_first_name_key",
+                    "std_last_name",
+                    "std_city",
+                )
+            },
+            "std_postcode": pd.array([None] * (2 * n), "str"),
+        }
+    )
+    pairs = pd.DataFrame({"left": rng.integers(0, 2 * n, n), "right": rng.integers(0, 2 * n, n)})
+    whole = compare(records, pairs, [FIRST_NAME, LAST_NAME, CITY])
+    monkeypatch.setattr(comparisons, "SCORE_SLICE", 7)
+    sliced = compare(records, pairs, [FIRST_NAME, LAST_NAME, CITY])
+    pd.testing.assert_frame_equal(whole, sliced)
+    assert whole["first_name_level"].nunique() > 2  # fuzzy levels were reached

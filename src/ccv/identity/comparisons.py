@@ -157,16 +157,25 @@ class PairContext:
             hi = np.maximum(left[todo], right[todo])
             pair_codes, distinct = pd.factorize(lo * len(uniques) + hi)
             a, b = np.divmod(distinct, len(uniques))
-            scores = process.cpdist(
-                python_values(uniques, a),
-                python_values(uniques, b),
-                scorer=_SCORERS[scorer],
-                dtype=np.float32 if scorer != "levenshtein" else np.int32,
-                workers=-1,
-            ).astype(np.float32)
+            scores = np.empty(len(distinct), dtype=np.float32)
+            # in slices: the values go to rapidfuzz as Python strings (~60 bytes each), and a
+            # million-customer night has ~10M distinct value pairs per measure
+            for start in range(0, len(distinct), SCORE_SLICE):
+                part = slice(start, start + SCORE_SLICE)
+                scores[part] = process.cpdist(
+                    python_values(uniques, a[part]),
+                    python_values(uniques, b[part]),
+                    scorer=_SCORERS[scorer],
+                    dtype=np.float32 if scorer != "levenshtein" else np.int32,
+                    workers=-1,
+                )
             result[todo] = scores[pair_codes]
         done |= wanted
         return result
+
+
+SCORE_SLICE = 1_000_000
+"""Distinct value pairs scored by one rapidfuzz call (`PairContext.measure`)."""
 
 
 def python_values(uniques: pa.Array | np.ndarray, positions: np.ndarray) -> list:
