@@ -16,7 +16,7 @@ import pandas as pd
 import pandas.testing as pdt
 
 from ccv.identity.clustering import Guards, _broken_components, _roots, birth_dates_conflict
-from ccv.identity.frames import read_frame, read_frame_by_range, write_table
+from ccv.identity.frames import arrow_to_frame, read_arrow_by_range, read_frame, write_table
 from ccv.identity.resolve import (
     LINK_KEYS,
     LINK_WEIGHTS,
@@ -50,15 +50,15 @@ def test_read_frame_gives_what_df_gives():
     assert got["p"].tolist() == ["x"]
 
 
-def test_read_frame_by_range_gives_the_whole_query_in_order():
+def test_read_arrow_by_range_gives_the_whole_query_in_order():
     con = duckdb.connect()
     ranged = f"select * from ({QUERY}) where n >= ? and n < ? order by n"
     whole = read_frame(con, f"select * from ({QUERY}) order by n")
     for step in (1, 2, 5, 10):  # ranges of one row, uneven ranges, one range
-        pdt.assert_frame_equal(read_frame_by_range(con, ranged, 5, step), whole)
+        pdt.assert_frame_equal(arrow_to_frame(read_arrow_by_range(con, ranged, 5, step)), whole)
     # no rows: one (empty) range, still with the columns and dtypes
     none = ranged.replace("where", "where n < 0 and")
-    empty = read_frame_by_range(con, none, 0, 2)
+    empty = arrow_to_frame(read_arrow_by_range(con, none, 0, 2))
     assert empty.empty and list(empty.columns) == list(whole.columns)
 
 

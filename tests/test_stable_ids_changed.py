@@ -1,5 +1,5 @@
-"""Stable ids voted over changed clusters only (`assign_changed_ids`): exactly what voting over
-every cluster gives."""
+"""Stable ids voted over changed clusters only (`assign_ids`): exactly what voting over every
+cluster (`vote_ids`) gives."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pandas.testing as pdt
 import pytest
 
 from ccv.identity import stable_ids
-from ccv.identity.stable_ids import assign_changed_ids, assign_ids
+from ccv.identity.stable_ids import assign_ids, vote_ids
 
 
 def night(rng: np.random.Generator, records: int, clusters: int) -> pd.DataFrame:
@@ -26,7 +26,7 @@ def test_voting_over_changed_clusters_only_equals_voting_over_all(seed):
     rng = np.random.default_rng(seed)
     last = night(rng, 300, 120)
     nothing = pd.DataFrame({"record_key": [], "customer_id": []}, dtype=object)
-    last_ids = assign_ids(last, nothing, nothing.rename(columns={"record_key": "created_run_id"}))
+    last_ids = vote_ids(last, nothing, nothing.rename(columns={"record_key": "created_run_id"}))
     previous = last_ids.ids[["record_key", "customer_id"]]
     registry = pd.DataFrame(
         {"customer_id": previous["customer_id"].unique(), "created_run_id": "r1"}
@@ -42,8 +42,8 @@ def test_voting_over_changed_clusters_only_equals_voting_over_all(seed):
     )
     tonight = pd.concat([tonight, fresh], ignore_index=True)
 
-    full = assign_ids(tonight, previous, registry)
-    fast = assign_changed_ids(tonight, previous, registry)
+    full = vote_ids(tonight, previous, registry)
+    fast = assign_ids(tonight, previous, registry)
 
     pdt.assert_frame_equal(
         fast.ids.reset_index(drop=True), full.ids.reset_index(drop=True), check_dtype=False
@@ -57,9 +57,9 @@ def test_voting_on_a_first_night_and_on_an_unchanged_night():
     tonight = pd.DataFrame({"record_key": ["a", "b", "c"], "cluster": [0, 0, 1]})
     empty = pd.DataFrame({"record_key": [], "customer_id": []}, dtype=object)
     registry = pd.DataFrame({"customer_id": [], "created_run_id": []}, dtype=object)
-    first = assign_changed_ids(tonight, empty, registry)
+    first = assign_ids(tonight, empty, registry)
     assert len(first.new_ids) == 2
-    again = assign_changed_ids(
+    again = assign_ids(
         tonight, first.ids[["record_key", "customer_id"]], first.new_ids.assign(created_run_id="r")
     )
     assert again.events.empty and again.new_ids.empty and again.retired.empty
@@ -71,12 +71,12 @@ def test_voting_when_the_only_change_is_a_new_customer():
     last = pd.DataFrame({"record_key": ["a", "b", "c"], "cluster": [0, 0, 1]})
     empty = pd.DataFrame({"record_key": [], "customer_id": []}, dtype=object)
     registry = pd.DataFrame({"customer_id": [], "created_run_id": []}, dtype=object)
-    first = assign_changed_ids(last, empty, registry)
+    first = assign_ids(last, empty, registry)
     previous = first.ids[["record_key", "customer_id"]].astype("str")
     tonight = pd.DataFrame({"record_key": ["a", "b", "c", "d"], "cluster": [5, 5, 7, 9]})
     registry = first.new_ids.assign(created_run_id="r1")
-    fast = assign_changed_ids(tonight, previous, registry)
-    full = assign_ids(tonight, previous, registry)
+    fast = assign_ids(tonight, previous, registry)
+    full = vote_ids(tonight, previous, registry)
     pdt.assert_frame_equal(fast.ids, full.ids, check_dtype=False)
     assert fast.events["event_type"].tolist() == ["new"]
     assert fast.events["customer_id"].tolist() == fast.new_ids["customer_id"].tolist()

@@ -58,24 +58,18 @@ def read_frame(
     return arrow_to_frame(read_arrow(con, sql, params or []))
 
 
-def read_frame_by_range(
+def read_arrow_by_range(
     con: duckdb.DuckDBPyConnection, sql: str, total: int, step: int
-) -> pd.DataFrame:
-    """`read_frame` of a query with two parameters, the bounds ``[start, stop)`` of a numbering
-    ``0 .. total``: run one range of `step` at a time and concatenated in range order.
+) -> pa.Table:
+    """`read_arrow` of a query with two parameters, the bounds ``[start, stop)`` of a numbering
+    ``0 .. total``: run one range of `step` at a time and concatenated in range order (the
+    query's schema even when no range has a row).
 
     Why: DuckDB materialises a whole result before handing it over as Arrow, so reading millions
     of wide, sorted rows at once holds the sort, the result and the Arrow copy together (about
     5 GB for the identity records of a million customers); a range at a time doubles only one
     range. The Arrow chunks are concatenated without copying.
     """
-    return arrow_to_frame(read_arrow_by_range(con, sql, total, step))
-
-
-def read_arrow_by_range(
-    con: duckdb.DuckDBPyConnection, sql: str, total: int, step: int
-) -> pa.Table:
-    """`read_frame_by_range` as an Arrow table (its schema even when no range has a row)."""
     tables = [
         read_arrow(con, sql, [start, start + step]) for start in range(0, max(total, 1), step)
     ]

@@ -55,8 +55,17 @@ FROM_IDENTITY = (
     "loyalty_id",
 )
 
-# What `golden_sql` reads of every record besides its attributes.
+# What `golden_sql` reads of every record besides its attributes; `input_digests_sql` hashes
+# the same columns, so the two cannot drift apart.
 RECORD_COLUMNS = ("source", "source_record_id", "record_kind", "observed_at", "transactions")
+
+# A record's CRM row: its attributes that identity_records does not carry, and is_deleted.
+RECORDS_JOIN = """
+        from identity_records as ir
+        left join stg_customers as c
+            on ir.record_kind = 'customer'
+            and c.source = ir.source
+            and c.source_record_id = ir.source_record_id"""
 
 
 def golden_sql(survivorship: SurvivorshipConfig, customers: str | None = None) -> str:
@@ -77,6 +86,7 @@ def golden_sql(survivorship: SurvivorshipConfig, customers: str | None = None) -
         f"when '{a}' then {RULE_KEYS[survivorship.rule(a)]}" for a in DEFAULT_SURVIVORSHIP
     )
     attributes = ", ".join(DEFAULT_SURVIVORSHIP)
+    record_columns = ", ".join(f"ir.{c}" for c in RECORD_COLUMNS)
     only = f"where customer_id in (select customer_id from {customers})" if customers else ""
     return f"""
     with identity_records as (
@@ -90,11 +100,7 @@ def golden_sql(survivorship: SurvivorshipConfig, customers: str | None = None) -
     records as (
         select
             ir.customer_id,
-            ir.source,
-            ir.source_record_id,
-            ir.record_kind,
-            ir.observed_at,
-            ir.transactions,
+            {record_columns},
             {source_rank} as source_rank,
             coalesce(c.is_deleted, false) as is_deleted,
             -- provenance order: most recent, most trusted source, smallest record key; only
@@ -105,12 +111,7 @@ def golden_sql(survivorship: SurvivorshipConfig, customers: str | None = None) -
                 order by ir.observed_at desc nulls last, source_rank, ir.source,
                     ir.source_record_id
             ) as record_order,
-            {columns}
-        from identity_records as ir
-        left join stg_customers as c
-            on ir.record_kind = 'customer'
-            and c.source = ir.source
-            and c.source_record_id = ir.source_record_id
+            {columns}{RECORDS_JOIN}
     ),
 
     candidates as (
@@ -213,12 +214,7 @@ def input_digests_sql(survivorship: SurvivorshipConfig) -> str:
     ),
 
     records as (
-        select ir.customer_id, hash({inputs}) as record_hash
-        from identity_records as ir
-        left join stg_customers as c
-            on ir.record_kind = 'customer'
-            and c.source = ir.source
-            and c.source_record_id = ir.source_record_id
+        select ir.customer_id, hash({inputs}) as record_hash{RECORDS_JOIN}
     ),
 
     final as (

@@ -452,17 +452,15 @@ def refresh_pairs(
     max_block_size: int,
     rules: Sequence[BlockingRule] = DEFAULT_RULES,
     mapper: Mapper = LOCAL,
-    record_keys: RecordKeys | None = None,
+    *,
+    record_keys: RecordKeys,
 ) -> PairState:
     """The night's candidate pairs among the customer records at std positions `customers`.
 
-    ``record_keys``: part codes over the customer records (``std.iloc[customers]`` with
-    ``record_idx`` = std position), shared with the term frequencies and the estimation of u.
+    ``record_keys``: part codes over ``compared_records(std, customers)``, shared with the term
+    frequencies and the estimation of u.
     """
     std = state.std
-    if record_keys is None:
-        customer_records = std.iloc[customers].assign(record_idx=customers.astype(np.int64))
-        record_keys = RecordKeys(customer_records)
     n_c = len(customers)
     record_no = std["record_no"].to_numpy(dtype=np.int64)[customers]
     dirty = state.dirty[customers]
@@ -550,7 +548,7 @@ def refresh_pairs(
         if 2 * len(involved) > n_c:
             records, compare_keys = record_keys.records, record_keys
         else:
-            records, compare_keys = std.iloc[involved].assign(record_idx=involved), None
+            records, compare_keys = compared_records(std, involved), None
         lo_todo = np.minimum(left_pos[todo], right_pos[todo])
         hi_todo = np.maximum(left_pos[todo], right_pos[todo])
         fresh = compare_pairs(
@@ -577,6 +575,17 @@ def refresh_pairs(
     columns = ["rule", "key_hash", "key", "size"]
     oversized_frame = pd.concat([pd.DataFrame(columns=columns), *oversized], ignore_index=True)
     return PairState(frame, _merge_oversized(con, oversized_frame, affected, rules), len(todo))
+
+
+def compared_records(std: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:
+    """The records at std `positions` as blocking and comparing take them: their ``std_*``
+    columns and ``record_idx`` = std position.
+
+    Why only those columns (as a Dask partition gets them, `partitions.split_pairs`): they are
+    all that blocking and comparing read, and a copy of every column of a million customer
+    records costs ~0.5 GB more at the night's memory peak."""
+    compared = [i for i, c in enumerate(std.columns) if c.startswith("std_")]
+    return std.iloc[positions, compared].assign(record_idx=positions.astype(np.int64))
 
 
 def _isin(values: np.ndarray, test: np.ndarray) -> np.ndarray:
@@ -741,10 +750,7 @@ def incremental_links(
     std = state.std
     customers = np.flatnonzero((std["record_kind"] == "customer").to_numpy())
     stored = stored_params(con) if reestimate_growth is not None else None
-    # blocking and comparing read the std_* columns only (as a partition does: `partitions`):
-    # a copy of every column of a million customer records would cost ~0.5 GB more
-    compared = [i for i, c in enumerate(std.columns) if c.startswith("std_")]
-    records = std.iloc[customers, compared].assign(record_idx=customers.astype(np.int64))
+    records = compared_records(std, customers)
     keys = RecordKeys(records)  # part codes shared by comparing, term frequencies and u
     pairs = refresh_pairs(con, state, customers, max_block_size, mapper=mapper, record_keys=keys)
     none = ParamsChoice(None, "none", None, None)

@@ -43,7 +43,7 @@ from ccv.identity.incremental import (
 )
 from ccv.identity.matching import MatchResult, probabilistic_links, probability_to_weight
 from ccv.identity.partitions import LOCAL, Mapper
-from ccv.identity.stable_ids import assign_changed_ids
+from ccv.identity.stable_ids import assign_ids
 from ccv.identity.standardize import (
     clean_text,
     normalize_phone,
@@ -289,7 +289,7 @@ def resolve(
     """
     ensure_identity_tables(con)
     identity = config.identity
-    signature = state_signature((identity.default_phone_region, identity.max_block_size), CODE)
+    signature = identity_signature(identity)
     # decided before `link_and_write` brings the state up to tonight
     delta = identity.incremental and state_is_current(con, signature)
     customers, events, work = link_and_write(con, config, run_id, now, mapper, delta)
@@ -329,7 +329,7 @@ def link_and_write(
     released when it returns, before the golden records' SQL needs the memory.
     """
     identity = config.identity
-    signature = state_signature((identity.default_phone_region, identity.max_block_size), CODE)
+    signature = identity_signature(identity)
     if not delta:
         drop_state(con)  # everything is new tonight: standardised, compared and estimated
     _phase("standardise")
@@ -357,7 +357,7 @@ def link_and_write(
     std["cluster"], edges = cluster_links(std, matched, identity)
     _phase("stable ids")
     std["record_key"] = std["source"] + ":" + std["source_record_id"]
-    assignment = assign_changed_ids(
+    assignment = assign_ids(
         std[["record_key", "cluster"]], previous_crosswalk(con), id_registry(con)
     )
     record_assignment(con, assignment, run_id, now)
@@ -600,3 +600,8 @@ def identity_columns(std: pd.DataFrame) -> pd.DataFrame:
 
 CODE = code_digest((sys.modules[__name__], standardize_module, blocking, comparisons, incremental))
 """The code the persisted identity state depends on (standardising, blocking, comparing)."""
+
+
+def identity_signature(identity: IdentityConfig) -> str:
+    """The stamp of the persisted identity state: the settings and code it depends on."""
+    return state_signature((identity.default_phone_region, identity.max_block_size), CODE)

@@ -75,8 +75,9 @@ def _isin(values: pd.Series, test: pd.Series) -> np.ndarray:
     return pc.is_in(left, value_set=right).to_numpy(zero_copy_only=False)
 
 
-def assign_ids(new: pd.DataFrame, previous: pd.DataFrame, registry: pd.DataFrame) -> Assignment:
-    """Give each new cluster a customer id, reusing previous ids by the rules in the docstring.
+def vote_ids(new: pd.DataFrame, previous: pd.DataFrame, registry: pd.DataFrame) -> Assignment:
+    """Give each new cluster a customer id, reusing previous ids by the rules in the docstring,
+    by a vote over every cluster (`assign_ids` gives the same, voting only where needed).
 
     new: record_key, cluster. previous: record_key, customer_id (last run's crosswalk).
     registry: customer_id, created_run_id (sortable: run ids start with their timestamp).
@@ -182,34 +183,35 @@ def assign_ids(new: pd.DataFrame, previous: pd.DataFrame, registry: pd.DataFrame
     )
 
 
-def assign_changed_ids(
-    new: pd.DataFrame, previous: pd.DataFrame, registry: pd.DataFrame
-) -> Assignment:
-    """`assign_ids` (same arguments, same result), with the vote run only over the
-    clusters that are not exactly one previous customer.
+def assign_ids(new: pd.DataFrame, previous: pd.DataFrame, registry: pd.DataFrame) -> Assignment:
+    """Give each new cluster a customer id: what `vote_ids` gives, with the vote run only over
+    the clusters that are not exactly one previous customer.
+
+    new: record_key, cluster. previous: record_key, customer_id (last run's crosswalk).
+    registry: customer_id, created_run_id (sortable: run ids start with their timestamp).
 
     Why: on a delta night nearly every cluster holds exactly the records one customer held
-    last night (no record more, none less). `assign_ids` gives such a cluster that customer's
+    last night (no record more, none less). `vote_ids` gives such a cluster that customer's
     id with no event: the id has no vote in any other cluster and the cluster no vote for any
     other id. So the ids, events, new and retired ids of the other clusters are what
-    `assign_ids` gives on their records alone, and the strings of millions of unchanged
+    `vote_ids` gives on their records alone, and the strings of millions of unchanged
     records need not be merged, grouped and sorted again.
     """
     codes, ids = pd.factorize(previous["customer_id"])
     if not len(ids):  # a first night: every cluster is new
-        return assign_ids(new, previous, registry)
+        return vote_ids(new, previous, registry)
     joined = new[["record_key"]].merge(
         pd.DataFrame({"record_key": previous["record_key"], "code": codes}),
         on="record_key",
         how="left",
     )
     if len(joined) != len(new):  # a record key twice in the crosswalk: vote the usual way
-        return assign_ids(new, previous, registry)
+        return vote_ids(new, previous, registry)
     code = joined["code"].fillna(-1).to_numpy(dtype=np.int64)
     kept = _unchanged_clusters(new["cluster"].to_numpy(), code, np.bincount(codes[codes >= 0]))
     changed = ~kept
     customer_id = np.asarray(ids, dtype=object)[np.maximum(code, 0)]
-    if not changed.any():  # what `assign_ids` gives a night that changed nothing
+    if not changed.any():  # what `vote_ids` gives a night that changed nothing
         empty = np.array([], dtype=object)
         return Assignment(
             ids=new.assign(customer_id=customer_id),
@@ -217,7 +219,7 @@ def assign_changed_ids(
             new_ids=pd.DataFrame({"customer_id": empty}),
             retired=pd.DataFrame({"customer_id": empty, "merged_into": empty}),
         )
-    voted = assign_ids(
+    voted = vote_ids(
         new[changed],
         previous[_isin(previous["record_key"], new["record_key"][changed])],
         _with_ids(registry, ids),
@@ -238,7 +240,7 @@ def _unchanged_clusters(cluster: np.ndarray, code: np.ndarray, counts: np.ndarra
 
 
 def _with_ids(registry: pd.DataFrame, ids: pd.Index) -> pd.DataFrame:
-    """The registry plus previous ids it lacks (none, normally): `assign_ids` never mints an id
+    """The registry plus previous ids it lacks (none, normally): `vote_ids` never mints an id
     of either, and the previous crosswalk handed to it is only the changed clusters' part."""
     missing = ids[~_isin(pd.Series(ids), registry["customer_id"])]
     if not len(missing):
