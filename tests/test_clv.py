@@ -335,12 +335,13 @@ def test_negative_horizon_is_rejected():
 
 def test_identical_customers_give_a_degenerate_fit_that_is_flagged_not_used():
     # five customers buying 4 times each at the same pace: no heterogeneity, r and alpha run off
-    # together and 2F1 cannot be evaluated; the table is still written, with NULLs.
+    # together (where the optimiser stops depends on the CPU, so the ridge itself is tested);
+    # the table is still written, with NULLs.
     rng = np.random.default_rng(3)
     orders = [(cid, int(d), 10) for cid in "abcde" for d in sorted(rng.choice(150, 4, False))]
     con = tiny_con(orders)
     result = build_customer_value(con, dt.date(2025, 6, 30), min_buyers=5, min_repeat_buyers=5)
-    assert result.bgnbd is None and "not finite" in result.bgnbd_error
+    assert result.bgnbd is None and "degenerate" in result.bgnbd_error
     got = con.execute(
         "select count(*), count(probability_alive), count(clv), bool_or(model_fitted) "
         "from customer_value"

@@ -221,6 +221,16 @@ def fit_bgnbd(frequency, recency, T, min_customers: int = 2) -> Fit:
     # start: r = 1, alpha = mean T (rate ≈ 1 purchase per calibration), a = b = 1
     start = np.log([1.0, max(float(np.mean(T)), 1e-3), 1.0, 1.0])
     log_params, value, message = _maximise(neg_mean_ll, start)
+    # Customers who all buy at one pace leave no heterogeneity to fit: the likelihood keeps
+    # rising as r and alpha grow together (same mean rate r/alpha, less variance), and where
+    # the optimiser stops on that ridge depends on floating-point details of the CPU. Such a
+    # fit is refused whatever its end point: one step further along the ridge is no worse.
+    further = neg_mean_ll(log_params + np.log([10.0, 10.0, 1.0, 1.0]))
+    if further <= value + 1e-9 * max(1.0, abs(value)):
+        raise FitError(
+            "BG/NBD is degenerate: r and alpha grow without bound together "
+            "(purchase rates show no heterogeneity)"
+        )
     params = BgNbdParams(*(float(v) for v in np.exp(log_params)))
     return Fit(params, float(-value * total), int(x.size), message)
 
