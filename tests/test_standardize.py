@@ -259,14 +259,32 @@ def test_normalize_phone_invalid_and_lossy():
     s = pd.Series(
         [
             "4.474E+11",  # Excel kept 4 digits of 12: zeros were padded, number unknown
-            "07400 12345",  # one digit short
+            "074001234567",  # one digit too many: no +44 number has 11 digits
             "12345",
             "call me",
             "0000000000",  # placeholder
-            "07700 900123",  # Ofcom drama range: libphonenumber marks it invalid
+            "07700 900123",  # Ofcom drama range: fictional
+            "+44 7700 900999",
         ]
     )
-    assert values(normalize_phone(s)) == [None] * 6
+    assert values(normalize_phone(s)) == [None] * 7
+
+
+def test_normalize_phone_keeps_possible_numbers_that_are_not_valid():
+    # A pager range, a digit short, an unallocated landline code: not *valid*, but of a
+    # possible length, so kept as identity evidence; a valid reading still wins.
+    s = pd.Series(["07636 455665", "07400 12345", "+44 (0)7636 455665", "01099 123456"])
+    assert values(normalize_phone(s)) == [
+        "+447636455665",
+        "+44740012345",
+        "+447636455665",
+        "+441099123456",
+    ]
+    # bare digits: valid as international beats possible as national
+    assert values(normalize_phone(pd.Series(["16502530000", "7636455665"]))) == [
+        "+16502530000",
+        "+447636455665",
+    ]
 
 
 def test_normalize_phone_landline_and_other_regions():

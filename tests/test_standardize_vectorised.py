@@ -30,6 +30,7 @@ from ccv.identity.standardize.identifiers import (
     _normalize_loyalty_text,
     _normalize_phone_text,
     _normalize_postcode_text,
+    _parse_possible,
     _parse_valid,
     _phone_gb_ascii,
     _phone_slow,
@@ -173,13 +174,14 @@ def test_excel_and_bare_phone_numbers():
     raw = pd.Series(
         ["4.47911123456E+11", "4.47701E+11", "7911 123456", "20 7946 0018", "7613 218652"]
     )
-    # exact Excel value, Excel-rounded, leading 0 lost (mobile, London), invalid everywhere
+    # exact Excel value, Excel-rounded, leading 0 lost (mobile, London), a pager number with
+    # its 0 lost (invalid everywhere, possible in GB)
     assert listed(normalize_phone(raw)) == [
         "+447911123456",
         None,
         "+447911123456",
         "+442079460018",
-        None,
+        "+447613218652",
     ]
 
 
@@ -212,6 +214,7 @@ def test_retry_is_hopeless_agrees_with_the_parser():
         )
         if _retry_is_hopeless(digits):
             assert _parse_valid("+" + digits, None) is None, digits
+            assert _parse_possible("+" + digits, None) is None, digits
 
 
 def test_names_last_first_titles_and_suffixes():

@@ -1,5 +1,5 @@
-"""Phone numbers (E.164 via `phonenumbers`, with exact Arrow shortcuts for common UK shapes),
-postcodes and loyalty ids."""
+"""Phone numbers (E.164 via `phonenumbers`, valid or of a possible length, with exact Arrow
+shortcuts for common UK shapes), postcodes and loyalty ids."""
 
 from __future__ import annotations
 
@@ -86,6 +86,12 @@ def _phone_fast(text: str) -> str | None:
     return "+44" + match[1]
 
 
+# Ofcom's drama range: fictional by definition (TV scripts, test data), never a customer's.
+# libphonenumber marks it invalid; it must not come back as a merely possible number.
+_FICTIONAL = re.compile(r"\+447700900\d{3}")
+_FICTIONAL_RE2 = r"^\+447700900[0-9]{3}$"
+
+
 def _parse_valid(text: str, region: str | None) -> str | None:
     try:
         number = phonenumbers.parse(text, region)
@@ -96,14 +102,37 @@ def _parse_valid(text: str, region: str | None) -> str | None:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+def _parse_possible(text: str, region: str | None) -> str | None:
+    """E.164 when the number has a possible length for its country (not only a local one),
+    whether or not its range is allocated; fictional numbers excepted."""
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        return None
+    reason = phonenumbers.is_possible_number_with_reason(number)
+    if reason != phonenumbers.ValidationResult.IS_POSSIBLE:
+        return None
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return None if _FICTIONAL.fullmatch(e164) else e164
+
+
 def _phone_slow(text: str, region: str) -> str | None:
-    e164 = _parse_valid(text, region)
-    if e164 is None:
-        # "447911123456": an international number missing its "+"
-        digits = _PHONE_SEPARATORS.sub("", text)
-        if digits.isascii() and digits.isdigit() and digits[0] != "0" and 8 <= len(digits) <= 15:
-            e164 = _parse_valid("+" + digits, None)
-    return e164
+    """The valid reading of `text` if it has one, else its possible reading.
+
+    Order: a valid national number in ``region``; a valid international number missing its
+    "+" ("447911123456"); a possible national number; a possible international one.
+    """
+    digits = _PHONE_SEPARATORS.sub("", text)
+    international = (
+        digits.isascii() and digits.isdigit() and digits[0] != "0" and 8 <= len(digits) <= 15
+    )
+    return (
+        _parse_valid(text, region)
+        or (international and _parse_valid("+" + digits, None))
+        or _parse_possible(text, region)
+        or (international and _parse_possible("+" + digits, None))
+        or None
+    )
 
 
 def _normalize_phone_text(
@@ -129,6 +158,7 @@ _SCIENTIFIC_RE2 = r"^[0-9](?:[.,][0-9]+)?[eE]\+?[0-9]{1,2}$"
 # significant number; or "0" then it. libphonenumber reads all of these as +44 and that number.
 _GB_PREFIX = r"^(?:(?:\+44|0044)0?|0)"
 _GB_SHAPE = _GB_PREFIX + "[1-9][0-9]{3,13}$"
+_GB_ZERO_PREFIX = r"^(?:(?:\+44|0044)0|0)[1-9]"  # a national prefix "0" before the NSN
 _GB_BARE = "^[1-35-9][0-9]{3,13}$|^4[0-35-9][0-9]{2,12}$"  # no prefix, not starting "44"
 _GB_MOBILE_SHAPE = r"^(?:(?:\+44|0044)?0?|44)7[0-9]{9}$"  # = _UK_MOBILE_SHAPE; NSN = last 10
 
@@ -164,6 +194,14 @@ def _plus44_rules() -> tuple[str, list[tuple[str, str | None, dict[int, str]]]]:
         rules.append((region, meta.leading_digits, by_length))
     gb = phonenumbers.PhoneMetadata.metadata_for_region("GB")
     return f"^(?:{gb.general_desc.national_number_pattern})$", rules
+
+
+@cache
+def _plus44_possible_lengths() -> list[int]:
+    """NSN lengths `phonenumbers.is_possible_number` accepts for +44 (not the local-only ones):
+    it judges every +44 number by GB's general description."""
+    gb = phonenumbers.PhoneMetadata.metadata_for_region("GB")
+    return sorted(gb.general_desc.possible_length)
 
 
 def _valid_plus44(nsn: pa.Array) -> np.ndarray:
@@ -228,10 +266,10 @@ def _retry_is_hopeless(digits: str) -> bool:
 def _phone_gb_ascii(cleaned: pa.Array) -> tuple[pa.Array, pa.Array]:
     """GB phone numbers in the shapes of `_GB_SHAPE` without the parser; the rest undecided.
 
-    Exact because it applies libphonenumber's own metadata the way the parser and
-    `is_valid_number` do for these shapes; values the parser might read differently (Excel
-    notation, other shapes, a national number starting 180020, GB's "180020" national prefix)
-    are left to `_phone_slow`.
+    Exact (the answer of `_phone_slow`) because it applies libphonenumber's own metadata the
+    way the parser, `is_valid_number` and `is_possible_number` do for these shapes; values
+    the parser might read differently (Excel notation, other shapes, a national number
+    starting 180020, GB's "180020" national prefix) are left to `_phone_slow`.
     """
     compact = _strip_chars(cleaned, " -.()/")  # _PHONE_SEPARATORS on printable ASCII
     mobile_shape = pc.fill_null(_matches(compact, _GB_MOBILE_SHAPE), False)
@@ -255,11 +293,26 @@ def _phone_gb_ascii(cleaned: pa.Array) -> tuple[pa.Array, pa.Array]:
     )
     nsn = _null_where(odd, nsn)
     valid = pa.array(_valid_plus44(nsn))
-    e164 = pc.if_else(
-        mobile_ok,
-        _concat("+44", mobile),
-        pc.if_else(valid, _concat("+44", nsn), _NULL_TEXT),
+    # Invalid but of a possible length: kept (see `normalize_phone`). Values still undecided
+    # below get the parser's answer instead, so this only needs to be right for decided ones.
+    plus44 = _concat("+44", nsn)
+    lengths = _plus44_possible_lengths()
+    nsn_length = pc.utf8_length(nsn)
+    possible_length = pc.fill_null(pc.is_in(nsn_length, pa.array(lengths)), False)
+    fictional = pc.fill_null(_matches(plus44, _FICTIONAL_RE2), False)
+    keep = pc.or_(valid, pc.and_(possible_length, pc.invert(fictional)))
+    e164 = pc.if_else(keep, plus44, _NULL_TEXT)
+    # The parser strips a national prefix "0" only when what remains has a possible length or
+    # is too long; otherwise it keeps it ("047418404" is +44 047418404, possible, not valid).
+    kept_zero = pc.and_(
+        pc.and_(pc.fill_null(_matches(compact, _GB_ZERO_PREFIX), False), pc.invert(keep)),
+        pc.fill_null(pc.less(nsn_length, max(lengths)), False),
     )
+    with_zero = pc.if_else(
+        pc.is_in(pc.add(nsn_length, 1), pa.array(lengths)), _concat("+440", nsn), _NULL_TEXT
+    )
+    e164 = pc.if_else(kept_zero, with_zero, e164)
+    e164 = pc.if_else(mobile_ok, _concat("+44", mobile), e164)
     decided = pc.or_(mobile_ok, pc.or_(pc.and_(shaped, pc.is_valid(nsn)), pc.and_(bare, valid)))
     # An invalid bare number is retried as "+digits" (8-15 digits); most such retries cannot
     # succeed (wrong length for the calling code), and those are decided as NA here.
@@ -295,14 +348,21 @@ def normalize_phone(
     default_region: str = "GB",
     placeholders: Collection[str] | None = PLACEHOLDERS,
 ) -> pd.Series:
-    """Phone number to E.164 ("+447911123456") when `phonenumbers` says it is valid, else NA.
+    """Phone number to E.164 ("+447911123456"), or NA when it cannot be a phone number.
 
     Why: one number is written a dozen ways ("07911 123456", "+44 (0)7911 123456",
     "0044 7911 123456", "447911123456"); only its E.164 form compares. National numbers are
     read in ``default_region``; digit strings that are not valid there are retried as
     international ("+" prepended). Excel scientific notation ("4.47911123456E+11") is expanded
-    only when every digit survived. Note libphonenumber rejects Ofcom's drama range
-    07700 900000-900999, so those fictional numbers become NA.
+    only when every digit survived.
+
+    A number `phonenumbers` does not call *valid* but whose length is *possible* for its
+    country (``is_possible_number``: "07636 455665", a pager range; "07400 12345", a digit
+    short) is kept, read the same way: the valid reading wins when there is one, then the
+    possible national, then the possible international reading. It is identity evidence —
+    two records with the same mistyped or unallocated number are likely one person, and one
+    digit off still compares as a typo — and libphonenumber's range metadata lags what
+    carriers allocate. Ofcom's drama range 07700 900000-900999 is fictional and stays NA.
 
     Each distinct value is parsed once. With ``default_region="GB"`` the usual shapes (+44,
     0044, (0), leading 0, bare digits) are decided by an Arrow kernel that applies
