@@ -24,6 +24,7 @@ from ccv.identity.comparisons import (
     jaro_winkler,
     token_set,
 )
+from ccv.identity.standardize import email_match_key
 
 
 def levels(comparison: Comparison, column_pairs: dict[str, list[tuple]]) -> list[int]:
@@ -162,6 +163,27 @@ def test_email_agreement_namesakes_would_share_is_no_evidence():
         "std_last_name": [("young", "young")] * len(pairs),
     }
     got = levels(EMAIL, {"std_email": emails, "std_email_key": emails, **names})
+    assert got == [expected for *_, expected in pairs]
+
+
+def test_email_misspelt_provider_domain_is_not_another_domain():
+    """The address "georgeyoung@gmial.com" is George Young's Gmail address mistyped, not a
+    namesake's address on another domain: the match key's domain decides, so the pair keeps
+    its evidence (same match key), while a real other provider still says nothing."""
+    pairs = [
+        ("georgeyoung@gmial.com", "georgeyoung@gmail.com", 3),  # misspelt provider domain
+        ("georgeyoung@googlemail.com", "georgeyoung@gmail.com", 3),  # one provider, two names
+        ("george.young@grnail.com", "georgeyoung@gmail.com", 3),  # Gmail ignores the dot
+        ("georgeyoung@gmail.com", "georgeyoung@mail.com", -1),  # another provider: namesakes
+        ("george.young@hotmai1.co.uk", "georgeyoung@hotmail.co.uk", -1),  # only separators
+    ]
+    emails = [(a, b) for a, b, _ in pairs]
+    keys = [tuple(email_match_key(pd.Series(pair))) for pair in emails]  # as standardised
+    names = {
+        "std_first_name": [("george", "george")] * len(pairs),
+        "std_last_name": [("young", "young")] * len(pairs),
+    }
+    got = levels(EMAIL, {"std_email": emails, "std_email_key": keys, **names})
     assert got == [expected for *_, expected in pairs]
 
 

@@ -226,6 +226,81 @@ def test_email_match_key_gmail_and_plus_tags():
     ]
 
 
+@pytest.mark.parametrize(
+    ("typed", "key"),
+    [
+        ("ann@gmial.com", "ann@gmail.com"),  # two letters swapped
+        ("ann@gmai1.com", "ann@gmail.com"),  # "l" typed (or scanned) as "1"
+        ("ann@grnail.com", "ann@gmail.com"),  # OCR: "m" read as "rn"
+        ("ann@btintemet.com", "ann@btinternet.com"),  # OCR the other way: "rn" read as "m"
+        ("ann@outlook.corn", "ann@outlook.com"),  # OCR in the top-level domain
+        ("ann@hotmail.co.k", "ann@hotmail.co.uk"),  # a letter dropped
+        ("ann@gmail.ccom", "ann@gmail.com"),  # a letter doubled
+        ("ann@gmai.lcom", "ann@gmail.com"),  # the dot one place off
+        ("ann@yaboo.co.uk", "ann@yahoo.co.uk"),  # neighbouring key
+        ("ann@hotmai1.co.uk", "ann@hotmail.co.uk"),
+        ("a.n.n+shop@gmial.com", "ann@gmail.com"),  # corrected first, then Gmail's rules
+        ("ann@googlemial.com", "ann@gmail.com"),  # googlemail misspelt is still Gmail
+        ("rob***@gmial.com", "rob***@gmail.com"),  # a masked address keys the same way
+    ],
+)
+def test_email_match_key_corrects_misspelt_provider_domains(typed, key):
+    # One person's records must share a key although one was typed "gmial.com".
+    assert values(email_match_key(pd.Series([typed]))) == [key]
+
+
+@pytest.mark.parametrize(
+    "email",
+    [
+        "ann@mail.com",  # a provider: never changed, although one letter from gmail.com
+        "ann@ymail.com",  # likewise (Yahoo)
+        "ann@live.com",
+        "ann@me.com",
+        "ann@aon.com",  # a real company one letter from aol.com: short providers never targets
+        "ann@mi.com",  # one letter from me.com
+        "ann@max.com",  # one letter from mac.com
+        "ann@gmc.com",  # one letter from gmx.com
+        "ann@hive.co.uk",  # a real domain one letter from live.co.uk: "live" is short
+        "ann@rail.com",  # one letter from mail.com
+        "ann@gail.com",  # as near gmail.com as mail.com: a tie, left alone
+        "ann@xmail.com",  # gmail.com, ymail.com, mail.com: a tie
+        "ann@hotmail.de",  # a real domain two letters from hotmail.com
+        "ann@yahoo.co.jp",  # two letters from yahoo.co.uk
+        "ann@example.com",  # corporate domains are not providers' misspellings
+        "ann@examp1e.com",  # nor are corporate domains' misspellings corrected
+        "ann@nhs.net",
+        "ann@corp.co.uk",
+    ],
+)
+def test_email_match_key_leaves_providers_and_other_domains_alone(email):
+    assert values(email_match_key(pd.Series([email]))) == [email]
+
+
+def test_misspelt_provider_domain_is_kept_in_the_email_itself():
+    # What the user sees: the address as typed; only the matching key reads it as gmail.com.
+    emails = normalize_email(pd.Series(["Ann.Lee@GMIAL.com", "ann.lee@gmail.com"]))
+    assert values(emails) == ["ann.lee@gmial.com", "ann.lee@gmail.com"]
+    assert values(email_match_key(emails)) == ["annlee@gmail.com", "annlee@gmail.com"]
+
+
+def test_provider_domains_are_checked_once_per_distinct_domain(monkeypatch):
+    # Nightly runs key millions of addresses: the domain check runs per distinct domain.
+    from ccv.identity.standardize import emails as module
+
+    seen: list[list[str]] = []
+    original = module._corrected_domains
+
+    def spy(domains):
+        seen.append(list(domains))
+        return original(domains)
+
+    monkeypatch.setattr(module, "_corrected_domains", spy)
+    s = pd.Series([f"user{i}@{d}" for i in range(300) for d in ("gmial.com", "x.com")])
+    keys = values(email_match_key(s))
+    assert keys[:2] == ["user0@gmail.com", "user0@x.com"]
+    assert [sorted(call) for call in seen] == [["gmial.com", "x.com"]]
+
+
 # --- phone ------------------------------------------------------------------------------------
 
 UK_MOBILE = "+447400123456"  # 07400 1xxxxx is in libphonenumber's GB mobile range

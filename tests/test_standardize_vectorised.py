@@ -10,6 +10,7 @@ import random
 import pandas as pd
 import pyarrow as pa
 import pytest
+from rapidfuzz.distance import DamerauLevenshtein
 
 from ccv.identity import standardize as std
 from ccv.identity.standardize import (
@@ -25,7 +26,12 @@ from ccv.identity.standardize import (
     split_full_name,
     standardize_customers,
 )
-from ccv.identity.standardize.emails import _email_key, _normalize_email_text
+from ccv.identity.standardize.emails import (
+    MAILBOX_PROVIDERS,
+    _corrected_domains,
+    _email_key,
+    _normalize_email_text,
+)
 from ccv.identity.standardize.identifiers import (
     _normalize_loyalty_text,
     _normalize_phone_text,
@@ -132,6 +138,84 @@ def is_placeholder(text: str) -> bool:
 )
 def test_vectorised_equals_per_value_definition(vectorised, per_value):
     assert listed(vectorised(pd.Series(AWKWARD))) == reference(per_value, AWKWARD)
+
+
+# Misspelt provider domains: corrected, left alone, ties, short providers, both paths mixed.
+EMAIL_DOMAINS = [
+    "ann@gmial.com",
+    "Ann.Lee@GRNAIL.COM",  # upper case: lower-cased before the domain is checked
+    " ann@gmai1.com ",  # padded
+    "a.n.n+x@gmai.lcom",
+    "bo@hotmail.co.k",
+    "cy@outlook.corn",
+    "cy@btintemet.com",
+    "rob***@gmial.com",
+    "x@mail.com",
+    "x@gail.com",
+    "x@xmail.com",
+    "x@aon.com",
+    "x@examp1e.com",
+    "x@",
+    "@gmial.com",
+    "x@gmial.com@gmial.com",  # the last "@" splits
+    "zoë@gmial.com",  # non-ASCII local part: the Python path, same correction
+    "zoe@gmaïl.com",  # non-ASCII domain, one letter from gmail.com
+    "zoe@gmial.com\u200b",  # an invisible character left in: the Python path
+    "ann@gmial.com\t",  # ASCII but not printable
+]
+
+
+def test_email_match_key_domains_equal_per_value_definition():
+    values = AWKWARD + EMAIL_DOMAINS
+    assert listed(email_match_key(pd.Series(values))) == reference(_email_key, values)
+    assert _email_key("zoe@gmaïl.com") == "zoe@gmail.com"  # the Python path corrects too
+
+
+def _provider_reference(domain: str) -> str:
+    """The domain rule of `email_match_key` as written: Damerau-Levenshtein, one at a time."""
+    if domain in MAILBOX_PROVIDERS:
+        return domain
+
+    def distance(provider: str) -> int:
+        folded = domain.replace("rn", "m"), provider.replace("rn", "m")  # "rn" read as "m"
+        return min(
+            DamerauLevenshtein.distance(domain, provider), DamerauLevenshtein.distance(*folded)
+        )
+
+    by_provider = {p: distance(p) for p in MAILBOX_PROVIDERS}
+    nearest = min(by_provider.values())
+    closest = [p for p, d in by_provider.items() if d == nearest]
+    if nearest <= 1 and len(closest) == 1 and len(closest[0].split(".")[0]) >= 5:
+        return closest[0]
+    return domain
+
+
+def test_provider_domain_rule_matches_its_plain_definition_on_random_slips():
+    # cdist with OSA over all distinct domains must decide exactly as the rule reads.
+    rng = random.Random(7)
+    letters = "abcdefghijklmnopqrstuvwxyz0123456789.-ï"
+    providers = sorted(MAILBOX_PROVIDERS)
+    domains = []
+    for _ in range(2500):
+        d = rng.choice(providers)
+        for _ in range(rng.choice([1, 1, 1, 2])):
+            i = rng.randrange(len(d))
+            kind = rng.randrange(5)
+            if kind == 0:
+                d = d[:i] + d[i + 1 :]  # dropped
+            elif kind == 1:
+                d = d[:i] + rng.choice(letters) + d[i:]  # inserted
+            elif kind == 2:
+                d = d[:i] + rng.choice(letters) + d[i + 1 :]  # replaced
+            elif kind == 3 and i + 1 < len(d):
+                d = d[:i] + d[i + 1] + d[i] + d[i + 2 :]  # swapped
+            else:
+                d = d.replace("m", "rn", 1) if rng.random() < 0.5 else d.replace("rn", "m", 1)
+        domains.append(d)
+    domains += ["", "x", "gmail", "corp.co.uk", "rnail.com", "grnail.corn"]
+    got = _corrected_domains(domains)
+    assert got == [_provider_reference(d) for d in domains]
+    assert sum(g != d for g, d in zip(got, domains, strict=True)) > 500  # many corrections
 
 
 def test_split_full_name_equals_per_value_definition():

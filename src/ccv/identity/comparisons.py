@@ -366,6 +366,8 @@ def name_built_local_elsewhere(
     two namesakes' addresses would: the same local part on another domain
     ("georgeyoung@outlook.com" / "georgeyoung@yahoo.co.uk"), or on the same domain local parts
     that differ only in separators ("susan.taylor@live.co.uk" / "susantaylor@live.co.uk").
+    Domains are the match key's, so a misspelt provider domain ("gmial.com") or googlemail.com
+    is the provider's own domain, not another one.
 
     Why: addresses are built from names, so namesakes share such local parts; once the names
     are compared, this agreement says little more, and counting it as independent evidence
@@ -379,8 +381,9 @@ def name_built_local_elsewhere(
         if first not in ctx.records or last not in ctx.records:
             return np.zeros(ctx.n_pairs, dtype=bool)  # no names: no local part is built of one
         same_local = ctx.equal(f"email_local({email})")
-        # std_email's domain: the same codes as the EMAIL levels use (computed once)
-        same_domain = ctx.equal("email_domain(std_email)")
+        # the key's domain: a misspelt provider domain (gmial.com) or googlemail.com is the
+        # same domain as the provider's, not "another domain"
+        same_domain = ctx.equal(f"email_domain({email})")
         out = same_local & ~same_domain
         # on one domain, local parts that differ only in separators
         out |= same_domain & ~same_local & ctx.equal(f"local_alnum({email})")

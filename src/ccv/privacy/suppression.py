@@ -9,8 +9,9 @@ rule `erased` and no raw value or record (no PII lands in quarantine), and never
 Hash kinds (all `privacy.hashing.sha256_hex` of a normalised value):
 
 * `email`      trim + lower-case (the ad platforms' rule, see hashing.py)
-* `email_key`  the identity matching key (`email_match_key`: +tag dropped, Gmail dots removed),
-               so another spelling of the same mailbox is caught too
+* `email_key`  the identity matching key (`email_match_key`: +tag dropped, Gmail dots removed,
+               a misspelt provider domain read as the provider), so another spelling of the
+               same mailbox is caught too
 * `phone`      E.164
 * `loyalty_id` `normalize_loyalty_id`
 * `record`     `<customer source>:<source_record_id>` of each of the person's CRM records, so
