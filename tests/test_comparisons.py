@@ -24,6 +24,7 @@ from ccv.identity.comparisons import (
     jaro_winkler,
     token_set,
 )
+from ccv.identity.partitions import term_frequencies
 from ccv.identity.standardize import email_match_key
 
 
@@ -253,9 +254,11 @@ def test_compare_output_and_term_frequencies():
         }
     )
     pairs = pd.DataFrame({"left": [10, 10, 12], "right": [11, 13, 13]})
-    out = compare(records, pairs, [LAST_NAME])
-    assert out.columns.tolist() == ["left", "right", "last_name_level", "last_name_tf"]
-    assert out["last_name_level"].dtype == np.int8
+    levels = compare(records, pairs, [LAST_NAME])
+    assert levels.columns.tolist() == ["left", "right", "last_name_level"]
+    assert levels["last_name_level"].dtype == np.int8
+    out = term_frequencies(records, levels, comparisons=[LAST_NAME])
+    assert out["last_name_tf"].dtype == np.float32
     # smith is 3 of 4 records; tf only on exact-level pairs
     assert out["last_name_tf"].iloc[0] == pytest.approx(0.75)
     assert out["last_name_tf"].iloc[1:].isna().all()

@@ -14,6 +14,7 @@ from ccv.identity.comparisons import (
     exact,
     jaro_winkler,
 )
+from ccv.identity.partitions import term_frequencies
 from ccv.identity.scoring import (
     PROBABILITY_FLOOR,
     ComparisonParams,
@@ -130,7 +131,9 @@ def test_tf_adjustment_rare_surname_beats_common():
         }
     )
     pairs = pd.DataFrame({"left": [0, 100], "right": [1, 101]})
-    levels = compare(records, pairs, [LAST_NAME])
+    levels = term_frequencies(
+        records, compare(records, pairs, [LAST_NAME]), comparisons=[LAST_NAME]
+    )
     assert levels["last_name_level"].tolist() == [4, 4]  # both exact
     params = name_params()
     scored = score(levels, params, guards=())

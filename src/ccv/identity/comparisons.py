@@ -405,8 +405,9 @@ class Comparison:
     ``null_when``: columns whose absence on either side makes the pair level -1 (no evidence).
     ``null_if``: levels that also make the pair -1, for evidence another comparison already
     counts (swapped names are scored once, by the first-name comparison).
-    ``tf_column``: when set, `compare` adds ``<name>_tf`` (the relative frequency of the value
-    among records) for pairs at an ``exact`` level, for term-frequency adjustment in scoring.
+    ``tf_column``: when set, `partitions.term_frequencies` adds ``<name>_tf`` (the relative
+    frequency of the value among records) for pairs at an ``exact`` level, for term-frequency
+    adjustment in scoring.
     """
 
     name: str
@@ -599,11 +600,11 @@ def compare(
 ) -> pd.DataFrame:
     """Level of every comparison for every pair.
 
-    Returns ``left``, ``right`` (as in ``pairs``), one int8 ``<name>_level`` per comparison and,
-    for comparisons with a ``tf_column``, a float32 ``<name>_tf``: the relative frequency of
-    the pair's value among the records that have one, set where the level is the exact one
-    (NaN elsewhere). ``keys``: the records' `RecordKeys`, to share part codes with blocking
-    and other `compare` calls on the same records.
+    Returns ``left``, ``right`` (as in ``pairs``) and one int8 ``<name>_level`` per comparison.
+    Term frequencies for scoring are added by `partitions.term_frequencies`, once, over all
+    records (a comparison of a subset of the pairs, or of one partition, could not know them).
+    ``keys``: the records' `RecordKeys`, to share part codes with blocking and other `compare`
+    calls on the same records.
 
     >>> recs = pd.DataFrame({"record_idx": [0, 1, 2], "std_loyalty_id": ["L1", "L1", None]})
     >>> pairs = pd.DataFrame({"left": [0, 0], "right": [1, 2]})
@@ -615,24 +616,14 @@ def compare(
     right = pairs["right"].to_numpy(dtype=np.int64)
     left_pos, right_pos = keys.rows(left), keys.rows(right)
 
-    def columns(comparison: Comparison) -> dict[str, np.ndarray]:
-        """One comparison's output columns; its per-pair working set (~40 bytes a pair per
-        measure) lives in its own context and goes when it returns."""
-        ctx = PairContext(keys, left_pos, right_pos)
-        levels = comparison.evaluate(ctx)
-        out = {f"{comparison.name}_level": levels}
-        if comparison.tf_column is not None and comparison.exact_level() is not None:
-            codes, _ = keys.codes(comparison.tf_column)
-            counts = np.bincount(codes[codes >= 0], minlength=1)
-            freq = counts / max(int((codes >= 0).sum()), 1)
-            left_codes, _ = ctx.codes(comparison.tf_column)
-            tf = np.full(len(left), np.nan, dtype=np.float32)
-            at_exact = (levels == comparison.exact_level()) & (left_codes >= 0)
-            tf[at_exact] = freq[left_codes[at_exact]]
-            out[f"{comparison.name}_tf"] = tf
-        return out
+    def levels(comparison: Comparison) -> np.ndarray:
+        """One comparison's levels; its per-pair working set (~40 bytes a pair per measure)
+        lives in its own context and goes when it returns."""
+        return comparison.evaluate(PairContext(keys, left_pos, right_pos))
 
     out = {"left": left, "right": right}
-    for result in parallel_map(columns, comparisons):  # side by side, in comparison order
-        out.update(result)
-    return pd.DataFrame(out)
+    # side by side, in comparison order
+    for comparison, result in zip(comparisons, parallel_map(levels, comparisons), strict=True):
+        out[f"{comparison.name}_level"] = result
+    # copy=False: the columns as computed, not copied into 2-D blocks (pairs run to millions)
+    return pd.DataFrame(out, copy=False)

@@ -508,6 +508,9 @@ def refresh_pairs(
         gen_keys.append(_pair_key(record_no[left], record_no[right], size))
         gen_masks.append(np.full(len(left), 1 << bit, dtype=np.int64))
     gen_key, gen_mask = or_by_key(np.concatenate(gen_keys), np.concatenate(gen_masks))
+    # pair-sized arrays are dropped as soon as they are used: on a full night at a million
+    # customers each is ~75 MB, and comparing the pairs is the stage's memory peak
+    del gen_keys, gen_masks
 
     # 2. stored pairs between unchanged records keep their levels and unaffected rules
     stored = read_frame(con, "select * from match_pairs")
@@ -537,51 +540,64 @@ def refresh_pairs(
     all_key, all_mask = or_by_key(
         np.concatenate([stored_key[live], gen_key]), np.concatenate([mask[live], gen_mask])
     )
+    del gen_key, gen_mask, live
     at = np.searchsorted(stored_key, all_key)
     known = at < len(stored_key)
     known[known] = stored_key[at[known]] == all_key[known]
-    left_no, right_no = np.divmod(all_key, size)
-    position = np.full(size, -1, dtype=np.int64)
-    position[record_no] = customers
-    left_pos, right_pos = position[left_no], position[right_no]
     levels = {c: np.zeros(len(all_key), dtype=np.int8) for c in LEVEL_COLUMNS}
     for c in LEVEL_COLUMNS:
         levels[c][known] = stored_levels[c][at[known]]
-    todo = np.flatnonzero(~known)
-    if len(todo):
-        involved = unique_sorted(np.concatenate([left_pos[todo], right_pos[todo]]))
+    del at, stored_key, stored_levels
+    position = np.full(size, -1, dtype=np.int64)
+    position[record_no] = customers
+    # std positions of each pair, smaller first (a record's record_no and std position need
+    # not grow together: new records are numbered after the stored ones)
+    lo, hi = np.divmod(all_key, size)
+    lo, hi = position[lo], position[hi]
+    swap = lo > hi
+    lo[swap], hi[swap] = hi[swap], lo[swap]
+    del swap
+    if not known.all():
+        todo = slice(None) if not known.any() else np.flatnonzero(~known)  # a full night: all
+        involved = unique_sorted(np.concatenate([lo[todo], hi[todo]]))
         # a full night compares nearly every customer record: use the shared codes; a delta
         # night encodes just the few records its new pairs name
         if 2 * len(involved) > n_c:
             records, compare_keys = record_keys.records, record_keys
         else:
             records, compare_keys = compared_records(std, involved), None
-        lo_todo = np.minimum(left_pos[todo], right_pos[todo])
-        hi_todo = np.maximum(left_pos[todo], right_pos[todo])
+        del involved
         fresh = compare_pairs(
             records,
             pd.DataFrame(
-                {"left": lo_todo, "right": hi_todo, "rules": rule_names(all_mask[todo], rules)}
+                {"left": lo[todo], "right": hi[todo], "rules": rule_names(all_mask[todo], rules)},
+                copy=False,
             ),
             mapper,
             compare_keys,
         )
         for c in LEVEL_COLUMNS:
             levels[c][todo] = fresh[c].to_numpy(dtype=np.int8)
-    _save_pairs(con, left_no, right_no, all_mask, levels)
+        del fresh
+    compared = int((~known).sum())
+    del known
+    _save_pairs(con, *np.divmod(all_key, size), all_mask, levels)
+    del all_key
 
     # 4. in the order and shape of a full run's `compare` output
-    lo, hi = np.minimum(left_pos, right_pos), np.maximum(left_pos, right_pos)
     order = np.lexsort((hi, lo))
     frame = pd.DataFrame(
-        {"left": lo[order], "right": hi[order], "rules": rule_names(all_mask[order], rules)}
+        {"left": lo[order], "right": hi[order], "rules": rule_names(all_mask[order], rules)},
+        copy=False,
     )
+    del lo, hi, all_mask
     for c in LEVEL_COLUMNS:
         frame[c] = levels[c][order]
+    del levels, order
     frame = term_frequencies(record_keys.records, frame, record_keys)
     columns = ["rule", "key_hash", "key", "size"]
     oversized_frame = pd.concat([pd.DataFrame(columns=columns), *oversized], ignore_index=True)
-    return PairState(frame, _merge_oversized(con, oversized_frame, affected, rules), len(todo))
+    return PairState(frame, _merge_oversized(con, oversized_frame, affected, rules), compared)
 
 
 def compared_records(std: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:

@@ -24,7 +24,7 @@ import pandas as pd
 
 from ccv.identity.blocking import DEFAULT_RULES, RecordKeys, candidate_pairs
 from ccv.identity.comparisons import DEFAULT_COMPARISONS, compare
-from ccv.identity.partitions import LOCAL, Mapper, compare_pairs
+from ccv.identity.partitions import LOCAL, Mapper, compare_pairs, term_frequencies
 from ccv.identity.scoring import Params, estimate_m, estimate_u, score
 from ccv.identity.threads import run_together
 
@@ -131,6 +131,7 @@ def probabilistic_links(
         levels, params = compare_and_estimate(
             records, lambda: compare_pairs(records, pairs, mapper, keys), keys, seed
         )
+        levels = term_frequencies(records, levels, keys)
     links = links_from_levels(
         levels.assign(rules=pairs["rules"].to_numpy()), params, not small, match_probability
     )

@@ -9,10 +9,10 @@ the records they name. Any partition can therefore run in another process or on 
 (the Dask task runner of `flows/nightly.py`, see docs/scaling.md), and the partitions' results
 put back in pair order are exactly what one `compare` call over all pairs gives.
 
-What stays central, in the caller: blocking (cheap, needs every record), the term frequencies of
-`compare`'s `<name>_tf` columns (a value's frequency among *all* records, which no partition sees;
-recomputed here after the partitions return), estimating m and u (EM needs every pair's levels)
-and scoring (a few vectorised passes over small integer arrays).
+What stays central, in the caller: blocking (cheap, needs every record), the term frequencies
+(`term_frequencies`: a value's frequency among *all* records, which no partition sees),
+estimating m and u (EM needs every pair's levels) and scoring (a few vectorised passes over
+small integer arrays).
 
 A `Mapper` says how the partitions run: `map(fn, items)` returns `[fn(item) for item in items]`
 in item order, in this process (`LOCAL`) or elsewhere; `fn` is a module-level function so that
@@ -21,7 +21,7 @@ it pickles by reference.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +30,7 @@ import pandas as pd
 
 from ccv.identity.arrays import unique_sorted
 from ccv.identity.blocking import DEFAULT_RULES, RecordKeys, block_keys
-from ccv.identity.comparisons import DEFAULT_COMPARISONS, compare
+from ccv.identity.comparisons import DEFAULT_COMPARISONS, Comparison, compare
 
 MapFn = Callable[[Callable[[Any], Any], list[Any]], list[Any]]
 
@@ -70,7 +70,7 @@ class PairPartition:
 
 
 def compare_partition(partition: PairPartition) -> pd.DataFrame:
-    """Comparison levels of one partition's pairs (its `_tf` columns are replaced centrally)."""
+    """Comparison levels of one partition's pairs."""
     return compare(partition.records, partition.pairs, DEFAULT_COMPARISONS)
 
 
@@ -131,12 +131,17 @@ def split_pairs(
 
 
 def term_frequencies(
-    records: pd.DataFrame, levels: pd.DataFrame, keys: RecordKeys | None = None
+    records: pd.DataFrame,
+    levels: pd.DataFrame,
+    keys: RecordKeys | None = None,
+    comparisons: Sequence[Comparison] = DEFAULT_COMPARISONS,
 ) -> pd.DataFrame:
-    """`levels` with every `<name>_tf` column computed over all of `records` (as `compare`)."""
+    """`levels` (`compare` output) with a float32 ``<name>_tf`` column for every comparison with
+    a ``tf_column``: the relative frequency of the pair's value among all of `records` that
+    have one, set where the level is the exact one (NaN elsewhere)."""
     keys = RecordKeys.of(records, keys)
     left = keys.rows(levels["left"].to_numpy(dtype=np.int64))
-    for comparison in DEFAULT_COMPARISONS:
+    for comparison in comparisons:
         exact_level = comparison.exact_level()
         if comparison.tf_column is None or exact_level is None:
             continue
@@ -172,5 +177,4 @@ def compare_pairs(
     levels = pd.concat(results, ignore_index=True)
     back = np.empty(len(pairs), dtype=np.int64)
     back[np.concatenate(rows)] = np.arange(len(pairs))
-    levels = levels.take(back).reset_index(drop=True)
-    return term_frequencies(records, levels, keys)
+    return levels.take(back).reset_index(drop=True)
