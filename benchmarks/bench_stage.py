@@ -14,7 +14,9 @@ each of its phases (the progress steps the stage reports through `ccv.progress`)
 Ingest needs no cache: before it the warehouse is empty (the schema and the run's row), so each
 call makes that empty file in the scratch folder; its phases are the input files, then the
 staging models. `--statements` also times every SQL statement the stage's connection runs (wall,
-CPU seconds of the process, first line of the SQL) and prints the costliest.
+CPU seconds of the process, first line of the SQL) and prints the costliest. `--keep FILE`
+copies the DuckDB file as the stage left it, so that two versions of the code can be compared
+table by table (`EXCEPT ALL` both ways) on the same input.
 """
 
 from __future__ import annotations
@@ -167,9 +169,11 @@ def run_stage(
     warehouse: Path | None,
     statements: bool = False,
     statements_file: Path | None = None,
+    keep: Path | None = None,
 ) -> dict:
     """Run `stage` on a scratch copy of `warehouse` (None: an empty one); `statements_file`
-    receives every timed statement in the order run, one JSON object a line."""
+    receives every timed statement in the order run, one JSON object a line; `keep` receives
+    the DuckDB file as the stage left it (to compare two versions' outputs table by table)."""
     config = load_config(config_path)
     with tempfile.TemporaryDirectory(dir=config_path.parent) as scratch:
         db = Path(scratch) / "warehouse.duckdb"
@@ -201,6 +205,8 @@ def run_stage(
                 LOGGER.removeHandler(phases)
                 pipeline.open_build = open_build
             wall, cpu = time.perf_counter() - wall, cpu_seconds() - cpu
+        if keep is not None:
+            shutil.copy(db, keep)
     result = {
         "stage": stage,
         "seconds": round(wall, 2),
@@ -234,6 +240,7 @@ def main() -> None:
     parser.add_argument(
         "--statements-file", type=Path, help="write every timed statement here (JSON lines)"
     )
+    parser.add_argument("--keep", type=Path, help="copy the DuckDB file after the stage here")
     args = parser.parse_args()
     config_path = prepare(args.customers, args.seed, args.out, clear_warehouse=False)
     warehouse = cached_warehouse(config_path, args.stage) if BEFORE[args.stage] else None
@@ -243,6 +250,7 @@ def main() -> None:
         warehouse,
         args.statements or bool(args.statements_file),
         args.statements_file,
+        args.keep,
     )
     print(json.dumps(result, indent=2))
 

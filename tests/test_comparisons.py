@@ -320,3 +320,11 @@ def test_scoring_in_slices_gives_the_same_levels(monkeypatch):
     sliced = compare(records, pairs, [FIRST_NAME, LAST_NAME, CITY])
     pd.testing.assert_frame_equal(whole, sliced)
     assert whole["first_name_level"].nunique() > 2  # fuzzy levels were reached
+    # pairs compared a chunk at a time (bounded memory at millions of pairs): the same frame,
+    # with a last chunk shorter than the others
+    monkeypatch.setattr(comparisons, "COMPARE_CHUNK", 64)
+    chunked = compare(records, pairs, [FIRST_NAME, LAST_NAME, CITY])
+    pd.testing.assert_frame_equal(whole, chunked)
+    empty = compare(records, pairs.iloc[:0], [FIRST_NAME, CITY])
+    assert list(empty.columns) == ["left", "right", "first_name_level", "city_level"]
+    assert len(empty) == 0

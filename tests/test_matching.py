@@ -95,3 +95,28 @@ def test_thresholds_are_validated():
 
     with pytest.raises(ValueError, match="strong_match_probability"):
         IdentityConfig(match_probability=0.99, strong_match_probability=0.9)
+
+
+def test_scoring_a_chunk_of_pairs_at_a_time_keeps_the_same_links(monkeypatch):
+    # links_from_levels scores ~10M pairs a night in chunks (bounded memory): chunks of 97
+    # pairs must accept exactly the links one pass accepts, with the same evidence
+    from ccv.identity import matching
+    from ccv.identity.comparisons import DEFAULT_COMPARISONS
+    from ccv.identity.scoring import Params
+
+    params = Params.load(matching.DEFAULT_PARAMS_PATH)
+    rng = np.random.default_rng(3)
+    n = 1_000
+    levels = pd.DataFrame({"left": np.arange(n), "right": np.arange(n) + n})
+    for comparison in DEFAULT_COMPARISONS:
+        top = max(params.comparisons[comparison.name].m)
+        # mostly agreeing fields, so that a good share of the pairs become links
+        levels[f"{comparison.name}_level"] = np.where(
+            rng.random(n) < 0.6, top, rng.integers(-1, top + 1, n)
+        ).astype(np.int8)
+    levels["rules"] = pd.Categorical(rng.choice(["email_key", "phone+surname_dob"], n))
+    whole = matching.links_from_levels(levels, params, False, 0.9)
+    monkeypatch.setattr(matching, "SCORE_CHUNK", 97)
+    chunked = matching.links_from_levels(levels, params, False, 0.9)
+    pd.testing.assert_frame_equal(whole, chunked)
+    assert 0 < len(whole) < n  # some pairs accepted, some not

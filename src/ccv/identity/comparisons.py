@@ -615,15 +615,27 @@ def compare(
     left = pairs["left"].to_numpy(dtype=np.int64)
     right = pairs["right"].to_numpy(dtype=np.int64)
     left_pos, right_pos = keys.rows(left), keys.rows(right)
+    out: dict[str, np.ndarray] = {"left": left, "right": right}
+    # a chunk of pairs at a time: a comparison's per-pair working set (~40 bytes a pair per
+    # measure, two comparisons side by side) is then bounded by the chunk, not by the night's
+    # millions of pairs; a pair's levels depend on that pair alone, so chunks change nothing
+    for start in range(0, max(len(left), 1), COMPARE_CHUNK):
+        chunk = slice(start, start + COMPARE_CHUNK)
 
-    def levels(comparison: Comparison) -> np.ndarray:
-        """One comparison's levels; its per-pair working set (~40 bytes a pair per measure)
-        lives in its own context and goes when it returns."""
-        return comparison.evaluate(PairContext(keys, left_pos, right_pos))
+        def levels(comparison: Comparison, chunk: slice = chunk) -> np.ndarray:
+            """One comparison's levels of the chunk's pairs; its working set lives in its own
+            context and goes when it returns."""
+            return comparison.evaluate(PairContext(keys, left_pos[chunk], right_pos[chunk]))
 
-    out = {"left": left, "right": right}
-    # side by side, in comparison order
-    for comparison, result in zip(comparisons, parallel_map(levels, comparisons), strict=True):
-        out[f"{comparison.name}_level"] = result
+        # side by side, in comparison order
+        for comparison, result in zip(comparisons, parallel_map(levels, comparisons), strict=True):
+            column = f"{comparison.name}_level"
+            if column not in out:
+                out[column] = np.empty(len(left), dtype=result.dtype)
+            out[column][chunk] = result
     # copy=False: the columns as computed, not copied into 2-D blocks (pairs run to millions)
     return pd.DataFrame(out, copy=False)
+
+
+COMPARE_CHUNK = 1_000_000
+"""Pairs `compare` evaluates at a time (a million-customer night has ~10M candidate pairs)."""

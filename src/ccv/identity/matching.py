@@ -142,7 +142,25 @@ def links_from_levels(
     levels: pd.DataFrame, params: Params, tf_adjust: bool, match_probability: float
 ) -> pd.DataFrame:
     """Score compared pairs (`compare` output plus the pairs' ``rules``) and keep the links:
-    pairs at or above `match_probability` that no guard vetoed, with their evidence columns."""
+    pairs at or above `match_probability` that no guard vetoed, with their evidence columns.
+
+    A chunk of pairs at a time: a pair's score depends on that pair alone, and the weights of
+    every field of every pair (a million-customer night has ~10M pairs) are only needed for
+    the few that become links."""
+    parts = [
+        _accepted(levels.iloc[start : start + SCORE_CHUNK], params, tf_adjust, match_probability)
+        for start in range(0, max(len(levels), 1), SCORE_CHUNK)
+    ]
+    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+
+
+SCORE_CHUNK = 1_000_000
+"""Pairs `links_from_levels` scores at a time."""
+
+
+def _accepted(
+    levels: pd.DataFrame, params: Params, tf_adjust: bool, match_probability: float
+) -> pd.DataFrame:
     scored = score(levels, params, tf_adjust=tf_adjust)
     keep = ((scored["match_probability"] >= match_probability) & ~scored["guarded"]).to_numpy()
     accepted = scored[keep]

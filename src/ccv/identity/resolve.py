@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from ccv.config import Config, IdentityConfig
 from ccv.identity import blocking, comparisons, incremental
@@ -43,6 +44,7 @@ from ccv.identity.incremental import (
 )
 from ccv.identity.matching import MatchResult, probabilistic_links, probability_to_weight
 from ccv.identity.partitions import LOCAL, Mapper
+from ccv.identity.scoring import Params
 from ccv.identity.stable_ids import assign_ids
 from ccv.identity.standardize import (
     clean_text,
@@ -292,9 +294,14 @@ def resolve(
     signature = identity_signature(identity)
     # decided before `link_and_write` brings the state up to tonight
     delta = identity.incremental and state_is_current(con, signature)
-    customers, events, work = link_and_write(con, config, run_id, now, mapper, delta)
-    # the frames of the records are gone by now: golden records are DuckDB's work alone
+    customers, events, work, evidence = link_and_write(con, config, run_id, now, mapper, delta)
+    # the frames of the records are gone by now: the evidence's and the crosswalk's joins and
+    # the golden records are DuckDB's work alone
     release_freed_memory()
+    write_evidence(con, evidence, run_id)
+    del evidence
+    write_crosswalk(con, run_id)
+    drop_transaction_keys(con)
     _phase("golden records")
     build_golden(con, identity.survivorship, incremental=delta)
     records, anonymous = con.execute(
@@ -317,16 +324,16 @@ def link_and_write(
     now: dt.datetime,
     mapper: Mapper = LOCAL,
     delta: bool = False,
-) -> tuple[int, dict[str, int], Work]:
+) -> tuple[int, dict[str, int], Work, Evidence]:
     """The pandas part of `resolve`: standardise, link, cluster, assign stable ids, and write
-    identity_records, customer_xref and match_evidence. Returns the number of customers, the
-    id events by type and the night's work.
+    identity_records. Returns the number of customers, the id events by type, the night's work
+    and the evidence (`resolve` writes match_evidence and customer_xref from them).
 
     `delta`: the persisted state is current (see `incremental.state_is_current`) and the night
     may build on it; otherwise it is dropped and everything is computed afresh.
 
     Why a function of its own: its frames (millions of identity records, their links) are
-    released when it returns, before the golden records' SQL needs the memory.
+    released when it returns, before the crosswalk's and the golden records' SQL need the memory.
     """
     identity = config.identity
     signature = identity_signature(identity)
@@ -367,9 +374,6 @@ def link_and_write(
     std["match_rule"] = match_rules(len(std), edges)
     _phase("write tables")
     write_table(con, "identity_records", identity_columns(std))
-    write_crosswalk(con, run_id)
-    drop_transaction_keys(con)
-    write_evidence(con, std, edges, matched, run_id, choice)
     record_work(con, run_id, work)
     events = assignment.events["event_type"].value_counts().to_dict()
     return (
@@ -377,6 +381,7 @@ def link_and_write(
         len(np.unique(std["cluster"].to_numpy())),
         {k: int(v) for k, v in events.items()},
         work,
+        Evidence.of(std, edges, matched, choice),
     )
 
 
@@ -399,26 +404,56 @@ def match_rules(n: int, edges: pd.DataFrame) -> np.ndarray:
     return labels[out]
 
 
-def write_evidence(
-    con: duckdb.DuckDBPyConnection,
-    std: pd.DataFrame,
-    edges: pd.DataFrame,
-    matched: MatchResult,
-    run_id: str,
-    choice: ParamsChoice,
-) -> None:
+@dataclass(frozen=True)
+class Evidence:
+    """What match_evidence, match_params and oversized_blocks are written from.
+
+    Why a value of its own: the links and the records' ids travel to DuckDB as compact Arrow
+    tables (positions and numbers; three text columns per record), made while the night's
+    frames exist, so that the join runs after those frames are released (`resolve`) instead
+    of on top of them: at a million customers that join was the stage's memory peak.
+    """
+
+    links: pa.Table  # EDGE_COLUMNS (left, right: record positions) and link (see `cluster_links`)
+    fields: pa.Table  # link and the *_level / *_weight evidence of the probabilistic links
+    records: pa.Table  # position, source, source_record_id, customer_id
+    params: Params | None
+    candidate_pairs: int
+    oversized_blocks: pd.DataFrame  # rule, key, size
+    choice: ParamsChoice
+
+    @staticmethod
+    def of(
+        std: pd.DataFrame, edges: pd.DataFrame, matched: MatchResult, choice: ParamsChoice
+    ) -> Evidence:
+        fields = [c for c in matched.links.columns if c.endswith(("_level", "_weight"))]
+        link = edges["link"].to_numpy()
+        used = link[link >= 0]
+        records = std[["source", "source_record_id", "customer_id"]].assign(
+            position=np.arange(len(std), dtype=np.int64)
+        )
+        return Evidence(
+            links=frame_to_arrow(edges[[*EDGE_COLUMNS, "link"]]),
+            # only the probabilistic links' rows: no NaN columns over millions of
+            # deterministic edges (the SQL join leaves those fields null)
+            fields=frame_to_arrow(matched.links.iloc[used][fields].assign(link=used)),
+            records=frame_to_arrow(records),
+            params=matched.params,
+            candidate_pairs=matched.candidate_pairs,
+            oversized_blocks=matched.oversized_blocks,
+            choice=choice,
+        )
+
+
+def write_evidence(con: duckdb.DuckDBPyConnection, evidence: Evidence, run_id: str) -> None:
     """match_evidence (every link a customer rests on, field by field), match_params (the m/u
     this run scored with, and the run that estimated them) and oversized_blocks (blocks
     reported instead of compared).
 
-    The links travel to DuckDB as positions and numbers only; the records' ids and customers
-    are joined on in SQL, so millions of links never become text columns in pandas.
+    The records' ids and customers are joined on in SQL, so millions of links never become
+    text columns in pandas.
     """
-    fields = [c for c in edges.columns if c.endswith(("_level", "_weight"))]
-    links = edges[["left", "right", "rule", "weight", "probability", *fields]]
-    records = std[["source", "source_record_id", "customer_id"]].assign(
-        position=np.arange(len(std), dtype=np.int64)
-    )
+    fields = [c for c in evidence.fields.column_names if c != "link"]
     columns = [
         "? as run_id",
         "l.customer_id",
@@ -429,43 +464,57 @@ def write_evidence(
         "e.rule",
         "e.weight as match_weight",
         "e.probability as match_probability",
-        *(f"e.{c}" for c in fields),
+        # double, as the evidence always was (a level is null on a deterministic edge)
+        *(f"cast(f.{c} as double) as {c}" for c in fields),
     ]
-    con.register("_links", frame_to_arrow(links))
-    con.register("_records", frame_to_arrow(records))
+    con.register("_links", evidence.links)
+    con.register("_fields", evidence.fields)
+    con.register("_records", evidence.records)
     try:
         con.execute(
             f"""
             create or replace table match_evidence as
             select {", ".join(columns)}
             from _links as e
+            left join _fields as f on f.link = e.link
             join _records as l on l.position = e.left
             join _records as r on r.position = e.right
             """,
             [run_id],
         )
     finally:
-        con.unregister("_links")
-        con.unregister("_records")
-    params = matched.params.to_json() if matched.params else None
+        for name in ("_links", "_fields", "_records"):
+            con.unregister(name)
+    params = evidence.params.to_json() if evidence.params else None
     con.execute(
         "create or replace table match_params (run_id varchar, candidate_pairs bigint, "
         "params json, params_source varchar, params_run_id varchar, params_records bigint)"
     )
     con.execute(
         "insert into match_params values (?, ?, ?, ?, ?, ?)",
-        [run_id, matched.candidate_pairs, params, choice.source, choice.run_id, choice.records],
+        [
+            run_id,
+            evidence.candidate_pairs,
+            params,
+            evidence.choice.source,
+            evidence.choice.run_id,
+            evidence.choice.records,
+        ],
     )
     con.execute(
         "create or replace table oversized_blocks (run_id varchar, rule varchar, "
         "key varchar, size bigint)"
     )
-    if len(matched.oversized_blocks):
-        con.register("_oversized", matched.oversized_blocks)
+    if len(evidence.oversized_blocks):
+        con.register("_oversized", evidence.oversized_blocks)
         con.execute(
             "insert into oversized_blocks select ?, rule, key, size from _oversized", [run_id]
         )
         con.unregister("_oversized")
+
+
+EDGE_COLUMNS = ("left", "right", "rule", "weight", "probability")
+"""What a link is to clustering and to `match_evidence` besides its field-by-field evidence."""
 
 
 def link_and_cluster(
@@ -493,14 +542,22 @@ def cluster_links(
     std: pd.DataFrame, matched: MatchResult, identity: IdentityConfig
 ) -> tuple[np.ndarray, pd.DataFrame]:
     """Cluster label per record and the links the clusters rest on: the deterministic edges of
-    transactions plus the probabilistic links of `matched`, under the integrity guards."""
+    transactions plus the probabilistic links of `matched`, under the integrity guards.
+
+    The links are `EDGE_COLUMNS` and ``link``: the row of a probabilistic link in
+    `matched.links` (-1 for a deterministic edge); deterministic edges come first."""
     deterministic = link_pairs(std)
     # by code: mapping the text of every edge's rule costs a second per million edges
     codes, rules = pd.factorize(deterministic["rule"])
     weights = np.asarray([LINK_WEIGHTS[r] for r in rules], dtype=float)
     deterministic["weight"] = weights[codes]
     deterministic["probability"] = 1.0
-    edges = pd.concat([deterministic, matched.links], ignore_index=True)
+    deterministic["link"] = -1
+    # narrow: the links' field-by-field evidence stays in `matched.links` (row `link`) instead
+    # of being widened with NaN over millions of deterministic edges (`Evidence.of` joins it)
+    probabilistic = matched.links[list(EDGE_COLUMNS)].assign(link=np.arange(len(matched.links)))
+    edges = pd.concat([deterministic, probabilistic], ignore_index=True)
+    del deterministic, probabilistic
     strong = probability_to_weight(identity.strong_match_probability)
     labels, used = cluster(len(std), edges, guards_for(std, identity), strong=strong)
     return labels, edges[used].reset_index(drop=True)

@@ -396,4 +396,4 @@ def score(
     out["match_probability"] = (1.0 / (1.0 + np.exp2(-np.clip(total, -1000, 1000)))).astype(
         np.float32
     )
-    return pd.DataFrame(out)
+    return pd.DataFrame(out, copy=False)  # the columns as computed: no 2-D block copy
