@@ -16,7 +16,10 @@ call makes that empty file in the scratch folder; its phases are the input files
 staging models. `--statements` also times every SQL statement the stage's connection runs (wall,
 CPU seconds of the process, first line of the SQL) and prints the costliest. `--keep FILE`
 copies the DuckDB file as the stage left it, so that two versions of the code can be compared
-table by table (`EXCEPT ALL` both ways) on the same input.
+table by table (`EXCEPT ALL` both ways) on the same input. `--where N` samples the main
+thread's stack with the RSS every 50 ms and prints the N code locations (the innermost two
+frames of ccv's code, with line numbers) at which the process was largest: where to look when
+a phase's peak is too high.
 """
 
 from __future__ import annotations
@@ -26,7 +29,9 @@ import datetime as dt
 import json
 import logging
 import shutil
+import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -153,6 +158,48 @@ class Statements:
         return self._con.df()
 
 
+class WhereRSS:
+    """Samples, every `every` seconds, the RSS and where the main thread is in ccv's code (its
+    innermost two frames under ``src/ccv``); `top(n)` gives the locations of the highest RSS.
+
+    Why: a phase's peak (`Phases`) says when memory was high, not which statement held it; a
+    location's peak is the largest RSS seen while that statement ran."""
+
+    def __init__(self, every: float = 0.05) -> None:
+        self.every, self.peaks = every, {}
+        self._main = threading.get_ident()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _where(self) -> str:
+        frame, names = sys._current_frames().get(self._main), []
+        while frame is not None and len(names) < 2:
+            if "/ccv/" in frame.f_code.co_filename:
+                names.append(f"{frame.f_code.co_name}:{frame.f_lineno}")
+            frame = frame.f_back
+        return " < ".join(names) or "(outside ccv)"
+
+    def _run(self) -> None:
+        page_mb = 4096 / 2**20
+        while not self._stop.is_set():
+            where = self._where()
+            rss = int(Path("/proc/self/statm").read_text().split()[1]) * page_mb
+            self.peaks[where] = max(self.peaks.get(where, 0.0), rss)
+            time.sleep(self.every)
+
+    def __enter__(self) -> WhereRSS:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def top(self, n: int) -> list[dict]:
+        ranked = sorted(self.peaks.items(), key=lambda item: -item[1])[:n]
+        return [{"where": where, "peak_rss_mb": round(mb)} for where, mb in ranked]
+
+
 def empty_warehouse(db: Path) -> None:
     """The DuckDB file as a full-refresh run starts it: the schema and the run's row."""
     with pipeline.connect(db) as con:
@@ -170,6 +217,7 @@ def run_stage(
     statements: bool = False,
     statements_file: Path | None = None,
     keep: Path | None = None,
+    where: int = 0,
 ) -> dict:
     """Run `stage` on a scratch copy of `warehouse` (None: an empty one); `statements_file`
     receives every timed statement in the order run, one JSON object a line; `keep` receives
@@ -190,7 +238,7 @@ def run_stage(
         )
         timed: list[Statements] = []
         open_build = pipeline.open_build
-        with PeakRSS() as memory:
+        with PeakRSS() as memory, WhereRSS() as locations:
             phases = Phases(TASKS[stage], memory)
             if statements:
                 pipeline.open_build = lambda *a: (
@@ -214,6 +262,8 @@ def run_stage(
         "peak_rss_mb": round(memory.peak_mb),
         "phases": phases.rows,
     }
+    if where:
+        result["peak_rss_by_location"] = locations.top(where)
     if statements:
         rows = [row for t in timed for row in t.rows]
         if statements_file:
@@ -241,6 +291,9 @@ def main() -> None:
         "--statements-file", type=Path, help="write every timed statement here (JSON lines)"
     )
     parser.add_argument("--keep", type=Path, help="copy the DuckDB file after the stage here")
+    parser.add_argument(
+        "--where", type=int, default=0, metavar="N", help="the N code locations of highest RSS"
+    )
     args = parser.parse_args()
     config_path = prepare(args.customers, args.seed, args.out, clear_warehouse=False)
     warehouse = cached_warehouse(config_path, args.stage) if BEFORE[args.stage] else None
@@ -251,6 +304,7 @@ def main() -> None:
         args.statements or bool(args.statements_file),
         args.statements_file,
         args.keep,
+        args.where,
     )
     print(json.dumps(result, indent=2))
 
