@@ -158,18 +158,17 @@ class Statements:
         return self._con.df()
 
 
-class WhereRSS:
-    """Samples, every `every` seconds, the RSS and where the main thread is in ccv's code (its
+class WhereRSS(PeakRSS):
+    """`PeakRSS` that also notes where the main thread is in ccv's code at each sample (its
     innermost two frames under ``src/ccv``); `top(n)` gives the locations of the highest RSS.
 
     Why: a phase's peak (`Phases`) says when memory was high, not which statement held it; a
     location's peak is the largest RSS seen while that statement ran."""
 
     def __init__(self, every: float = 0.05) -> None:
-        self.every, self.peaks = every, {}
+        super().__init__(every)
+        self.peaks: dict[str, float] = {}
         self._main = threading.get_ident()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _where(self) -> str:
         frame, names = sys._current_frames().get(self._main), []
@@ -179,25 +178,14 @@ class WhereRSS:
             frame = frame.f_back
         return " < ".join(names) or "(outside ccv)"
 
-    def _run(self) -> None:
-        page_mb = 4096 / 2**20
-        while not self._stop.is_set():
-            where = self._where()
-            rss = int(Path("/proc/self/statm").read_text().split()[1]) * page_mb
-            self.peaks[where] = max(self.peaks.get(where, 0.0), rss)
-            time.sleep(self.every)
-
-    def __enter__(self) -> WhereRSS:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
+    def _sample(self) -> None:
+        super()._sample()
+        where = self._where()
+        self.peaks[where] = max(self.peaks.get(where, 0), self.last_kb)
 
     def top(self, n: int) -> list[dict]:
         ranked = sorted(self.peaks.items(), key=lambda item: -item[1])[:n]
-        return [{"where": where, "peak_rss_mb": round(mb)} for where, mb in ranked]
+        return [{"where": where, "peak_rss_mb": round(kb / 1024)} for where, kb in ranked]
 
 
 def empty_warehouse(db: Path) -> None:
@@ -238,7 +226,7 @@ def run_stage(
         )
         timed: list[Statements] = []
         open_build = pipeline.open_build
-        with PeakRSS() as memory, WhereRSS() as locations:
+        with WhereRSS() as memory:
             phases = Phases(TASKS[stage], memory)
             if statements:
                 pipeline.open_build = lambda *a: (
@@ -263,7 +251,7 @@ def run_stage(
         "phases": phases.rows,
     }
     if where:
-        result["peak_rss_by_location"] = locations.top(where)
+        result["peak_rss_by_location"] = memory.top(where)
     if statements:
         rows = [row for t in timed for row in t.rows]
         if statements_file:

@@ -38,14 +38,14 @@ class PeakRSS:
     peak since the last call of `take_window_peak_mb()` (per stage or phase)."""
 
     def __init__(self, every: float = 0.05):
-        self.every, self.peak_kb, self.window_kb = every, 0, 0
+        self.every, self.peak_kb, self.window_kb, self.last_kb = every, 0, 0, 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _sample(self) -> None:
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
-                kb = int(line.split()[1])
+                kb = self.last_kb = int(line.split()[1])
                 self.peak_kb, self.window_kb = max(self.peak_kb, kb), max(self.window_kb, kb)
 
     def _run(self) -> None:

@@ -291,7 +291,7 @@ def test_many_pairs_vectorised():
 
 def test_scoring_in_slices_gives_the_same_levels(monkeypatch):
     # distinct value pairs go to rapidfuzz a slice at a time; slices of 7 must change nothing
-    from ccv.identity import comparisons
+    from ccv.identity import arrays, comparisons
 
     rng = np.random.default_rng(1)
     words = np.array(
@@ -322,7 +322,7 @@ def test_scoring_in_slices_gives_the_same_levels(monkeypatch):
     assert whole["first_name_level"].nunique() > 2  # fuzzy levels were reached
     # pairs compared a chunk at a time (bounded memory at millions of pairs): the same frame,
     # with a last chunk shorter than the others
-    monkeypatch.setattr(comparisons, "COMPARE_CHUNK", 64)
+    monkeypatch.setattr(arrays, "PAIR_CHUNK", 64)
     chunked = compare(records, pairs, [FIRST_NAME, LAST_NAME, CITY])
     pd.testing.assert_frame_equal(whole, chunked)
     empty = compare(records, pairs.iloc[:0], [FIRST_NAME, CITY])

@@ -100,7 +100,7 @@ def test_thresholds_are_validated():
 def test_scoring_a_chunk_of_pairs_at_a_time_keeps_the_same_links(monkeypatch):
     # links_from_levels scores ~10M pairs a night in chunks (bounded memory): chunks of 97
     # pairs must accept exactly the links one pass accepts, with the same evidence
-    from ccv.identity import matching
+    from ccv.identity import arrays, matching
     from ccv.identity.comparisons import DEFAULT_COMPARISONS
     from ccv.identity.scoring import Params
 
@@ -116,7 +116,7 @@ def test_scoring_a_chunk_of_pairs_at_a_time_keeps_the_same_links(monkeypatch):
         ).astype(np.int8)
     levels["rules"] = pd.Categorical(rng.choice(["email_key", "phone+surname_dob"], n))
     whole = matching.links_from_levels(levels, params, False, 0.9)
-    monkeypatch.setattr(matching, "SCORE_CHUNK", 97)
+    monkeypatch.setattr(arrays, "PAIR_CHUNK", 97)
     chunked = matching.links_from_levels(levels, params, False, 0.9)
     pd.testing.assert_frame_equal(whole, chunked)
     assert 0 < len(whole) < n  # some pairs accepted, some not

@@ -24,3 +24,24 @@ def unique_sorted(values: np.ndarray) -> np.ndarray:
     keep[0] = True
     np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
     return ordered[keep]
+
+
+PAIR_CHUNK = 1_000_000
+"""Pairs compared or scored at a time (`comparisons.compare`, `matching.links_from_levels`).
+
+Why: a million-customer night has ~10M candidate pairs, and the per-pair working arrays of a
+comparison or of the scores (tens of bytes a pair per field) are what set the resolve stage's
+memory peak; a pair's levels and score depend on that pair alone, so chunks change nothing."""
+
+
+def pair_chunks(n: int, size: int | None = None) -> list[slice]:
+    """Slices of at most `size` (default `PAIR_CHUNK`) rows covering ``0..n``; one empty slice
+    when `n` is 0, so that a caller still builds its output's columns.
+
+    >>> [(s.start, s.stop) for s in pair_chunks(5, 2)]
+    [(0, 2), (2, 4), (4, 6)]
+    >>> len(pair_chunks(0))
+    1
+    """
+    size = size or PAIR_CHUNK
+    return [slice(start, start + size) for start in range(0, max(n, 1), size)]

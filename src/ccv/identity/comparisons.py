@@ -37,7 +37,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from rapidfuzz import distance, fuzz, process
 
-from ccv.identity.arrays import unique_sorted
+from ccv.identity.arrays import pair_chunks, unique_sorted
 from ccv.identity.blocking import RecordKeys, arrow_text, split_email
 from ccv.identity.threads import parallel_map
 
@@ -617,10 +617,8 @@ def compare(
     left_pos, right_pos = keys.rows(left), keys.rows(right)
     out: dict[str, np.ndarray] = {"left": left, "right": right}
     # a chunk of pairs at a time: a comparison's per-pair working set (~40 bytes a pair per
-    # measure, two comparisons side by side) is then bounded by the chunk, not by the night's
-    # millions of pairs; a pair's levels depend on that pair alone, so chunks change nothing
-    for start in range(0, max(len(left), 1), COMPARE_CHUNK):
-        chunk = slice(start, start + COMPARE_CHUNK)
+    # measure, two comparisons side by side) is then bounded by the chunk (`pair_chunks`)
+    for chunk in pair_chunks(len(left)):
 
         def levels(comparison: Comparison, chunk: slice = chunk) -> np.ndarray:
             """One comparison's levels of the chunk's pairs; its working set lives in its own
@@ -635,7 +633,3 @@ def compare(
             out[column][chunk] = result
     # copy=False: the columns as computed, not copied into 2-D blocks (pairs run to millions)
     return pd.DataFrame(out, copy=False)
-
-
-COMPARE_CHUNK = 1_000_000
-"""Pairs `compare` evaluates at a time (a million-customer night has ~10M candidate pairs)."""

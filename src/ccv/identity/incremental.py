@@ -581,6 +581,8 @@ def refresh_pairs(
         del fresh
     compared = int((~known).sum())
     del known
+    # record numbers again from the key (cheap) rather than two more pair-sized arrays kept
+    # through the comparison above
     _save_pairs(con, *np.divmod(all_key, size), all_mask, levels)
     del all_key
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ccv.identity.arrays import pair_chunks
 from ccv.identity.blocking import DEFAULT_RULES, RecordKeys, candidate_pairs
 from ccv.identity.comparisons import DEFAULT_COMPARISONS, compare
 from ccv.identity.partitions import LOCAL, Mapper, compare_pairs, term_frequencies
@@ -144,18 +145,14 @@ def links_from_levels(
     """Score compared pairs (`compare` output plus the pairs' ``rules``) and keep the links:
     pairs at or above `match_probability` that no guard vetoed, with their evidence columns.
 
-    A chunk of pairs at a time: a pair's score depends on that pair alone, and the weights of
-    every field of every pair (a million-customer night has ~10M pairs) are only needed for
-    the few that become links."""
+    A chunk of pairs at a time (`pair_chunks`): a pair's score depends on that pair alone,
+    and the weights of every field of every pair (a million-customer night has ~10M pairs)
+    are only needed for the few that become links."""
     parts = [
-        _accepted(levels.iloc[start : start + SCORE_CHUNK], params, tf_adjust, match_probability)
-        for start in range(0, max(len(levels), 1), SCORE_CHUNK)
+        _accepted(levels.iloc[chunk], params, tf_adjust, match_probability)
+        for chunk in pair_chunks(len(levels))
     ]
     return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
-
-
-SCORE_CHUNK = 1_000_000
-"""Pairs `links_from_levels` scores at a time."""
 
 
 def _accepted(

@@ -545,7 +545,7 @@ def cluster_links(
     transactions plus the probabilistic links of `matched`, under the integrity guards.
 
     The links are `EDGE_COLUMNS` and ``link``: the row of a probabilistic link in
-    `matched.links` (-1 for a deterministic edge); deterministic edges come first."""
+    `matched.links` (-1 for a deterministic edge)."""
     deterministic = link_pairs(std)
     # by code: mapping the text of every edge's rule costs a second per million edges
     codes, rules = pd.factorize(deterministic["rule"])
