@@ -4,10 +4,14 @@ several times (sql/staging: only repeated keys are ranked; the rest pass straigh
 from __future__ import annotations
 
 import datetime as dt
+import json
+import random
+
+import pytest
 
 from ccv.ingest.load import ingest
 from ccv.warehouse import models
-from tests.conftest import make_config
+from tests.conftest import WEB, make_config
 
 CRM = {
     "name": "crm",
@@ -77,3 +81,117 @@ def test_the_newest_updated_at_wins_even_from_an_older_file(con, tmp_path):
         "select source_record_id, first_name from stg_customers order by 1"
     ).fetchall()
     assert rows == [("1", "Ann"), ("2", "Bob")]
+
+
+WEB_DROPS = WEB | {
+    "path": "drops/web_*.jsonl",
+    "lines_from": "items",
+    "line_columns": {"sku": "sku", "quantity": "qty", "unit_price": "price"},
+}
+
+
+def _web_file(rng: random.Random, night_no: int, ids: list[int]) -> str:
+    """A JSON-lines drop: orders `ids` with 0-3 items each (this night's versions)."""
+    lines = []
+    for i in ids:
+        items = [
+            {"sku": f"S{rng.randrange(9)}", "qty": rng.randrange(1, 4), "price": 2.5}
+            for _ in range(rng.randrange(4))
+        ]
+        status = rng.choice(["completed", "returned", "cancelled"])
+        record = {
+            "id": f"W{i}",
+            "at": f"2026-10-{night_no:02d}T10:00:00Z",
+            "status": status,
+            "total": 10 + night_no,
+            "items": items,
+        }
+        lines.append(json.dumps(record))
+    return "\n".join(lines) + "\n"
+
+
+def _shop_file(rng: random.Random, night_no: int, ids: list[int]) -> str:
+    head = "order,customer,at,status,net\n"
+    rows = [
+        f"S{i},{rng.randrange(5)},2026-10-{night_no:02d},completed,{night_no}.50\n" for i in ids
+    ]
+    return head + "".join(rows)
+
+
+def _differences(con) -> dict[str, tuple[int, int]]:
+    """Per incremental staging model: rows only in the table, rows only in a rebuild."""
+    out = {}
+    for model in models.load_layer("staging"):
+        if model.incremental:
+            rebuild = f"select * from ({model.sql.strip().rstrip(';')})"
+            only_table = f"select * from {model.name} except all {rebuild}"
+            only_rebuild = f"{rebuild} except all select * from {model.name}"
+            out[model.name] = tuple(
+                con.execute(f"select count(*) from ({q})").fetchall()[0][0]
+                for q in (only_table, only_rebuild)
+            )
+    return out
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_staged_orders_updated_by_key_equal_a_rebuild_night_after_night(
+    con, tmp_path, monkeypatch, seed
+):
+    """New drops, orders re-sent with new versions and fewer lines, a drop replaced under the
+    same name, a drop turned unreadable: after every night the incrementally updated
+    stg_orders / stg_order_lines hold exactly the rows a rebuild gives."""
+    rng = random.Random(seed)
+    updates = []
+    real_update = models._update
+    monkeypatch.setattr(
+        models,
+        "_update",
+        lambda c, m, spec, run: updates.append(m.name) or real_update(c, m, spec, run),
+    )
+    (tmp_path / "drops").mkdir()
+    config = make_config(tmp_path, CRM | {"path": "none.csv"}, SHOP, WEB_DROPS)
+    for night_no in range(1, 7):
+        if night_no == 4:  # an earlier drop replaced: other orders, some of the old ones
+            name = "web_2.jsonl"
+            ids = rng.sample(range(40), 12)
+        elif night_no == 6:  # an earlier drop becomes unreadable: rejected, its rows gone
+            name = "orders_3.csv"
+            ids = []
+        else:
+            name = f"web_{night_no}.jsonl"
+            ids = rng.sample(range(40), 15)  # new orders and new versions of earlier ones
+        text = _web_file(rng, night_no, ids) if name.endswith("jsonl") else "\x00\xff\n"
+        (tmp_path / "drops" / name).write_bytes(text.encode("latin-1"))
+        shop_ids = rng.sample(range(30), 8)
+        (tmp_path / "drops" / f"orders_{night_no}.csv").write_text(
+            _shop_file(rng, night_no, shop_ids), encoding="utf-8"
+        )
+        run_id = f"run-{night_no}"
+        ingest(con, config, run_id, dt.datetime(2026, 11, night_no, 2, 0))
+        models.build(con, layers=("staging",), run_id=run_id)
+        assert _differences(con) == {"stg_order_lines": (0, 0), "stg_orders": (0, 0)}, night_no
+    assert updates.count("stg_orders") == 5  # night 1 builds; nights 2-6 update
+    statuses = con.execute("select distinct status from ingest_log").fetchall()
+    assert {"loaded", "replaced"} <= {s for (s,) in statuses}
+    assert con.execute("select count(*) from stg_order_lines").fetchall()[0][0] > 0
+
+
+def test_changed_sql_or_a_forget_rebuilds_instead_of_updating(con, tmp_path, monkeypatch):
+    """The stored state names the SQL it was built with; `forget_incremental_state` (called by
+    an erasure) and a change of the model's SQL make the next build a full one."""
+    updates = []
+    monkeypatch.setattr(models, "_update", lambda c, m, spec, run: updates.append(m.name))
+    night(
+        con,
+        tmp_path,
+        1,
+        {"orders_1.csv": "order,customer,at,status,net\nA,1,2026-10-30,completed,10\n"},
+    )
+    models.build(con, layers=("staging",), run_id="run-1")
+    assert sorted(updates) == ["stg_order_lines", "stg_orders"]
+    models.forget_incremental_state(con)
+    models.build(con, layers=("staging",), run_id="run-1")
+    assert len(updates) == 2
+    con.execute("update model_state set digest = 'older sql' where model = 'stg_orders'")
+    models.build(con, layers=("staging",), run_id="run-1")
+    assert updates[2:] == ["stg_order_lines"]

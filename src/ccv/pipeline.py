@@ -151,7 +151,7 @@ def ingest_stage(run: Run, config: Config) -> list[FileResult]:
     _entering("ingest")
     with open_build(run, config) as con:
         results = ingest(con, config, run.run_id, run.started_at)
-        models.build(con, layers=("staging",))
+        models.build(con, layers=("staging",), run_id=run.run_id)
     return results
 
 

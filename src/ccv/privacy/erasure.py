@@ -53,7 +53,7 @@ from ccv.privacy.suppression import (
 )
 from ccv.warehouse import versions
 from ccv.warehouse.lock import WarehouseLock
-from ccv.warehouse.models import SQL_DIR
+from ccv.warehouse.models import SQL_DIR, forget_incremental_state
 
 _TEXT_TYPES = ("VARCHAR", "JSON")
 PSEUDO_MODEL = SQL_DIR / "marts" / "customer_360_pseudo.sql"
@@ -172,6 +172,7 @@ def erase_in_database(con: duckdb.DuckDBPyConnection, subject: Subject) -> dict[
         n = con.execute(f"delete from {_quote(table)} where {where}", params).fetchall()[0][0]
         if n:
             removed[table] = int(n)
+    forget_incremental_state(con)  # rows went by person, not by file: rebuild staging next
     return removed
 
 
