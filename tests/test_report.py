@@ -17,6 +17,7 @@ from ccv.reporting import (
     build_report,
     markdown_summary,
     write_report,
+    write_report_and_summary,
 )
 
 INJECTED = '<script>alert("quarantine")</script>'
@@ -276,6 +277,20 @@ def test_markdown_summary(warehouse):
     assert "<script" not in md and "base64" not in md
     assert ("Loyal Customers" in md) is optional  # segment moves
     assert len(md) < 4000
+
+
+def test_the_nightly_report_and_summary_come_from_one_pass(warehouse, tmp_path):
+    """write_report_and_summary (what a night runs) writes the report write_report writes and
+    returns the summary markdown_summary gives."""
+    db, _, written = warehouse
+    out, md = write_report_and_summary(db, tmp_path / "night.html")
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert md == markdown_summary(con)
+
+    def without_time(text: str) -> str:
+        return re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", "", text)
+
+    assert without_time(out.read_text()) == without_time(written.read_text())
 
 
 def test_write_report_replaces_the_file_atomically(tmp_path):

@@ -26,7 +26,7 @@ from ccv.identity.resolve import ResolveResult, resolve
 from ccv.ingest.load import FileResult, ingest
 from ccv.privacy.pseudonym import pseudonym_key
 from ccv.progress import advance
-from ccv.reporting import markdown_summary, write_report
+from ccv.reporting import write_report_and_summary
 from ccv.warehouse import models, versions
 from ccv.warehouse.lock import WarehouseLock
 from ccv.warehouse.schema import ensure_schema
@@ -248,9 +248,9 @@ def report_stage(run: Run) -> tuple[Path, str]:
     Runs after publishing, so a report problem can never hold back the data.
     """
     _entering("report")
-    out = write_report(run.build_path, run.layout.version(run.run_id) / "report.html", run.run_id)
-    with connect(run.build_path, read_only=True) as con:
-        markdown = markdown_summary(con, run.run_id)
+    out, markdown = write_report_and_summary(
+        run.build_path, run.layout.version(run.run_id) / "report.html", run.run_id
+    )
     advance("nightly", len(STAGES), len(STAGES), "done")
     return out, markdown
 

@@ -46,7 +46,10 @@ def build_report(con: duckdb.DuckDBPyConnection, run_id: str | None = None) -> s
 
     Raises `ReportError` when `run_id` is given but not in the `runs` table.
     """
-    run, sections = collect(con, run_id, draw=True)
+    return _html(con, *collect(con, run_id, draw=True))
+
+
+def _html(con: duckdb.DuckDBPyConnection, run: RunInfo, sections: list[Section]) -> str:
     return _env.get_template("report.html.j2").render(
         run=run,
         sections=sections,
@@ -62,13 +65,23 @@ def write_report(db_path: Path, out_path: Path, run_id: str | None = None) -> Pa
     The file appears complete or not at all (written to a temporary file in the same folder,
     then renamed over `out_path`). Returns `out_path`.
     """
+    return write_report_and_summary(db_path, out_path, run_id)[0]
+
+
+def write_report_and_summary(
+    db_path: Path, out_path: Path, run_id: str | None = None
+) -> tuple[Path, str]:
+    """`write_report`, and the run's markdown summary (`markdown_summary`) from the same
+    queries: the nightly run wants both, and querying a million-customer warehouse twice for
+    them cost seconds."""
     db_path, out_path = Path(db_path), Path(out_path)
     if not db_path.exists():
         raise FileNotFoundError(f"no warehouse at {db_path}")
     # resolve the published-version symlink once, so the report reads a single version
     with duckdb.connect(str(db_path.resolve()), read_only=True) as con:
         con.execute("set TimeZone = 'UTC'")
-        text = build_report(con, run_id)
+        run, sections = collect(con, run_id, draw=True)
+        text = _html(con, run, sections)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp")
     try:
@@ -77,7 +90,7 @@ def write_report(db_path: Path, out_path: Path, run_id: str | None = None) -> Pa
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
-    return out_path
+    return out_path, _markdown(run, sections)
 
 
 # --- markdown -----------------------------------------------------------------------------
@@ -130,7 +143,10 @@ def _title(run: RunInfo) -> str:
 def markdown_summary(con: duckdb.DuckDBPyConnection, run_id: str | None = None) -> str:
     """A short markdown summary for a Prefect artifact: rows per stage, quarantine reasons,
     identity events, segment sizes and moves."""
-    run, sections = collect(con, run_id, draw=False)
+    return _markdown(*collect(con, run_id, draw=False))
+
+
+def _markdown(run: RunInfo, sections: list[Section]) -> str:
     by_key = {s.key: s for s in sections}
     lines = [_title(run), ""]
     lines += _md_section(by_key["stages"], "Rows per source", ("sources",))
