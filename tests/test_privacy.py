@@ -462,7 +462,10 @@ def test_forget_on_tables_built_by_the_real_ingest_and_identity_stages(tmp_path)
     published = config.resolve(config.warehouse.path)
     with duckdb.connect(str(published), read_only=True) as con:
         kept = con.execute("select source_record_id from raw_customers order by 1").fetchall()
+        tables = {t for (t,) in con.execute("select table_name from duckdb_tables()").fetchall()}
     assert kept == [("2",), ("3",), ("5",)]
+    # rows went by person, not by file: the next night rebuilds the incremental staging models
+    assert "stg_orders" in tables and "model_state" not in tables
     assert b"ann.lee@example.org" in published.resolve().read_bytes()  # the scan sees text
 
 
