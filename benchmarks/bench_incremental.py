@@ -12,6 +12,10 @@ it (customers as sets of source records, RFM and segments; the rebuild re-estima
 parameters, the incremental night reuses night 1's, so links at the threshold may differ).
 Prints per-stage wall and CPU time, peak memory, load average, what resolve did
 (`identity_runs`) and the ratio incremental / full per stage (wall, and CPU: `cpu_ratio`).
+
+For working on the delta night at a large size (a 1M night 1 takes ~5 minutes):
+`--reuse-night-1` keeps the project's state after night 1 in a sibling folder and restores it
+on the next call instead of running night 1 again; `--no-rebuild` stops after night 2.
 """
 
 from __future__ import annotations
@@ -74,6 +78,35 @@ def split_nights(config_path: Path, delta: float) -> Path:
     return later
 
 
+# what night 1 changes in the project: restored together, at the same path (the warehouse
+# records input files by absolute path, so a copy elsewhere would reload every file)
+NIGHT_1_STATE = ("ccv.toml", "warehouse", "data/sample/drops", "data/sample/later")
+
+
+def save_night_1(project: Path, saved: Path) -> None:
+    """Copy the project's state after night 1 to `saved`."""
+    shutil.rmtree(saved, ignore_errors=True)
+    for part in NIGHT_1_STATE:
+        source, target = project / part, saved / part
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target, symlinks=True)
+        else:
+            shutil.copy2(source, target)
+
+
+def restore_night_1(saved: Path, project: Path) -> None:
+    """Put the state of `save_night_1` back into the project, replacing what night 2 left."""
+    for part in NIGHT_1_STATE:
+        target = project / part
+        if target.is_dir():
+            shutil.rmtree(target)
+        if (saved / part).is_dir():
+            shutil.copytree(saved / part, target, symlinks=True)
+        else:
+            shutil.copy2(saved / part, target)
+
+
 def night(config_path: Path, full_refresh: bool) -> dict:
     """One nightly run, timed per stage (seconds rounded), with what resolve computed."""
     result = run(config_path, full_refresh)
@@ -87,14 +120,37 @@ def main() -> None:
     parser.add_argument("--delta", type=float, default=0.01)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out")
+    parser.add_argument(
+        "--reuse-night-1",
+        action="store_true",
+        help="keep the state after night 1 beside the project and start from it next time",
+    )
+    parser.add_argument(
+        "--no-rebuild",
+        dest="rebuild",
+        action="store_false",
+        help="skip the full rebuild of night 2 (and the comparison with it)",
+    )
     args = parser.parse_args()
     config_path = prepare(args.customers, args.seed, args.out)
-    later = split_nights(config_path, args.delta)
+    project = config_path.parent
+    saved = project.with_name(f"{project.name}-night1-{args.delta}")
     result = {"customers": args.customers, "delta": args.delta}
-    result["night_1_full"] = night(config_path, full_refresh=True)
+    if args.reuse_night_1 and saved.exists():
+        restore_night_1(saved, project)
+        result["night_1_full"] = "reused"
+    else:
+        split_nights(config_path, args.delta)
+        result["night_1_full"] = night(config_path, full_refresh=True)
+        if args.reuse_night_1:
+            save_night_1(project, saved)
+    later = project / "data" / "sample" / "later"
     for file in later.iterdir():
-        file.rename(config_path.parent / "data" / "sample" / "drops" / file.name)
+        file.rename(project / "data" / "sample" / "drops" / file.name)
     result["night_2_incremental"] = night(config_path, full_refresh=False)
+    if not args.rebuild:
+        print(json.dumps(result, indent=2))
+        return
     incremental = outcome(config_path)
     shutil.copytree(config_path.parent, config_path.parent / "rebuild", dirs_exist_ok=False)
     rebuild_config = config_path.parent / "rebuild" / "ccv.toml"
