@@ -11,7 +11,7 @@ from ccv.config import load_config
 from ccv.identity import incremental
 from ccv.pipeline import run_nightly
 from tests.conftest import make_project
-from tests.test_incremental import outcome
+from tests.test_incremental import ORDER_TABLES, order_rows, outcome, updated_tables
 
 ESHOP_ROWS = (600, 860, None)  # the snapshot export grows; None = every row
 LOYALTY_ROWS = ((0, 400), (400, 550), (550, None))  # delta files: new cards only
@@ -81,6 +81,15 @@ def pair_store(config_path: Path) -> set[tuple]:
     return {(*sorted(row[:2]), *row[2:]) for row in rows}
 
 
+def order_moves(config_path: Path) -> int:
+    """How many orders the last night logged as having changed customer."""
+    db = load_config(config_path).resolve("warehouse/ccv.duckdb")
+    with duckdb.connect(str(db), read_only=True) as con:
+        return con.execute(
+            "select count(*) from model_changes where model = 'customer_xref'"
+        ).fetchall()[0][0]
+
+
 def test_crm_records_over_nights_equal_a_full_rebuild(tmp_path, monkeypatch):
     nightly = make_project(tmp_path / "nightly")
     write_nights(nightly)
@@ -88,9 +97,12 @@ def test_crm_records_over_nights_equal_a_full_rebuild(tmp_path, monkeypatch):
     # the nights standardise and read back their records in many small chunks, the full
     # rebuild in one: chunks must not change anything
     monkeypatch.setattr(incremental, "RECORDS_CHUNK", 97)
+    moved = []  # orders whose customer changed, as logged for the core `orders` update
     for night in (1, 2, 3):
         deliver(nightly, night)
         works.append(run_nightly(load_config(nightly)).resolve.work)
+        assert updated_tables(nightly) >= (set() if night == 1 else ORDER_TABLES)
+        moved.append(order_moves(nightly))
     monkeypatch.undo()
     full = tmp_path / "full"
     shutil.copytree(nightly.parent / "data", full / "data")
@@ -98,6 +110,9 @@ def test_crm_records_over_nights_equal_a_full_rebuild(tmp_path, monkeypatch):
     rebuilt = run_nightly(load_config(full / "ccv.toml"), full_refresh=True).resolve.work
 
     assert outcome(nightly) == outcome(full / "ccv.toml")
+    # new CRM records merge customers that earlier orders belong to: those orders are updated
+    assert moved[0] == 0 and moved[1] > 0
+    assert order_rows(nightly) == order_rows(full / "ccv.toml")
     # the persisted blocking result is the full run's: same pairs, rules and levels
     assert pair_store(nightly) == pair_store(full / "ccv.toml")
 

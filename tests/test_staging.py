@@ -195,3 +195,32 @@ def test_changed_sql_or_a_forget_rebuilds_instead_of_updating(con, tmp_path, mon
     con.execute("update model_state set digest = 'older sql' where model = 'stg_orders'")
     models.build(con, layers=("staging",), run_id="run-1")
     assert updates[2:] == ["stg_order_lines"]
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        ("key = order_key; after = stg_orders; sort = x", "bad incremental header part 'sort = x'"),
+        ("key = ; input = raw_orders", "bad incremental header part 'key ='"),
+        ("key = order_key", "needs a key and input or after"),
+        ("key = k; input = raw_orders; after = stg_orders", "needs a key and input or after"),
+    ],
+)
+def test_a_bad_incremental_header_names_the_model_and_the_part(header, message):
+    model = models.Model("stg_x", "staging", f"-- incremental: {header}\nselect 1")
+    with pytest.raises(ValueError, match=f"sql model stg_x: .*{message}"):
+        _ = model.incremental
+
+
+def test_the_shipped_incremental_headers_parse():
+    headers = {
+        m.name: m.incremental
+        for layer in ("staging", "core")
+        for m in models.load_layer(layer)
+        if m.incremental
+    }
+    assert headers["stg_orders"] == models.Incremental(
+        key=("source", "order_id"), input="raw_orders", changes="order_key"
+    )
+    assert headers["orders"].after == ("stg_orders", "customer_xref")
+    assert set(headers) == {"stg_orders", "stg_order_lines", "orders", "order_lines"}

@@ -1,4 +1,4 @@
--- incremental: key = order_source, order_id; input = raw_order_lines
+-- incremental: key = order_source, order_id; input = raw_order_lines; changes = order_key
 -- One row per order line, from order-line files and from lines nested in order records.
 -- The lines of an order come from the latest file that delivered lines for it, so a re-sent
 -- order with fewer lines does not keep stale ones. line_amount defaults to quantity × unit_price.

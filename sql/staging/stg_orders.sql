@@ -1,4 +1,4 @@
--- incremental: key = source, order_id; input = raw_orders
+-- incremental: key = source, order_id; input = raw_orders; changes = order_key
 -- One row per order or till transaction, typed and with amounts completed from each other:
 -- a source that gives only net and discount still yields gross, and vice versa.
 -- not materialized: read by three CTEs below; each scan reads only the columns it needs, which

@@ -193,7 +193,7 @@ def build_stage(run: Run, config: Config, as_of: dt.date | None = None) -> dt.da
         }
         for name, (value, sql_type) in variables.items():
             con.execute(f"set variable {name} = ?::{sql_type}", [value])
-        models.build(con, layers=("core",))
+        models.build(con, layers=("core",), run_id=run.run_id)
         value = build_customer_value(
             con,
             as_of,

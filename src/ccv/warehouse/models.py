@@ -7,14 +7,16 @@ another model of the same layer builds after it, so files need no explicit `ref(
 Checks live in `sql/checks/<layer>/<check>.sql`: each is a query returning the offending rows,
 so zero rows means the check passed. They run right after their layer is built.
 
-A model whose rows for a key depend only on its input's rows with that key, and keep the latest
-delivery of it, can say so in a header line, and is then brought up to date instead of rebuilt
-when the caller names the run (`run_id`) whose ingest changed the input:
+A model whose rows for a key depend only on its inputs' rows with that key can say so in a
+header line, and is then brought up to date instead of rebuilt when the caller names the run
+(`run_id`) that changed its inputs:
 
-    -- incremental: key = source, order_id; input = raw_orders
+    -- incremental: key = source, order_id; input = raw_orders; changes = order_key
+    -- incremental: key = order_key; after = stg_orders, customer_xref
 
 (see `Incremental`). Why: on a night that adds one percent of the orders, rebuilding the staged
-orders reads and ranks all ten million of them again.
+and core orders reads, ranks, joins and — costliest — writes and compresses all ten million of
+them again.
 """
 
 from __future__ import annotations
@@ -35,29 +37,55 @@ SQL_DIR = Path(__file__).resolve().parents[3] / "sql"
 
 @dataclass(frozen=True)
 class Incremental:
-    """A model kept up to date by key: on a night, the keys *touched* are those of the input rows
-    the night's ingest loaded (`run_id`) and those of the model rows that came from a file the
-    night replaced or rejected (its raw rows were deleted); the model's rows of touched keys are
-    deleted and recomputed from all input rows with those keys, the others are kept. The
-    input and the model both carry the key columns and the lineage columns `run_id` (input),
-    `source` and `source_file` (both).
+    """A model kept up to date by key (its `-- incremental:` header, `name = values` pairs
+    separated by `;`):
 
-    This equals a rebuild for a model where, per key, removing an input row that is not the
-    latest delivery does not change the result (the staging models keep the latest version of
-    each record). Ingest is the only writer that adds or deletes input rows between two builds;
-    `ccv forget` deletes rows by person instead, so it drops the state (`forget_incremental_state`)
-    and the next night rebuilds, as it does when the model's SQL changed or no state is stored.
+    * ``key``: the columns whose rows are recomputed together;
+    * ``input = <raw table>`` (staging): the keys a night *touched* are those of the input rows
+      its ingest loaded (`run_id`) and those of the model rows that came from a file it replaced
+      or rejected (their raw rows were deleted). The input and the model carry the key columns
+      and the lineage columns `run_id` (input), `source` and `source_file` (both). Equal to a
+      rebuild for a model where, per key, removing an input row that is not the latest delivery
+      does not change the result (the staging models keep the latest version of each record);
+    * ``after = <tables>`` (core): the keys touched are those the named upstream tables logged
+      as changed tonight (`model_changes`); the model's only key is the upstream's change
+      column. Updated only when every upstream was itself updated tonight (not rebuilt);
+    * ``changes = <column>``: log this column of every touched row, before and after, as the
+      model's changes for downstream models.
+
+    The model's rows of touched keys are deleted and recomputed from its inputs filtered to
+    those keys (a temp view of each input's name shadows the table while the model's SQL runs,
+    unchanged); the other rows are kept. Ingest and resolve are the only writers between two
+    builds; `ccv forget` deletes rows by person instead, so it drops the state
+    (`forget_incremental_state`) and the next night rebuilds, as it does when the model's SQL
+    changed or no state is stored.
     """
 
     key: tuple[str, ...]
-    input: str
+    input: str | None = None
+    after: tuple[str, ...] = ()
+    changes: str | None = None
+
+    @classmethod
+    def parse(cls, header: str, model: str) -> Incremental:
+        parts = {}
+        for part in header.split(";"):
+            name, _, values = part.partition("=")
+            words = tuple(w.strip() for w in values.split(",") if w.strip())
+            if name.strip() not in ("key", "input", "after", "changes") or not words:
+                raise ValueError(f"sql model {model}: bad incremental header part {part.strip()!r}")
+            parts[name.strip()] = words
+        if "key" not in parts or ("input" in parts) == ("after" in parts):
+            raise ValueError(f"sql model {model}: incremental needs a key and input or after")
+        return cls(
+            key=parts["key"],
+            input=parts.get("input", (None,))[0],
+            after=parts.get("after", ()),
+            changes=parts.get("changes", (None,))[0],
+        )
 
 
-_INCREMENTAL = re.compile(
-    r"^--\s*incremental:\s*key\s*=\s*(?P<key>\w+(?:\s*,\s*\w+)*)\s*;"
-    r"\s*input\s*=\s*(?P<input>\w+)\s*$",
-    re.MULTILINE,
-)
+_INCREMENTAL = re.compile(r"^--\s*incremental:(?P<header>.*)$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -72,10 +100,7 @@ class Model:
     def incremental(self) -> Incremental | None:
         """The model's `-- incremental:` header, if it has one."""
         match = _INCREMENTAL.search(self.sql)
-        if not match:
-            return None
-        key = tuple(k.strip() for k in match["key"].split(","))
-        return Incremental(key, match["input"])
+        return Incremental.parse(match["header"], self.name) if match else None
 
     @property
     def digest(self) -> str:
@@ -147,12 +172,13 @@ def build_layer(
     models = load_layer(layer, sql_dir)
     for model in models:
         advance(f"{layer} models", len(built), len(models), model.name)
-        if model.incremental and run_id and _state_is_current(con, model):
+        updated = bool(model.incremental and run_id and _can_update(con, model, run_id))
+        if updated:
             _update(con, model, model.incremental, run_id)
         else:
             _create(con, model)
         if model.incremental:
-            _save_state(con, model)
+            save_state(con, model.name, model.digest, run_id, updated)
         built.append(model.name)
     advance(f"{layer} models", len(built), len(models))
     return built
@@ -182,50 +208,86 @@ def _create(con: duckdb.DuckDBPyConnection, model: Model) -> None:
         raise RuntimeError(f"building sql/{model.layer}/{model.name}.sql failed: {exc}") from exc
 
 
-def _ensure_state_table(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(
-        "create table if not exists model_state (model varchar primary key, digest varchar)"
-    )
+STATE_DDL = (
+    # per incremental model (and per table another stage keeps incrementally, e.g. resolve's
+    # customer_xref): the SQL it was last built with, by which run, and whether that run
+    # updated it (true) or rebuilt it (false)
+    "create table if not exists model_state (model varchar primary key, digest varchar, "
+    "run_id varchar, updated boolean)",
+    # the change column's values of the rows a run touched, per model (the last run's only)
+    "create table if not exists model_changes (run_id varchar, model varchar, key varchar)",
+)
 
 
-def _state_is_current(con: duckdb.DuckDBPyConnection, model: Model) -> bool:
-    """The model's table was built (or updated) by its current SQL and nothing dropped it."""
-    _ensure_state_table(con)
+def _ensure_state_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the state tables; a `model_state` of another shape (an older ccv's) is dropped,
+    so the models rebuild once."""
+    columns = con.execute(
+        "select column_name from duckdb_columns() where table_name = 'model_state' "
+        "and database_name = current_database() and schema_name = 'main'"
+    ).fetchall()
+    if columns and [c for (c,) in columns] != ["model", "digest", "run_id", "updated"]:
+        con.execute("drop table model_state")
+    for ddl in STATE_DDL:
+        con.execute(ddl)
+
+
+def _can_update(con: duckdb.DuckDBPyConnection, model: Model, run_id: str) -> bool:
+    """The model's table was built (or updated) by its current SQL and nothing dropped it, and
+    every upstream it is updated after was itself updated (not rebuilt) by this run."""
+    _ensure_state_tables(con)
     rows = con.execute(
         "select s.digest from model_state s join duckdb_tables() t "
         "on t.table_name = s.model and t.database_name = current_database() "
         "and t.schema_name = 'main' where s.model = ?",
         [model.name],
     ).fetchall()
-    return rows == [(model.digest,)]
+    if rows != [(model.digest,)]:
+        return False
+    after = model.incremental.after
+    updated = con.execute(
+        "select count(*) from model_state where model in (select unnest(?::varchar[])) "
+        "and run_id = ? and updated",
+        [list(after), run_id],
+    ).fetchall()[0][0]
+    return updated == len(after)
 
 
-def _save_state(con: duckdb.DuckDBPyConnection, model: Model) -> None:
-    _ensure_state_table(con)
-    con.execute("insert or replace into model_state values (?, ?)", [model.name, model.digest])
+def save_state(
+    con: duckdb.DuckDBPyConnection, model: str, digest: str, run_id: str | None, updated: bool
+) -> None:
+    """Record how `model` was brought up to date; a rebuild clears its logged changes."""
+    _ensure_state_tables(con)
+    con.execute(
+        "insert or replace into model_state values (?, ?, ?, ?)", [model, digest, run_id, updated]
+    )
+    if not updated:
+        con.execute("delete from model_changes where model = ?", [model])
+
+
+def log_changes(con: duckdb.DuckDBPyConnection, model: str, run_id: str, keys_sql: str) -> None:
+    """Log the change keys `keys_sql` selects as `model`'s changes of `run_id` (replacing those
+    of earlier runs)."""
+    _ensure_state_tables(con)
+    con.execute("delete from model_changes where model = ? and run_id <> ?", [model, run_id])
+    con.execute(
+        f"insert into model_changes select distinct ?, ?, k from ({keys_sql}) as c(k)",
+        [run_id, model],
+    )
 
 
 def forget_incremental_state(con: duckdb.DuckDBPyConnection) -> None:
     """Make the next build of every incremental model a full one (after deletes that ingest
     did not make, e.g. an erasure)."""
     con.execute("drop table if exists model_state")
+    con.execute("drop table if exists model_changes")
 
 
-def _update(con: duckdb.DuckDBPyConnection, model: Model, spec: Incremental, run_id: str) -> None:
-    """Recompute the model's rows of the keys the run touched (see `Incremental`).
-
-    The model's SQL runs unchanged: a temp view of the same name as its input, holding only the
-    touched keys' rows, shadows the input table while it runs.
-    """
+def _touched_sql(model: Model, spec: Incremental, table: str) -> str:
+    """The keys this run touched (see `Incremental`); `$run_id` is the run."""
     keys = ", ".join(spec.key)
-    same = " and ".join(f"t.{k} is not distinct from c.{k}" for k in spec.key)
-    ((database,),) = con.execute("select current_database()").fetchall()
-    table = f'"{database}".main.{spec.input}'
-    body = model.sql.strip().rstrip(";")
-    try:
-        con.execute(
-            f"""
-            create or replace temp table _touched_keys as
+    if spec.input:
+        return f"""
             select distinct {keys} from {table} where run_id = $run_id
             union
             select distinct {keys} from {model.name} m
@@ -233,19 +295,57 @@ def _update(con: duckdb.DuckDBPyConnection, model: Model, spec: Incremental, run
                 select 1 from ingest_log l
                 where l.run_id = $run_id and l.status in ('replaced', 'rejected')
                 and l.source = m.source and l.source_file = m.source_file)
-            """,
+            """
+    upstream = ", ".join(f"'{name}'" for name in spec.after)
+    return (
+        f"select distinct key as {spec.key[0]} from model_changes "
+        f"where run_id = $run_id and model in ({upstream})"
+    )
+
+
+def _update(con: duckdb.DuckDBPyConnection, model: Model, spec: Incremental, run_id: str) -> None:
+    """Recompute the model's rows of the keys the run touched (see `Incremental`).
+
+    The model's SQL runs unchanged: a temp view of the same name as each input that has the key
+    columns, holding only the touched keys' rows, shadows the table while it runs (inputs
+    without them, e.g. the crosswalk, are only joined to the filtered rows).
+    """
+    same = " and ".join(f"t.{k} is not distinct from c.{k}" for k in spec.key)
+    ((database,),) = con.execute("select current_database()").fetchall()
+    inputs = [spec.input] if spec.input else list(spec.after)
+    body = model.sql.strip().rstrip(";")
+    shadowed = []
+    try:
+        con.execute(
+            "create or replace temp table _touched_keys as "
+            + _touched_sql(model, spec, f'"{database}".main.{inputs[0]}'),
             {"run_id": run_id},
         )
-        con.execute(
-            f"create temp view {spec.input} as "
-            f"select t.* from {table} t semi join _touched_keys c on {same}"
+        for name in inputs:
+            columns = {r[0] for r in con.execute(f"describe {name}").fetchall()}
+            if set(spec.key) <= columns:
+                con.execute(
+                    f'create temp view {name} as select t.* from "{database}".main.{name} t '
+                    f"semi join _touched_keys c on {same}"
+                )
+                shadowed.append(name)
+        touched_rows = (
+            f"select t.{spec.changes} from {model.name} t semi join _touched_keys c on {same}"
         )
+        if spec.changes:  # the rows as they were
+            log_changes(con, model.name, run_id, touched_rows)
         con.execute(f"delete from {model.name} t using _touched_keys c where {same}")
         con.execute(f"insert into {model.name} by name select * from (\n{body}\n)")
+        if spec.changes:  # and as they are now
+            con.execute(
+                f"insert into model_changes select distinct ?, ?, k from ({touched_rows}) as c(k)",
+                [run_id, model.name],
+            )
     except duckdb.Error as exc:
         raise RuntimeError(f"updating sql/{model.layer}/{model.name}.sql failed: {exc}") from exc
     finally:
-        con.execute(f"drop view if exists temp.main.{spec.input}")
+        for name in shadowed:
+            con.execute(f"drop view if exists temp.main.{name}")
         con.execute("drop table if exists temp.main._touched_keys")
 
 
