@@ -46,9 +46,14 @@ def _column(column: pa.ChunkedArray) -> pd.Series | np.ndarray:
 
 
 def arrow_to_frame(table: pa.Table) -> pd.DataFrame:
-    """A pandas frame of `table` with the dtypes DuckDB's `.df()` gives."""
+    """A pandas frame of `table` with the dtypes DuckDB's `.df()` gives.
+
+    `copy=False`: the columns are new pandas objects already; letting the constructor stack
+    same-typed ones into 2-D blocks copied them all once more (at 1M customers the incremental
+    night's peak was that copy beside the Arrow table and the columns).
+    """
     columns = zip(table.column_names, table.columns, strict=True)
-    return pd.DataFrame({name: _column(column) for name, column in columns})
+    return pd.DataFrame({name: _column(column) for name, column in columns}, copy=False)
 
 
 def read_frame(

@@ -244,8 +244,10 @@ def refresh_records(
     stored = _read_stored(con)
     fresh, fingerprints = _standardise_fresh(con, standardize, first_no, stored.schema)
     con.execute("drop table _gathered")
-    std = arrow_to_frame(_in_key_order(stored, fresh))
-    del stored, fresh
+    night = _in_key_order(stored, fresh)
+    del stored, fresh  # before the frame is built: the delta night's peak held all three
+    std = arrow_to_frame(night)
+    del night
     std["std_birth_date"] = parse_date(std["std_birth_date"])  # the dtype `standardize` gives
     # default birth dates are a population statistic: re-apply to every record tonight
     unblanked = std["std_birth_date"]
