@@ -66,6 +66,19 @@ def test_voting_on_a_first_night_and_on_an_unchanged_night():
     assert again.ids["customer_id"].tolist() == first.ids["customer_id"].tolist()
 
 
+def test_a_record_key_twice_in_last_nights_crosswalk_votes_over_all_clusters():
+    """A crosswalk that names a record twice (it cannot tell the record's one customer) makes
+    `assign_ids` vote as `vote_ids` does, over every cluster."""
+    tonight = pd.DataFrame({"record_key": ["a", "b", "c"], "cluster": [0, 0, 1]})
+    previous = pd.DataFrame(
+        {"record_key": ["a", "a", "b", "c"], "customer_id": ["C1", "C2", "C1", "C3"]}
+    )
+    registry = pd.DataFrame({"customer_id": ["C1", "C2", "C3"], "created_run_id": "r"})
+    got, want = assign_ids(tonight, previous, registry), vote_ids(tonight, previous, registry)
+    pdt.assert_frame_equal(canonical(got.ids), canonical(want.ids))
+    pdt.assert_frame_equal(canonical(got.events), canonical(want.events))
+
+
 def test_voting_when_the_only_change_is_a_new_customer():
     """The changed clusters then hold no previous record: nothing to vote, one id minted."""
     last = pd.DataFrame({"record_key": ["a", "b", "c"], "cluster": [0, 0, 1]})

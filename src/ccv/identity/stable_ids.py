@@ -200,14 +200,15 @@ def assign_ids(new: pd.DataFrame, previous: pd.DataFrame, registry: pd.DataFrame
     codes, ids = pd.factorize(previous["customer_id"])
     if not len(ids):  # a first night: every cluster is new
         return vote_ids(new, previous, registry)
-    joined = new[["record_key"]].merge(
-        pd.DataFrame({"record_key": previous["record_key"], "code": codes}),
-        on="record_key",
-        how="left",
-    )
-    if len(joined) != len(new):  # a record key twice in the crosswalk: vote the usual way
+    # each record's previous customer (code), -1 for a new record: one hash table over last
+    # night's keys (a merge also factorised tonight's and built a joined frame: at 1M
+    # customers the delta night's peak)
+    keys = pd.Index(previous["record_key"])
+    if not keys.is_unique:  # a record key twice in the crosswalk: vote the usual way
         return vote_ids(new, previous, registry)
-    code = joined["code"].fillna(-1).to_numpy(dtype=np.int64)
+    at = keys.get_indexer(new["record_key"])
+    code = np.where(at >= 0, codes[at], -1).astype(np.int64)
+    del keys, at
     kept = _unchanged_clusters(new["cluster"].to_numpy(), code, np.bincount(codes[codes >= 0]))
     changed = ~kept
     customer_id = np.asarray(ids, dtype=object)[np.maximum(code, 0)]
