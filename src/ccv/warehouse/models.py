@@ -172,12 +172,13 @@ def build_layer(
     models = load_layer(layer, sql_dir)
     for model in models:
         advance(f"{layer} models", len(built), len(models), model.name)
-        updated = bool(model.incremental and run_id and _can_update(con, model, run_id))
+        spec = model.incremental
+        updated = bool(spec and run_id and _can_update(con, model, spec, run_id))
         if updated:
-            _update(con, model, model.incremental, run_id)
+            _update(con, model, spec, run_id)
         else:
             _create(con, model)
-        if model.incremental:
+        if spec:
             save_state(con, model.name, model.digest, run_id, updated)
         built.append(model.name)
     advance(f"{layer} models", len(built), len(models))
@@ -232,7 +233,9 @@ def _ensure_state_tables(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(ddl)
 
 
-def _can_update(con: duckdb.DuckDBPyConnection, model: Model, run_id: str) -> bool:
+def _can_update(
+    con: duckdb.DuckDBPyConnection, model: Model, spec: Incremental, run_id: str
+) -> bool:
     """The model's table was built (or updated) by its current SQL and nothing dropped it, and
     every upstream it is updated after was itself updated (not rebuilt) by this run."""
     _ensure_state_tables(con)
@@ -244,7 +247,7 @@ def _can_update(con: duckdb.DuckDBPyConnection, model: Model, run_id: str) -> bo
     ).fetchall()
     if rows != [(model.digest,)]:
         return False
-    after = model.incremental.after
+    after = spec.after
     updated = con.execute(
         "select count(*) from model_state where model in (select unnest(?::varchar[])) "
         "and run_id = ? and updated",
@@ -266,8 +269,8 @@ def save_state(
 
 
 def log_changes(con: duckdb.DuckDBPyConnection, model: str, run_id: str, keys_sql: str) -> None:
-    """Log the change keys `keys_sql` selects as `model`'s changes of `run_id` (replacing those
-    of earlier runs)."""
+    """Add the change keys `keys_sql` selects to `model`'s changes of `run_id` (those of earlier
+    runs are dropped: downstream models read tonight's only)."""
     _ensure_state_tables(con)
     con.execute("delete from model_changes where model = ? and run_id <> ?", [model, run_id])
     con.execute(
@@ -283,12 +286,12 @@ def forget_incremental_state(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("drop table if exists model_changes")
 
 
-def _touched_sql(model: Model, spec: Incremental, table: str) -> str:
+def _touched_sql(model: Model, spec: Incremental, database: str) -> str:
     """The keys this run touched (see `Incremental`); `$run_id` is the run."""
     keys = ", ".join(spec.key)
     if spec.input:
         return f"""
-            select distinct {keys} from {table} where run_id = $run_id
+            select distinct {keys} from "{database}".main.{spec.input} where run_id = $run_id
             union
             select distinct {keys} from {model.name} m
             where exists (
@@ -317,8 +320,7 @@ def _update(con: duckdb.DuckDBPyConnection, model: Model, spec: Incremental, run
     shadowed = []
     try:
         con.execute(
-            "create or replace temp table _touched_keys as "
-            + _touched_sql(model, spec, f'"{database}".main.{inputs[0]}'),
+            "create or replace temp table _touched_keys as " + _touched_sql(model, spec, database),
             {"run_id": run_id},
         )
         for name in inputs:
@@ -329,18 +331,13 @@ def _update(con: duckdb.DuckDBPyConnection, model: Model, spec: Incremental, run
                     f"semi join _touched_keys c on {same}"
                 )
                 shadowed.append(name)
-        touched_rows = (
-            f"select t.{spec.changes} from {model.name} t semi join _touched_keys c on {same}"
-        )
-        if spec.changes:  # the rows as they were
-            log_changes(con, model.name, run_id, touched_rows)
+        touched = f"select t.{spec.changes} from {model.name} t semi join _touched_keys c on {same}"
+        if spec.changes:  # the touched rows as they were...
+            log_changes(con, model.name, run_id, touched)
         con.execute(f"delete from {model.name} t using _touched_keys c where {same}")
         con.execute(f"insert into {model.name} by name select * from (\n{body}\n)")
-        if spec.changes:  # and as they are now
-            con.execute(
-                f"insert into model_changes select distinct ?, ?, k from ({touched_rows}) as c(k)",
-                [run_id, model.name],
-            )
+        if spec.changes:  # ...and as they are now
+            log_changes(con, model.name, run_id, touched)
     except duckdb.Error as exc:
         raise RuntimeError(f"updating sql/{model.layer}/{model.name}.sql failed: {exc}") from exc
     finally:
