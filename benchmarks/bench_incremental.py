@@ -15,7 +15,9 @@ Prints per-stage wall and CPU time, peak memory, load average, what resolve did
 
 For working on the delta night at a large size (a 1M night 1 takes ~5 minutes):
 `--reuse-night-1` keeps the project's state after night 1 in a sibling folder and restores it
-on the next call instead of running night 1 again; `--no-rebuild` stops after night 2.
+on the next call instead of running night 1 again; `--no-rebuild` stops after night 2;
+`--phases` also prints night 2's resolve and build phases (wall, CPU, peak RSS; as
+`bench_stage.py` does for one stage).
 """
 
 from __future__ import annotations
@@ -29,7 +31,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.run import prepare, run  # noqa: E402
+from bench_stage import TASKS, Phases  # noqa: E402
+
+from benchmarks.run import PeakRSS, prepare, run  # noqa: E402
+from ccv.progress import LOGGER  # noqa: E402
 from tests.test_incremental import outcome  # noqa: E402
 
 # source file -> (name stem of its drops, has a header line)
@@ -126,6 +131,11 @@ def main() -> None:
         help="keep the state after night 1 beside the project and start from it next time",
     )
     parser.add_argument(
+        "--phases",
+        action="store_true",
+        help="print night 2's resolve and build phases",
+    )
+    parser.add_argument(
         "--no-rebuild",
         dest="rebuild",
         action="store_false",
@@ -147,7 +157,18 @@ def main() -> None:
     later = project / "data" / "sample" / "later"
     for file in later.iterdir():
         file.rename(project / "data" / "sample" / "drops" / file.name)
-    result["night_2_incremental"] = night(config_path, full_refresh=False)
+    if args.phases:
+        with PeakRSS() as memory:
+            phases = Phases((*TASKS["resolve"], *TASKS["build"]), memory)
+            LOGGER.addHandler(phases)
+            try:
+                result["night_2_incremental"] = night(config_path, full_refresh=False)
+            finally:
+                LOGGER.removeHandler(phases)
+            phases.close_phase("end")
+        result["night_2_phases"] = phases.rows
+    else:
+        result["night_2_incremental"] = night(config_path, full_refresh=False)
     if not args.rebuild:
         print(json.dumps(result, indent=2))
         return

@@ -212,14 +212,17 @@ def refresh_records(
     they are standardised), and the fresh ones are written once, complete.
     """
     ensure_state_tables(con, rules)
-    # `gathered_no`: the record's place in key order, so later reads sort on one integer
+    # written in key order, so a record's ``rowid`` is its place in key order (a table made
+    # from an ordered query keeps that order: DuckDB preserves insertion order), which later
+    # reads sort and slice on as ``gathered_no``. Why not `row_number() over (order by …)`: that
+    # window sorted every gathered column of ~3.7M records a night; the ordered insert costs
+    # half as much.
     con.execute(
         f"""
         create or replace temp table _gathered as
-        select g.*, {fingerprint_sql("g")} as fingerprint,
-               row_number() over (order by g.record_kind, g.source, g.source_record_id) - 1
-                   as gathered_no
+        select g.*, {fingerprint_sql("g")} as fingerprint
         from ({gathered_sql}) as g
+        order by g.record_kind, g.source, g.source_record_id
         """
     )
     join = " and ".join(f"s.{k} = g.{k}" for k in KEY)
@@ -299,13 +302,13 @@ def _read_stored(con: duckdb.DuckDBPyConnection) -> pa.Table:
     return read_arrow_by_range(
         con,
         f"""
-        select {", ".join(f"g.{c}" for c in _night_columns(con))},
+        select {", ".join(f"g.{c}" for c in _night_columns(con))}, g.rowid as gathered_no,
                s.* exclude ({", ".join(KEY)}, fingerprint, display_first_name,
                             display_last_name),
                s.display_first_name as first_name, s.display_last_name as last_name
         from _gathered g join identity_std s on {join}
-        where g.gathered_no >= ? and g.gathered_no < ?
-        order by g.gathered_no
+        where g.rowid >= ? and g.rowid < ?
+        order by g.rowid
         """,
         con.execute("select count(*) from _gathered").fetchall()[0][0],
         RECORDS_CHUNK,
@@ -330,7 +333,7 @@ def _standardise_fresh(
     con.execute(
         f"""
         create or replace temp table _fresh as
-        select g.gathered_no, row_number() over (order by g.gathered_no) - 1 as fresh_no
+        select g.rowid as gathered_no, row_number() over (order by g.rowid) - 1 as fresh_no
         from _gathered g anti join identity_std s on {join}
         """
     )
@@ -339,7 +342,7 @@ def _standardise_fresh(
     for start in range(0, count, RECORDS_CHUNK):
         raw = read_arrow(
             con,
-            "select g.* from _fresh f join _gathered g using (gathered_no) "
+            "select g.*, f.gathered_no from _fresh f join _gathered g on g.rowid = f.gathered_no "
             "where f.fresh_no >= ? and f.fresh_no < ? order by f.fresh_no",
             [start, start + RECORDS_CHUNK],
         )
