@@ -25,6 +25,7 @@ import pandas as pd
 from ccv.config import KEY_FIELD, Config, SourceConfig
 from ccv.ingest.contracts import contract, row_violations
 from ccv.ingest.csv_pieces import csv_pieces, pieces_wanted
+from ccv.ingest.file_names import moved_from, recorded_name, relocate_to_project, rename_files
 from ccv.ingest.lines import line_violations, load_lines, read_nested_lines
 from ccv.ingest.mapping import mapped_select, record_json
 from ccv.ingest.readers import (
@@ -57,7 +58,7 @@ class FileResult:
 
     source: str
     source_file: str
-    status: str  # loaded | replaced | unchanged | rejected | failed | missing
+    status: str  # loaded | replaced | unchanged | moved | rejected | failed | missing
     rows_read: int = 0
     rows_loaded: int = 0
     rows_quarantined: int = 0
@@ -78,6 +79,9 @@ def ingest(
 ) -> list[FileResult]:
     """Ingest every configured source; raise IngestError if a mandatory source failed."""
     ensure_schema(con)
+    relocated = relocate_to_project(con, config.base_dir)
+    if relocated:
+        log.info("%d input files renamed to their paths inside the project folder", relocated)
     record_sources(con, config)
     suppressed = suppression_hashes(config)  # people erased on request (hashes only)
     results: list[FileResult] = []
@@ -91,7 +95,7 @@ def ingest(
                     con,
                     run_id,
                     source,
-                    str(config.resolve(source.path)),
+                    recorded_name(config.resolve(source.path), config.base_dir),
                     None,
                     now,
                     FileResult(
@@ -155,7 +159,7 @@ def _source_columns(source: SourceConfig) -> dict[str, str]:
 def _previous_hash(con, source: str, source_file: str) -> str | None:
     row = con.execute(
         "select content_hash from ingest_log where source = ? and source_file = ? "
-        "and status in ('loaded', 'replaced') order by finished_at desc limit 1",
+        "and status in ('loaded', 'replaced', 'moved') order by finished_at desc limit 1",
         [source, source_file],
     ).fetchone()
     return row[0] if row else None
@@ -199,11 +203,17 @@ def ingest_file(
 ) -> FileResult:
     """Ingest one file of `source` (skipping it if this exact content was loaded before)."""
     started = dt.datetime.now()
-    name = str(path)
+    name = recorded_name(path, config.base_dir)
     digest = file_hash(path)
     previous = _previous_hash(con, source.name, name)
     if previous == digest:
         result = FileResult(source.name, name, "unchanged", message="same content already loaded")
+        return _log(con, run_id, source, name, digest, started, result)
+    old_name = moved_from(con, source.name, digest, config.base_dir) if previous is None else None
+    if old_name is not None:
+        rename_files(con, [(source.name, old_name, name)])
+        message = f"moved from {old_name}: same content, its rows kept and not loaded again"
+        result = FileResult(source.name, name, "moved", message=message)
         return _log(con, run_id, source, name, digest, started, result)
     # Whatever an earlier version of this file (or a rejected attempt) left is replaced.
     for table in _raw_tables(source):

@@ -1,0 +1,182 @@
+"""Input files keep their identity when the project or the data moves: nothing loads twice."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import duckdb
+
+from ccv.config import load_config
+from ccv.ingest.file_names import file_tables, rename_files
+from ccv.ingest.load import ingest
+from ccv.pipeline import run_nightly
+from tests.conftest import NOW, make_config, make_project
+from tests.test_incremental import outcome
+from tests.test_ingest import CRM, snapshot_tables
+
+ROWS = "id,first,mail,dob\n1,Ann,a@x.com,01/01/1990\n2,Bo,bad,\n"
+MORE = "id,first,mail,dob\n3,Cy,c@x.com,\n"
+
+
+def file_names(db: Path) -> dict[str, set[str]]:
+    """Every table that names files, with the names it holds."""
+    with duckdb.connect(str(db), read_only=True) as con:
+        return {
+            table: {
+                row[0]
+                for row in con.execute(f"select distinct source_file from {table}").fetchall()
+            }
+            for table in file_tables(con)
+        }
+
+
+def statuses(db: Path, run: int) -> dict[str, str]:
+    """File → status in the `run`-th run (1 = first) of the warehouse."""
+    with duckdb.connect(str(db), read_only=True) as con:
+        return dict(
+            con.execute(
+                """
+                select source_file, status from ingest_log
+                where run_id = (select run_id from runs order by started_at limit 1 offset ?)
+                """,
+                [run - 1],
+            ).fetchall()
+        )
+
+
+def test_files_inside_the_project_are_named_relative_to_it(tmp_path):
+    config_path = make_project(tmp_path / "p")
+    run_nightly(load_config(config_path))
+    names = file_names(load_config(config_path).resolve("warehouse/ccv.duckdb"))
+    assert "data/sample/crm_eshop_accounts.csv" in names["raw_customers"]
+    assert all(not n.startswith("/") for table in names.values() for n in table if n)
+
+
+def test_moving_the_whole_project_loads_nothing_again(tmp_path):
+    config_path = make_project(tmp_path / "before")
+    run_nightly(load_config(config_path))
+    before = outcome(config_path)
+    moved = tmp_path / "elsewhere" / "project"
+    moved.parent.mkdir()
+    shutil.move(config_path.parent, moved)
+    run_nightly(load_config(moved / "ccv.toml"))
+    db = load_config(moved / "ccv.toml").resolve("warehouse/ccv.duckdb")
+    assert set(statuses(db, 2).values()) == {"unchanged"}
+    assert outcome(moved / "ccv.toml") == before
+
+
+def test_an_upgraded_warehouse_renames_absolute_names_and_loads_nothing_again(tmp_path):
+    # warehouses from before relative names recorded every file by its absolute path
+    config_path = make_project(tmp_path / "p")
+    config = load_config(config_path)
+    run_nightly(config)
+    db = config.resolve("warehouse/ccv.duckdb")
+    with duckdb.connect(str(db)) as con:
+        names = con.execute("select distinct source, source_file from ingest_log").fetchall()
+        rename_files(con, [(s, n, f"{config.base_dir}/{n}") for s, n in names])
+        assert all(n.startswith("/") for t in file_names_of(con).values() for n in t if n)
+    run_nightly(load_config(config_path))
+    assert set(statuses(db, 2).values()) == {"unchanged"}
+    after = file_names(db)
+    assert all(not n.startswith("/") for table in after.values() for n in table if n)
+    with duckdb.connect(str(db), read_only=True) as con:
+        # no row loaded twice
+        assert (
+            con.execute("select count(*) from raw_customers").fetchone()[0]
+            == con.execute(
+                "select sum(rows_loaded) from stg_ingest_files where kind = 'customers'"
+            ).fetchone()[0]
+        )
+
+
+def file_names_of(con) -> dict[str, set[str]]:
+    return {
+        t: {r[0] for r in con.execute(f"select distinct source_file from {t}").fetchall()}
+        for t in file_tables(con)
+    }
+
+
+def test_a_file_outside_the_project_that_moved_keeps_its_rows(con, tmp_path):
+    outside = tmp_path / "mount"
+    (outside / "a").mkdir(parents=True)
+    (outside / "a" / "crm_1.csv").write_text(ROWS)
+    project = tmp_path / "project"
+    project.mkdir()
+    source = CRM | {"path": str(outside / "*" / "crm_*.csv")}
+    config = make_config(project, source)
+    first = ingest(con, config, "run-1", NOW)
+    assert [(r.source_file, r.status) for r in first] == [(str(outside / "a/crm_1.csv"), "loaded")]
+    loaded = snapshot_tables(con)
+
+    # the drop moves to another folder the glob matches; a new drop arrives beside it
+    (outside / "b").mkdir()
+    shutil.move(outside / "a" / "crm_1.csv", outside / "b" / "crm_1.csv")
+    (outside / "b" / "crm_2.csv").write_text(MORE)
+    second = ingest(con, config, "run-2", NOW)
+    assert [(Path(r.source_file).parent.name, r.status, r.rows_loaded) for r in second] == [
+        ("b", "moved", 0),
+        ("b", "loaded", 1),
+    ]
+    assert "moved from" in second[0].message and "a/crm_1.csv" in second[0].message
+    # the moved file's rows (loaded and quarantined) now name it where it is
+    names = file_names_of(con)
+    assert str(outside / "a/crm_1.csv") not in set().union(*names.values())
+    renamed = {
+        t: [r for r in rows if r[:2] != ("crm", str(outside / "b/crm_2.csv"))]
+        for t, rows in snapshot_tables(con).items()
+    }
+    assert renamed == {
+        t: [
+            tuple(
+                str(outside / "b/crm_1.csv") if v == str(outside / "a/crm_1.csv") else v for v in r
+            )
+            for r in rows
+        ]
+        for t, rows in loaded.items()
+    }
+    # and the next night knows it: unchanged
+    third = ingest(con, config, "run-3", NOW)
+    assert [r.status for r in third] == ["unchanged", "unchanged"]
+
+
+def test_a_copy_is_not_a_move(con, tmp_path):
+    (tmp_path / "drops").mkdir()
+    (tmp_path / "drops" / "crm_1.csv").write_text(ROWS)
+    config = make_config(tmp_path, CRM | {"path": "drops/crm_*.csv"})
+    ingest(con, config, "run-1", NOW)
+    # the same content under a second name, while the first file is still there: a new file
+    shutil.copy(tmp_path / "drops" / "crm_1.csv", tmp_path / "drops" / "crm_2.csv")
+    results = ingest(con, config, "run-2", NOW)
+    assert [(r.source_file, r.status) for r in results] == [
+        ("drops/crm_1.csv", "unchanged"),
+        ("drops/crm_2.csv", "loaded"),
+    ]
+
+
+def test_a_moved_file_in_a_nightly_run_gives_what_a_rebuild_gives(tmp_path):
+    # staged tables keep the file names too: after the move they name the new place
+    config_path = make_project(tmp_path / "p")
+    data = config_path.parent / "data" / "sample"
+    outside = tmp_path / "mount" / "v1"
+    outside.mkdir(parents=True)
+    shutil.move(data / "store_orders.csv", outside / "store_orders.csv")
+    text = config_path.read_text().replace(
+        '"data/sample/store_orders.csv"', f'"{tmp_path}/mount/*/store_orders.csv"'
+    )
+    assert text != config_path.read_text()
+    config_path.write_text(text)
+    run_nightly(load_config(config_path))
+    (tmp_path / "mount" / "v1").rename(tmp_path / "mount" / "v2")
+    run_nightly(load_config(config_path))
+    db = load_config(config_path).resolve("warehouse/ccv.duckdb")
+    assert statuses(db, 2)[f"{tmp_path}/mount/v2/store_orders.csv"] == "moved"
+    names = file_names(db)
+    assert f"{tmp_path}/mount/v2/store_orders.csv" in names["stg_orders"]
+    assert not any("mount/v1" in n for table in names.values() for n in table if n)
+
+    full = tmp_path / "full"
+    shutil.copytree(config_path.parent / "data", full / "data")
+    shutil.copy(config_path, full / "ccv.toml")
+    run_nightly(load_config(full / "ccv.toml"), full_refresh=True)
+    assert outcome(config_path) == outcome(full / "ccv.toml")
