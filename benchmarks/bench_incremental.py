@@ -83,8 +83,8 @@ def split_nights(config_path: Path, delta: float) -> Path:
     return later
 
 
-# what night 1 changes in the project: restored together, at the same path (the warehouse
-# records input files by absolute path, so a copy elsewhere would reload every file)
+# what night 1 changes in the project: restored together, into the project (input files are
+# recorded relative to it, so the inputs themselves need not be copied)
 NIGHT_1_STATE = ("ccv.toml", "warehouse", "data/sample/drops", "data/sample/later")
 
 
