@@ -42,7 +42,8 @@ def warehouse(records: list[dict]) -> duckdb.DuckDBPyConnection:
     con.register("f", frame)
     con.execute(
         "create table identity_records as select source, source_record_id, record_kind, "
-        "customer_id, 1 as transactions, observed_at, first_name, last_name, email, phone, "
+        "customer_id, 1 as transactions, observed_at, observed_at as first_observed_at, "
+        "first_name, last_name, email, phone, "
         "birth_date::date as birth_date, postcode, loyalty_id from f"
     )
     con.execute(

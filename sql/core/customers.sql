@@ -1,4 +1,5 @@
 -- The golden record: one row per resolved customer.
+-- incremental: key = customer_id; after = customer_attributes, identity_records
 -- Each attribute's value was chosen by its survivorship rule in `customer_attributes`
 -- (built by src/ccv/identity/golden.py, which also records where every value came from).
 with customer_attributes as (

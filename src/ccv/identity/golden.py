@@ -24,6 +24,12 @@ CRM records, their `stg_customers` rows). So a night keeps a digest of those inp
 (`golden_inputs`) and, on an incremental night, deletes and recomputes the rows of the customers
 whose digest changed (new, changed, merged or vanished customers) only: a 1 % delta night then
 recomputes about 1 % of the golden record instead of all of it, with the same result.
+
+The digest also covers what `sql/core/customers.sql` reads of `identity_records` besides the
+golden values (per record: customer, source, transactions, first observation), so the changed
+customers are logged (`models.log_changes`) as the night's changes of both `customer_attributes`
+and `identity_records`: the core `customers` table is then updated for those customers only
+(its `-- incremental:` header), instead of pivoting a million customers again.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import hashlib
 import duckdb
 
 from ccv.config import DEFAULT_SURVIVORSHIP, SurvivorshipConfig
+from ccv.warehouse.models import log_changes, save_state
 
 # How each rule ranks candidates: lower sorts first.
 RULE_KEYS = {
@@ -199,6 +206,7 @@ def input_digests_sql(survivorship: SurvivorshipConfig) -> str:
         [
             f"'{rules}'",
             *(f"ir.{c}" for c in RECORD_COLUMNS),
+            "ir.first_observed_at",  # read by sql/core/customers.sql (first_seen_at)
             *(f"ir.{a}" for a in FROM_IDENTITY),
             "c.is_deleted",
             *(f"c.{a}" for a in crm_only),
@@ -227,28 +235,42 @@ def input_digests_sql(survivorship: SurvivorshipConfig) -> str:
     """
 
 
+# the tables whose per-customer changes `build_golden` logs (see the module docstring)
+LOGGED = ("customer_attributes", "identity_records")
+
+
 def build_golden(
-    con: duckdb.DuckDBPyConnection, survivorship: SurvivorshipConfig, incremental: bool = False
+    con: duckdb.DuckDBPyConnection,
+    survivorship: SurvivorshipConfig,
+    incremental: bool = False,
+    run_id: str | None = None,
 ) -> None:
     """(Re)build `customer_attributes` from the crosswalk and the staged records.
 
     `incremental`: recompute only the customers whose inputs changed since the last build (see
-    the module docstring); a full build otherwise, or when there is no last build to start from.
-    Either way `golden_inputs` is left describing tonight's table for the next night.
+    the module docstring) and log them as `run_id`'s changes; a full build otherwise, or when
+    there is no last build to start from. Either way `golden_inputs` is left describing
+    tonight's table for the next night.
     """
     con.execute(f"create or replace temp table _golden_inputs as {input_digests_sql(survivorship)}")
     tables = set(con.execute("select table_name from duckdb_tables()").fetchnumpy()["table_name"])
-    if incremental and {"customer_attributes", "golden_inputs"} <= tables:
-        _rebuild_changed(con, survivorship)
+    updated = incremental and {"customer_attributes", "golden_inputs"} <= tables
+    if updated:
+        _rebuild_changed(con, survivorship, run_id)
     else:
         con.execute(f"create or replace table customer_attributes as {golden_sql(survivorship)}")
+    for table in LOGGED:
+        save_state(con, table, "", run_id, updated=bool(updated and run_id))
     con.execute("create or replace table golden_inputs as select * from _golden_inputs")
     con.execute("drop table _golden_inputs")
 
 
-def _rebuild_changed(con: duckdb.DuckDBPyConnection, survivorship: SurvivorshipConfig) -> None:
+def _rebuild_changed(
+    con: duckdb.DuckDBPyConnection, survivorship: SurvivorshipConfig, run_id: str | None
+) -> None:
     """Delete and recompute the golden rows of customers whose input digest changed: new ones,
-    changed ones, and (deleted only) those that no longer exist."""
+    changed ones, and (deleted only) those that no longer exist; log them as `run_id`'s
+    changes of the `LOGGED` tables."""
     con.execute(
         """
         create or replace temp table _golden_changed as
@@ -278,4 +300,7 @@ def _rebuild_changed(con: duckdb.DuckDBPyConnection, survivorship: SurvivorshipC
         "insert into customer_attributes by name "
         f"{golden_sql(survivorship, customers='_golden_changed')}"
     )
+    if run_id:
+        for table in LOGGED:
+            log_changes(con, table, run_id, "select customer_id from _golden_changed")
     con.execute("drop table _golden_changed")

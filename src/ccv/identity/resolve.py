@@ -356,7 +356,7 @@ def resolve(
     log_order_changes(con, run_id, tracked)
     drop_transaction_keys(con)
     _phase("golden records")
-    build_golden(con, identity.survivorship, incremental=delta)
+    build_golden(con, identity.survivorship, incremental=delta, run_id=run_id)
     records, anonymous = con.execute(
         f"""
         select (select count(*) from customer_xref),
