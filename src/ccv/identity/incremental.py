@@ -761,7 +761,7 @@ class Work:
     removed: int  # records gone since the last run (or replaced by a changed version)
     candidate_pairs: int  # all candidate pairs among customer records
     pairs_compared: int  # of which compared tonight (the rest kept their stored levels)
-    params: str  # estimated | reused | shipped | none
+    params: str  # estimated | reused | shipped | none | unchanged (nothing resolved tonight)
     state_signature: str = ""  # code and settings the persisted state was computed with
 
 

@@ -27,7 +27,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ccv.config import Config, IdentityConfig
-from ccv.identity import blocking, comparisons, incremental
+from ccv.identity import blocking, comparisons, incremental, unchanged
 from ccv.identity import standardize as standardize_module
 from ccv.identity.clustering import Guards, cluster
 from ccv.identity.frames import frame_to_arrow, release_freed_memory, write_table
@@ -345,6 +345,9 @@ def resolve(
     signature = identity_signature(identity)
     # decided before `link_and_write` brings the state up to tonight
     delta = identity.incremental and state_is_current(con, signature)
+    digest = unchanged.inputs_digest(con, config)
+    if delta and digest == unchanged.last_digest(con):
+        return _unchanged_night(con, run_id, signature)
     tracked = delta and keep_order_customers(con)
     customers, events, work, evidence = link_and_write(con, config, run_id, now, mapper, delta)
     # the frames of the records are gone by now: the evidence's and the crosswalk's joins and
@@ -357,17 +360,40 @@ def resolve(
     drop_transaction_keys(con)
     _phase("golden records")
     build_golden(con, identity.survivorship, incremental=delta, run_id=run_id)
-    records, anonymous = con.execute(
+    unchanged.remember(con, digest, run_id)
+    records, anonymous = _record_counts(con)
+    advance("resolve", len(PHASES), len(PHASES))
+    return ResolveResult(
+        records=records, customers=customers, anonymous_records=anonymous, events=events, work=work
+    )
+
+
+def _record_counts(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
+    """Source records in the crosswalk, and transactions left out of it (no identifier)."""
+    ((records, anonymous),) = con.execute(
         f"""
         select (select count(*) from customer_xref),
                {" + ".join(f"(select count(*) from {t})" for t, *_ in TRANSACTIONS.values())}
                - (select count(*) from customer_xref where record_kind <> 'customer')
         """
-    ).fetchone()
+    ).fetchall()
+    return records, anonymous
+
+
+def _unchanged_night(con: duckdb.DuckDBPyConnection, run_id: str, signature: str) -> ResolveResult:
+    """Keep last night's resolution: the identity inputs did not change (see `unchanged`)."""
+    unchanged.carry_over(con, run_id)
+    ((records, pairs),) = con.execute(
+        "select records, candidate_pairs from identity_runs order by run_id desc limit 1"
+    ).fetchall()
+    work = Work(records, 0, 0, pairs, 0, "unchanged", signature)
+    record_work(con, run_id, work)
+    ((customers,),) = con.execute(
+        "select count(distinct customer_id) from identity_records"
+    ).fetchall()
+    crosswalk, anonymous = _record_counts(con)
     advance("resolve", len(PHASES), len(PHASES))
-    return ResolveResult(
-        records=records, customers=customers, anonymous_records=anonymous, events=events, work=work
-    )
+    return ResolveResult(crosswalk, customers, anonymous, {}, work)
 
 
 def link_and_write(
