@@ -17,7 +17,7 @@ For working on the delta night at a large size (a 1M night 1 takes ~5 minutes):
 `--reuse-night-1` keeps the project's state after night 1 in a sibling folder and restores it
 on the next call instead of running night 1 again; `--no-rebuild` stops after night 2;
 `--phases` also prints night 2's resolve and build phases (wall, CPU, peak RSS; as
-`bench_stage.py` does for one stage).
+`bench_stage.py` does for one stage); `--no-new-files` runs night 2 with no new drop.
 """
 
 from __future__ import annotations
@@ -131,6 +131,12 @@ def main() -> None:
         help="keep the state after night 1 beside the project and start from it next time",
     )
     parser.add_argument(
+        "--no-new-files",
+        dest="deliver",
+        action="store_false",
+        help="night 2 brings no new file (what a night with no drop costs)",
+    )
+    parser.add_argument(
         "--phases",
         action="store_true",
         help="print night 2's resolve and build phases",
@@ -155,7 +161,7 @@ def main() -> None:
         if args.reuse_night_1:
             save_night_1(project, saved)
     later = project / "data" / "sample" / "later"
-    for file in later.iterdir():
+    for file in later.iterdir() if args.deliver else ():
         file.rename(project / "data" / "sample" / "drops" / file.name)
     if args.phases:
         with PeakRSS() as memory:
