@@ -223,4 +223,5 @@ def test_the_shipped_incremental_headers_parse():
         key=("source", "order_id"), input="raw_orders", changes="order_key"
     )
     assert headers["orders"].after == ("stg_orders", "customer_xref")
-    assert set(headers) == {"stg_orders", "stg_order_lines", "orders", "order_lines"}
+    assert headers["customers"].after == ("customer_attributes", "identity_records")
+    assert set(headers) == {"stg_orders", "stg_order_lines", "orders", "order_lines", "customers"}
