@@ -191,19 +191,23 @@ def test_second_night_on_same_files_loads_nothing_and_changes_nothing(first_run,
         project,
         f"select count(*) from customer_360_history where snapshot_on = '{again.as_of}'",
     ) == [(len(before),)]
-    # stable ids: nothing changed, so no identity event was recorded
+    # stable ids: nothing changed, so no identity event was recorded; the identity inputs did
+    # not change either, so the last resolution was kept rather than recomputed
     assert again.resolve.events == {}
+    assert again.resolve.work.params == "unchanged"
     assert query(
         project, f"select count(*) from identity_events where run_id = '{again.run_id}'"
     ) == [(0,)]
     assert query(project, "select count(*) from runs where status = 'published'") == [(2,)]
 
 
-def test_cli_run_prints_the_summary(harness, project):
+def test_cli_run_prints_the_summary(first_run, project):
     result = CliRunner().invoke(app, ["run", "--config", str(project / "ccv.toml")])
     assert result.exit_code == 0, result.output
     for words in ("eshop_accounts", "quarantined", "customers", "Champions", "ccv.duckdb"):
         assert words in result.output
+    # after the first night, the same inputs: the operator is told the resolution was kept
+    assert "inputs unchanged since the last resolve" in result.output
     # rich progress bars (on stderr): the night and every model layer ran to their ends
     assert re.search(r"nightly\s+━+\s+5/5", result.output), result.output
     assert re.search(r"input files\s+━+\s+5/5", result.output), result.output  # 5 samples

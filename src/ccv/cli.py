@@ -480,6 +480,9 @@ def print_summary(summary: RunSummary) -> None:
         if f.message and f.status not in ("unchanged", "loaded"):
             err.print(f"[yellow]{f.source}[/]: {f.source_file}: {f.status}: {f.message}")
     if summary.resolve:
+        work = summary.resolve.work
+        if work and work.params == "unchanged":
+            console.print("identity: inputs unchanged since the last resolve, which is kept")
         console.print(
             f"identity: {summary.resolve.records:,} records resolved into "
             f"{summary.resolve.customers:,} customers "
