@@ -115,3 +115,30 @@ def test_block_key_hashes_hash_each_key_part_text():
         got = hashes[rule_column(rule)].array
         assert got.isna().sum() < len(records)  # the rule has keys here
         pdt.assert_extension_array_equal(got, expected)
+
+
+def test_an_ordered_insert_numbers_the_gathered_records_in_key_order():
+    # `refresh_records` takes a gathered record's `rowid` as its place in key order: DuckDB keeps
+    # the order of an ordered query when it inserts it (on every thread, for more rows than one
+    # row group). Should an upgrade of DuckDB break that, this fails before a night goes wrong.
+    con = duckdb.connect()
+    con.execute("set threads = 2")
+    con.execute(
+        """
+        create temp table _gathered as
+        select (['order', 'customer', 'survey'])[1 + (hash(i) % 3)::bigint] as record_kind,
+               'src' || hash(i * 7) % 5 as source, md5(i::varchar) as source_record_id
+        from range(400000) as t(i)
+        order by record_kind, source, source_record_id
+        """
+    )
+    ((out_of_order,),) = con.execute(
+        """
+        select count(*) from (
+            select rowid, row_number() over (
+                order by record_kind, source, source_record_id) - 1 as place
+            from _gathered
+        ) where rowid <> place
+        """
+    ).fetchall()
+    assert out_of_order == 0
