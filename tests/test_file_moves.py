@@ -22,13 +22,14 @@ MORE = "id,first,mail,dob\n3,Cy,c@x.com,\n"
 def file_names(db: Path) -> dict[str, set[str]]:
     """Every table that names files, with the names it holds."""
     with duckdb.connect(str(db), read_only=True) as con:
-        return {
-            table: {
-                row[0]
-                for row in con.execute(f"select distinct source_file from {table}").fetchall()
-            }
-            for table in file_tables(con)
-        }
+        return file_names_of(con)
+
+
+def file_names_of(con) -> dict[str, set[str]]:
+    return {
+        t: {r[0] for r in con.execute(f"select distinct source_file from {t}").fetchall()}
+        for t in file_tables(con)
+    }
 
 
 def statuses(db: Path, run: int) -> dict[str, str]:
@@ -88,13 +89,6 @@ def test_an_upgraded_warehouse_renames_absolute_names_and_loads_nothing_again(tm
                 "select sum(rows_loaded) from stg_ingest_files where kind = 'customers'"
             ).fetchone()[0]
         )
-
-
-def file_names_of(con) -> dict[str, set[str]]:
-    return {
-        t: {r[0] for r in con.execute(f"select distinct source_file from {t}").fetchall()}
-        for t in file_tables(con)
-    }
 
 
 def test_a_file_outside_the_project_that_moved_keeps_its_rows(con, tmp_path):

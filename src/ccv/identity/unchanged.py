@@ -24,9 +24,9 @@ import sys
 import duckdb
 
 from ccv.config import Config
-from ccv.identity import standardize
+from ccv.identity import golden, standardize
 from ccv.identity.incremental import code_digest
-from ccv.warehouse.models import log_changes, save_state
+from ccv.warehouse.models import log_changes, save_state, stored_digest
 
 STAGED = ("stg_customers", "stg_orders", "stg_survey_responses", "stg_consents")
 """The staged tables resolve reads."""
@@ -34,8 +34,9 @@ STAGED = ("stg_customers", "stg_orders", "stg_survey_responses", "stg_consents")
 STATE = "resolve"
 """The `model_state` row that keeps the digest of the last resolve's inputs."""
 
-CARRIED = ("customer_xref", "customer_attributes", "identity_records")
-"""Tables whose changes downstream models read (`models.Incremental`): none on such a night."""
+CARRIED = ("customer_xref", *golden.LOGGED)
+"""Tables whose changes downstream models read (`models.Incremental`): the crosswalk's (logged
+by resolve) and those the golden record logs; none on such a night."""
 
 CODE = code_digest((sys.modules["ccv.identity"], standardize))
 """Every module of `ccv.identity` (a package counts with all its modules)."""
@@ -52,11 +53,7 @@ def inputs_digest(con: duckdb.DuckDBPyConnection, config: Config) -> str:
 
 def last_digest(con: duckdb.DuckDBPyConnection) -> str | None:
     """The inputs digest the last resolve stored, if any."""
-    tables = set(con.execute("select table_name from duckdb_tables()").fetchnumpy()["table_name"])
-    if "model_state" not in tables:
-        return None
-    rows = con.execute("select digest from model_state where model = ?", [STATE]).fetchall()
-    return rows[0][0] if rows else None
+    return stored_digest(con, STATE)
 
 
 def remember(con: duckdb.DuckDBPyConnection, digest: str, run_id: str) -> None:

@@ -256,6 +256,13 @@ def _can_update(
     return updated == len(after)
 
 
+def stored_digest(con: duckdb.DuckDBPyConnection, model: str) -> str | None:
+    """The digest `save_state` last stored for `model`, if any."""
+    _ensure_state_tables(con)
+    rows = con.execute("select digest from model_state where model = ?", [model]).fetchall()
+    return rows[0][0] if rows else None
+
+
 def save_state(
     con: duckdb.DuckDBPyConnection, model: str, digest: str, run_id: str | None, updated: bool
 ) -> None:
