@@ -3,13 +3,15 @@ cluster (`vote_ids`) gives."""
 
 from __future__ import annotations
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pandas.testing as pdt
 import pytest
 
 from ccv.identity import stable_ids
-from ccv.identity.stable_ids import assign_ids, vote_ids
+from ccv.identity.stable_ids import LastCustomers, assign_ids, vote_ids
+from ccv.identity.store import last_customers
 
 
 def night(rng: np.random.Generator, records: int, clusters: int) -> pd.DataFrame:
@@ -100,3 +102,40 @@ def test_the_module_examples_hold():
     import doctest
 
     assert doctest.testmod(stable_ids).failed == 0
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_last_customers_read_from_the_warehouse_are_those_of_the_crosswalk(seed):
+    """`store.last_customers` (a key join in DuckDB) finds each record's last customer and
+    each customer's record count as `LastCustomers.by_key` does on the crosswalk's frame."""
+    rng = np.random.default_rng(seed)
+    last = pd.DataFrame(
+        {
+            "record_kind": rng.choice(["customer", "order"], 400),
+            "source": rng.choice(["crm", "shop"], 400),
+            "source_record_id": [f"{i:04d}" for i in range(400)],
+            "customer_id": [f"C{c}" for c in rng.integers(0, 150, 400)],
+        }
+    )
+    tonight = pd.concat(
+        [
+            last.sample(frac=0.9, random_state=seed),
+            pd.DataFrame({"record_kind": "order", "source": "shop", "source_record_id": ["new"]}),
+        ],
+        ignore_index=True,
+    )[["record_kind", "source", "source_record_id"]]
+    con = duckdb.connect()
+    assert (last_customers(con, tonight).code == -1).all()  # a first run: no identity_records
+    con.register("_last", last)
+    con.execute("create table identity_records as select * from _last")
+
+    got = last_customers(con, tonight)
+
+    key = lambda frame: frame["source"] + ":" + frame["source_record_id"]  # noqa: E731
+    want = LastCustomers.by_key(key(tonight), pd.DataFrame({"record_key": key(last), **last}))
+    as_ids = lambda found: np.where(found.code >= 0, found.ids[found.code], None)  # noqa: E731
+    assert as_ids(got).tolist() == as_ids(want).tolist()
+    assert dict(zip(got.ids, got.counts, strict=True)) == dict(
+        zip(want.ids, want.counts, strict=True)
+    )
+    assert as_ids(got)[-1] is None  # the new record

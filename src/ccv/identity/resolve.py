@@ -45,7 +45,7 @@ from ccv.identity.incremental import (
 from ccv.identity.matching import MatchResult, probabilistic_links, probability_to_weight
 from ccv.identity.partitions import LOCAL, Mapper
 from ccv.identity.scoring import Params
-from ccv.identity.stable_ids import assign_ids
+from ccv.identity.stable_ids import assign_known
 from ccv.identity.standardize import (
     clean_text,
     normalize_phone,
@@ -55,7 +55,7 @@ from ccv.identity.standardize import (
 from ccv.identity.store import (
     ensure_identity_tables,
     id_registry,
-    previous_crosswalk,
+    last_customers,
     record_assignment,
     record_work,
 )
@@ -442,9 +442,11 @@ def link_and_write(
     _phase("cluster")
     std["cluster"], edges = cluster_links(std, matched, identity)
     _phase("stable ids")
-    std["record_key"] = std["source"] + ":" + std["source_record_id"]
-    assignment = assign_ids(
-        std[["record_key", "cluster"]], previous_crosswalk(con), id_registry(con)
+    assignment = assign_known(
+        std["cluster"].to_numpy(),
+        last_customers(con, std),
+        lambda rows: std["source"].iloc[rows] + ":" + std["source_record_id"].iloc[rows],
+        id_registry(con),
     )
     record_assignment(con, assignment, run_id, now)
     std["customer_id"] = assignment.ids["customer_id"].to_numpy()  # `ids` keeps std's rows
@@ -457,7 +459,7 @@ def link_and_write(
     events = assignment.events["event_type"].value_counts().to_dict()
     return (
         # one id per cluster and no id for two: counting the integer labels counts customers
-        len(np.unique(std["cluster"].to_numpy())),
+        int(np.count_nonzero(np.bincount(std["cluster"].to_numpy(), minlength=1))),
         {k: int(v) for k, v in events.items()},
         work,
         Evidence.of(std, edges, matched, choice),

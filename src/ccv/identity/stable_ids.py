@@ -28,6 +28,7 @@ Every change becomes a row of `identity_events`; a re-run with unchanged inputs 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -183,50 +184,92 @@ def vote_ids(new: pd.DataFrame, previous: pd.DataFrame, registry: pd.DataFrame) 
     )
 
 
+@dataclass(frozen=True)
+class LastCustomers:
+    """Last night's customer of each of tonight's records, by code.
+
+    ``code``: per record of tonight, the position of its last customer in ``ids`` (-1: a
+    record last night's crosswalk did not hold). ``ids``: last night's customer ids.
+    ``counts``: per id, the records it held last night (tonight's or not).
+    """
+
+    code: np.ndarray
+    ids: np.ndarray
+    counts: np.ndarray
+
+    @staticmethod
+    def by_key(keys: pd.Series, previous: pd.DataFrame) -> LastCustomers | None:
+        """From tonight's record keys and last night's crosswalk (record_key, customer_id);
+        None when a key is in the crosswalk twice (which customer it had is unknown)."""
+        codes, ids = pd.factorize(previous["customer_id"])
+        index = pd.Index(previous["record_key"])
+        if not index.is_unique:
+            return None
+        at = index.get_indexer(keys)
+        code = np.full(len(at), -1, dtype=np.int64)
+        code[at >= 0] = codes[at[at >= 0]]
+        return LastCustomers(
+            code=code,
+            ids=np.asarray(ids, dtype=object),
+            counts=np.bincount(codes[codes >= 0], minlength=len(ids)),
+        )
+
+
 def assign_ids(new: pd.DataFrame, previous: pd.DataFrame, registry: pd.DataFrame) -> Assignment:
     """Give each new cluster a customer id: what `vote_ids` gives, with the vote run only over
-    the clusters that are not exactly one previous customer.
+    the clusters that are not exactly one previous customer (`assign_known`).
 
     new: record_key, cluster. previous: record_key, customer_id (last run's crosswalk).
     registry: customer_id, created_run_id (sortable: run ids start with their timestamp).
+    """
+    last = LastCustomers.by_key(new["record_key"], previous)
+    if last is None:  # a record key twice in the crosswalk: vote the usual way
+        return vote_ids(new, previous, registry)
+    keys = new["record_key"]
+    assigned = assign_known(new["cluster"].to_numpy(), last, lambda rows: keys.iloc[rows], registry)
+    return replace(assigned, ids=new.assign(customer_id=assigned.ids["customer_id"].to_numpy()))
+
+
+def assign_known(
+    cluster: np.ndarray,
+    last: LastCustomers,
+    record_keys: Callable[[np.ndarray], pd.Series],
+    registry: pd.DataFrame,
+) -> Assignment:
+    """`assign_ids` given each record's last customer: ``ids`` holds ``cluster`` and
+    ``customer_id`` per record; `record_keys` gives the record keys of the records at the
+    given positions (asked for the records of changed clusters only).
 
     Why: on a delta night nearly every cluster holds exactly the records one customer held
     last night (no record more, none less). `vote_ids` gives such a cluster that customer's
     id with no event: the id has no vote in any other cluster and the cluster no vote for any
     other id. So the ids, events, new and retired ids of the other clusters are what
     `vote_ids` gives on their records alone, and the strings of millions of unchanged
-    records need not be merged, grouped and sorted again.
+    records need not be built, merged, grouped and sorted again.
     """
-    codes, ids = pd.factorize(previous["customer_id"])
-    if not len(ids):  # a first night: every cluster is new
-        return vote_ids(new, previous, registry)
-    # each record's previous customer (code), -1 for a new record: one hash table over last
-    # night's keys (a merge also factorised tonight's and built a joined frame: at 1M
-    # customers the delta night's peak)
-    keys = pd.Index(previous["record_key"])
-    if not keys.is_unique:  # a record key twice in the crosswalk: vote the usual way
-        return vote_ids(new, previous, registry)
-    at = keys.get_indexer(new["record_key"])
-    code = np.where(at >= 0, codes[at], -1).astype(np.int64)
-    del keys, at
-    kept = _unchanged_clusters(new["cluster"].to_numpy(), code, np.bincount(codes[codes >= 0]))
-    changed = ~kept
-    customer_id = np.asarray(ids, dtype=object)[np.maximum(code, 0)]
-    if not changed.any():  # what `vote_ids` gives a night that changed nothing
+    kept = _unchanged_clusters(cluster, last.code, last.counts)
+    customer_id = np.full(len(cluster), None, dtype=object)
+    customer_id[kept] = last.ids[last.code[kept]]
+    changed = np.flatnonzero(~kept)
+    if not len(changed):  # what `vote_ids` gives a night that changed nothing
         empty = np.array([], dtype=object)
         return Assignment(
-            ids=new.assign(customer_id=customer_id),
+            ids=pd.DataFrame({"cluster": cluster, "customer_id": customer_id}),
             events=pd.DataFrame(columns=EVENT_COLUMNS),
             new_ids=pd.DataFrame({"customer_id": empty}),
             retired=pd.DataFrame({"customer_id": empty, "merged_into": empty}),
         )
+    keys = record_keys(changed).to_numpy(dtype=object)
+    code = last.code[changed]
+    known = code >= 0
     voted = vote_ids(
-        new[changed],
-        previous[_isin(previous["record_key"], new["record_key"][changed])],
-        _with_ids(registry, ids),
+        pd.DataFrame({"record_key": keys, "cluster": cluster[changed]}),
+        # last night's crosswalk rows of these records: the only ones the vote reads
+        pd.DataFrame({"record_key": keys[known], "customer_id": last.ids[code[known]]}),
+        _with_ids(registry, last.ids),
     )
     customer_id[changed] = voted.ids["customer_id"].to_numpy(dtype=object)
-    return replace(voted, ids=new.assign(customer_id=customer_id))
+    return replace(voted, ids=pd.DataFrame({"cluster": cluster, "customer_id": customer_id}))
 
 
 def _unchanged_clusters(cluster: np.ndarray, code: np.ndarray, counts: np.ndarray) -> np.ndarray:
