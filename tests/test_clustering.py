@@ -67,3 +67,90 @@ def test_lone_record_joins_the_cluster_of_its_strongest_weak_link():
 def test_weak_link_respects_the_guards():
     groups, _ = run(3, [(0, 1, 9.0), (1, 2, 3.0)], loyalty=["L1", None, "L2"])
     assert groups == [[0, 1], [2]]
+
+
+def reference_clusters(n, edges, loyalty, births, gap=366):
+    """The clustering rules of `clustering.py` restated plainly: every set's values kept
+    eagerly, one union-find over Python lists, no shortcuts."""
+    from ccv.identity.clustering import birth_dates_conflict
+
+    def conflict(x, y):
+        (lx, bx), (ly, by) = x, y
+        if lx and ly and lx != ly:
+            return True
+        return any(birth_dates_conflict(a, b, gap) for a in bx for b in by)
+
+    own = [({loyalty[i]} - {None}, {births[i]} - {None}) for i in range(n)]
+    strong = [(w, k, a, b) for k, (a, b, w) in enumerate(edges) if w >= STRONG]
+    component = list(range(n))  # plain connected components of the strong links
+    for _ in range(n):
+        for _, _, a, b in strong:
+            component[a] = component[b] = min(component[a], component[b])
+    groups = {}
+    for i in range(n):
+        groups.setdefault(component[i], []).append(i)
+    parent, size, values, weak = list(range(n)), [1] * n, list(own), [False] * n
+
+    def find(i):
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    def union(a, b):
+        if size[a] < size[b]:
+            a, b = b, a
+        parent[b], size[a] = a, size[a] + size[b]
+        values[a] = (values[a][0] | values[b][0], values[a][1] | values[b][1])
+
+    broken = set()
+    for root, members in groups.items():
+        whole = tuple(set().union(*(own[m][side] for m in members)) for side in (0, 1))
+        if len(whole[0]) > 1 or any(
+            birth_dates_conflict(a, b, gap) for a in whole[1] for b in whole[1]
+        ):
+            broken.add(root)
+        else:
+            for m in members:
+                parent[m] = root
+            size[root], values[root] = len(members), whole
+    rebuilt = [s for s in strong if component[s[2]] in broken]
+    for _, _, a, b in sorted(rebuilt, key=lambda s: (-s[0], s[1])):  # strongest first
+        a, b = find(a), find(b)
+        if a != b and not conflict(values[a], values[b]):
+            union(a, b)
+    weak_links = sorted(
+        ((w, k, a, b) for k, (a, b, w) in enumerate(edges) if w < STRONG),
+        key=lambda s: (-s[0], s[1]),
+    )
+    for _, _, x, y in weak_links:
+        a, b = find(x), find(y)
+        lone_a, lone_b = size[a] == 1 and not weak[x], size[b] == 1 and not weak[y]
+        if a == b or not (lone_a or lone_b):
+            continue
+        if (lone_a and weak[y]) or (lone_b and weak[x]) or conflict(values[a], values[b]):
+            continue
+        union(a, b)
+        weak[x if lone_a else y] = True
+    out = {}
+    for i in range(n):
+        out.setdefault(find(i), []).append(i)
+    return sorted(out.values())
+
+
+def test_clustering_equals_the_plain_statement_of_its_rules_on_random_graphs():
+    """Random graphs with guard conflicts, strong and weak links, ties in weight."""
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        n = int(rng.integers(5, 60))
+        edges = [
+            (int(a), int(b), float(rng.choice([2.0, 3.0, 4.5, 5.0, 6.0, 9.0])))
+            for a, b in rng.integers(0, n, (int(rng.integers(1, 3 * n)), 2))
+            if a != b
+        ]
+        loyalty = [rng.choice([None, None, None, "L1", "L2", "L3"]) for _ in range(n)]
+        births = [
+            rng.choice([None, None, "1980-01-02", "1980-02-01", "1990-05-05", "1970-07-07"])
+            for _ in range(n)
+        ]
+        got, _ = run(n, edges, loyalty, births)
+        assert got == reference_clusters(n, edges, loyalty, births), seed

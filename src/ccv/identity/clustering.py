@@ -80,29 +80,37 @@ def birth_dates_conflict(a: str, b: str, max_gap_days: int) -> bool:
 
 
 class _Sets:
-    """Union-find whose sets remember their loyalty ids and birth dates."""
+    """Union-find whose sets remember their loyalty ids and birth dates.
 
-    def __init__(self, n: int, guards: Guards):
-        self.parent = np.arange(n)
-        self.size = np.ones(n, dtype=np.int64)
-        self.weak = np.zeros(n, dtype=bool)  # attached by a weak link
+    Plain Python lists, not numpy arrays: the loops that use it run once per link, and a numpy
+    scalar read costs several times a list's. A set's values are asked of `initial` the first
+    time they are needed (its members' values, for a strong component kept whole), so only the
+    few sets a guard is ever checked on are gathered.
+    """
+
+    def __init__(
+        self, parent: np.ndarray, size: np.ndarray, guards: Guards, initial: _Members
+    ) -> None:
+        self.parent = parent.tolist()
+        self.size = size.tolist()
+        self.weak = bytearray(len(self.parent))  # attached by a weak link
         self.guards = guards
+        self.initial = initial
         self.loyalty: dict[int, set] = {}
         self.births: dict[int, set] = {}
 
     def find(self, i: int) -> int:
+        parent = self.parent
         root = i
-        while self.parent[root] != root:
-            root = self.parent[root]
-        while self.parent[i] != root:
-            self.parent[i], i = root, self.parent[i]
+        while parent[root] != root:
+            root = parent[root]
+        while parent[i] != root:
+            parent[i], i = root, parent[i]
         return root
 
     def _values(self, root: int) -> tuple[set, set]:
         if root not in self.loyalty:
-            lid, bd = self.guards.loyalty_ids[root], self.guards.birth_dates[root]
-            self.loyalty[root] = {lid} if lid is not None and lid == lid else set()
-            self.births[root] = {bd} if bd is not None and bd == bd else set()
+            self.loyalty[root], self.births[root] = self.initial.values(root)
         return self.loyalty[root], self.births[root]
 
     def conflict(self, a: int, b: int) -> bool:
@@ -125,6 +133,28 @@ class _Sets:
         self.loyalty[a], self.births[a] = la | lb, ba | bb
 
 
+class _Members:
+    """The guard values of a set before any union of the loops: a record's own, or all its
+    members' for a strong component kept whole (rooted at its smallest record)."""
+
+    def __init__(self, roots: np.ndarray, whole: np.ndarray, guards: Guards) -> None:
+        members = np.flatnonzero(whole)
+        self.order = members[np.argsort(roots[members], kind="stable")]
+        self.sorted_roots = roots[self.order]
+        self.whole = whole
+        self.guards = guards
+
+    def values(self, root: int) -> tuple[set, set]:
+        if self.whole[root]:
+            lo, hi = np.searchsorted(self.sorted_roots, [root, root + 1])
+            rows = self.order[lo:hi]
+        else:
+            rows = [root]
+        loyalty = {v for v in self.guards.loyalty_ids[rows] if v is not None and v == v}
+        births = {v for v in self.guards.birth_dates[rows] if v is not None and v == v}
+        return loyalty, births
+
+
 def cluster(
     n: int,
     edges: pd.DataFrame,
@@ -141,44 +171,46 @@ def cluster(
     weight = edges["weight"].to_numpy(dtype=float)
     is_strong = weight >= strong
     labels = connected_components(n, left[is_strong], right[is_strong])
-    sets = _Sets(n, guards)
 
     # 1. strong components: vectorised unless a guard is broken
     broken = _broken_components(labels, guards)
     in_broken = np.isin(labels[left], broken) & is_strong
     roots = _first_members(labels)[labels]  # each component's smallest record
-    sets.parent[:] = roots
-    sizes = np.bincount(labels, minlength=labels.max() + 1 if n else 0)
-    sets.size[:] = sizes[labels]
+    sizes = np.bincount(labels, minlength=labels.max() + 1 if n else 0)[labels]
     # records of broken components restart on their own and are rebuilt strongest link first
     members = np.isin(labels, broken)
-    sets.parent[members] = np.flatnonzero(members)
-    sets.size[members] = 1
+    parent = np.where(members, np.arange(n), roots)
+    sizes[members] = 1
     weak = np.flatnonzero(~is_strong)
-    _seed_values(sets, roots, members, guards, np.concatenate([left[weak], right[weak]]))
+    # only sets that a weak link touches are ever checked whole against a guard
+    touched = np.zeros(n, dtype=bool)
+    touched[roots[np.concatenate([left[weak], right[weak]])]] = True
+    sets = _Sets(parent, sizes, guards, _Members(roots, touched[roots] & ~members, guards))
     order = np.flatnonzero(in_broken)[np.argsort(-weight[in_broken], kind="stable")]
-    for i in order:
-        a, b = sets.find(left[i]), sets.find(right[i])
+    for a, b in zip(left[order].tolist(), right[order].tolist(), strict=True):
+        a, b = sets.find(a), sets.find(b)
         if a != b and not sets.conflict(a, b):
             sets.union(a, b)
 
     # 2. weak links attach lone records only, strongest first, never chaining
-    for i in weak[np.argsort(-weight[weak], kind="stable")]:
-        a, b = sets.find(left[i]), sets.find(right[i])
+    order = weak[np.argsort(-weight[weak], kind="stable")]
+    size, is_weak = sets.size, sets.weak
+    for x, y in zip(left[order].tolist(), right[order].tolist(), strict=True):
+        a, b = sets.find(x), sets.find(y)
         if a == b:
             continue
-        lone_a = sets.size[a] == 1 and not sets.weak[left[i]]
-        lone_b = sets.size[b] == 1 and not sets.weak[right[i]]
+        lone_a = size[a] == 1 and not is_weak[x]
+        lone_b = size[b] == 1 and not is_weak[y]
         if not (lone_a or lone_b):
             continue
-        if (lone_a and sets.weak[right[i]]) or (lone_b and sets.weak[left[i]]):
+        if (lone_a and is_weak[y]) or (lone_b and is_weak[x]):
             continue  # the other end was itself attached weakly: no chains
         if sets.conflict(a, b):
             continue
         sets.union(a, b)
-        sets.weak[left[i] if lone_a else right[i]] = True
+        is_weak[x if lone_a else y] = True
 
-    final = _roots(sets.parent)
+    final = _roots(np.asarray(sets.parent, dtype=np.int64))
     used = final[left] == final[right]
     return final, used
 
@@ -192,28 +224,6 @@ def _first_members(labels: np.ndarray) -> np.ndarray:
     first = np.full(int(labels.max(initial=-1)) + 1, len(labels), dtype=np.int64)
     np.minimum.at(first, labels, np.arange(len(labels)))
     return first
-
-
-def _seed_values(
-    sets: _Sets, roots: np.ndarray, restarted: np.ndarray, guards: Guards, touched: np.ndarray
-) -> None:
-    """Give the intact strong components that weak links touch the values of all their members.
-
-    Only those components are ever checked against a guard again, so only they are seeded.
-    """
-    wanted = ~restarted & np.isin(roots, unique_sorted(roots[touched]))
-    frame = pd.DataFrame(
-        {
-            "root": roots[wanted],
-            "loyalty": guards.loyalty_ids[wanted],
-            "birth": guards.birth_dates[wanted],
-        }
-    )
-    for column, store in (("loyalty", sets.loyalty), ("birth", sets.births)):
-        present = frame.dropna(subset=[column]).drop_duplicates(["root", column])
-        store.update({int(r): set() for r in frame["root"].unique()})
-        for root, value in zip(present["root"], present[column], strict=True):
-            store[int(root)].add(value)
 
 
 def _roots(parent: np.ndarray) -> np.ndarray:

@@ -449,7 +449,7 @@ def link_and_write(
         id_registry(con),
     )
     record_assignment(con, assignment, run_id, now)
-    std["customer_id"] = assignment.ids["customer_id"].to_numpy()  # `ids` keeps std's rows
+    std["customer_id"] = assignment.ids["customer_id"].array  # `ids` keeps std's rows
     # how the record joined its customer: a deterministic key, or "probabilistic" (the blocking
     # rules and field weights of such links are in match_evidence)
     std["match_rule"] = match_rules(len(std), edges)

@@ -226,7 +226,9 @@ def assign_ids(new: pd.DataFrame, previous: pd.DataFrame, registry: pd.DataFrame
     if last is None:  # a record key twice in the crosswalk: vote the usual way
         return vote_ids(new, previous, registry)
     keys = new["record_key"]
-    assigned = assign_known(new["cluster"].to_numpy(), last, lambda rows: keys.iloc[rows], registry)
+    assigned = assign_known(
+        new["cluster"].to_numpy(), last, lambda rows: keys.iloc[rows], _with_ids(registry, last.ids)
+    )
     return replace(assigned, ids=new.assign(customer_id=assigned.ids["customer_id"].to_numpy()))
 
 
@@ -238,7 +240,8 @@ def assign_known(
 ) -> Assignment:
     """`assign_ids` given each record's last customer: ``ids`` holds ``cluster`` and
     ``customer_id`` per record; `record_keys` gives the record keys of the records at the
-    given positions (asked for the records of changed clusters only).
+    given positions (asked for the records of changed clusters only); `registry` holds every
+    id of ``last.ids`` (`vote_ids` must not mint one of them).
 
     Why: on a delta night nearly every cluster holds exactly the records one customer held
     last night (no record more, none less). `vote_ids` gives such a cluster that customer's
@@ -248,13 +251,11 @@ def assign_known(
     records need not be built, merged, grouped and sorted again.
     """
     kept = _unchanged_clusters(cluster, last.code, last.counts)
-    customer_id = np.full(len(cluster), None, dtype=object)
-    customer_id[kept] = last.ids[last.code[kept]]
     changed = np.flatnonzero(~kept)
     if not len(changed):  # what `vote_ids` gives a night that changed nothing
         empty = np.array([], dtype=object)
         return Assignment(
-            ids=pd.DataFrame({"cluster": cluster, "customer_id": customer_id}),
+            ids=_ids_frame(cluster, last.code, last.ids),
             events=pd.DataFrame(columns=EVENT_COLUMNS),
             new_ids=pd.DataFrame({"customer_id": empty}),
             retired=pd.DataFrame({"customer_id": empty, "merged_into": empty}),
@@ -266,10 +267,22 @@ def assign_known(
         pd.DataFrame({"record_key": keys, "cluster": cluster[changed]}),
         # last night's crosswalk rows of these records: the only ones the vote reads
         pd.DataFrame({"record_key": keys[known], "customer_id": last.ids[code[known]]}),
-        _with_ids(registry, last.ids),
+        registry,
     )
-    customer_id[changed] = voted.ids["customer_id"].to_numpy(dtype=object)
-    return replace(voted, ids=pd.DataFrame({"cluster": cluster, "customer_id": customer_id}))
+    # the changed clusters' ids, coded after last night's
+    voted_codes, voted_ids = pd.factorize(voted.ids["customer_id"].to_numpy(dtype=object))
+    codes = last.code.copy()
+    codes[changed] = voted_codes + len(last.ids)
+    names = np.concatenate([last.ids, np.asarray(voted_ids, dtype=object)])
+    return replace(voted, ids=_ids_frame(cluster, codes, names))
+
+
+def _ids_frame(cluster: np.ndarray, codes: np.ndarray, names: np.ndarray) -> pd.DataFrame:
+    """``cluster`` and ``customer_id`` = ``names[codes]`` per record, the ids as Arrow-backed
+    text made by one `take`: a frame of millions of Python strings costs seconds to build
+    and again to hand to DuckDB."""
+    taken = pa.array(names, type=pa.string()).take(pa.array(codes, type=pa.int64()))
+    return pd.DataFrame({"cluster": cluster, "customer_id": taken.to_pandas()}, copy=False)
 
 
 def _unchanged_clusters(cluster: np.ndarray, code: np.ndarray, counts: np.ndarray) -> np.ndarray:

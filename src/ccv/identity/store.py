@@ -61,6 +61,16 @@ def ensure_identity_tables(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(ddl)
 
 
+def _has_last_records(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether a run has written identity records (with their customers) before."""
+    return bool(
+        con.execute(
+            "select count(*) from duckdb_columns() "
+            "where table_name = 'identity_records' and column_name = 'customer_id'"
+        ).fetchall()[0][0]
+    )
+
+
 def last_customers(con: duckdb.DuckDBPyConnection, records: pd.DataFrame) -> LastCustomers:
     """Last run's customer of each of `records` (record_kind, source, source_record_id): the
     previous side of `stable_ids.assign_known`; every code -1 on a first run.
@@ -70,11 +80,7 @@ def last_customers(con: duckdb.DuckDBPyConnection, records: pd.DataFrame) -> Las
     (~10 s a night), while DuckDB joins the keys in about a second, and only integers return.
     """
     none = np.full(len(records), -1, dtype=np.int64)
-    exists = con.execute(
-        "select count(*) from duckdb_columns() "
-        "where table_name = 'identity_records' and column_name = 'customer_id'"
-    ).fetchall()[0][0]
-    if not exists:
+    if not _has_last_records(con):
         empty = np.array([], dtype=object)
         return LastCustomers(none, empty, np.zeros(0, dtype=np.int64))
     con.execute(
@@ -109,8 +115,20 @@ def last_customers(con: duckdb.DuckDBPyConnection, records: pd.DataFrame) -> Las
 
 
 def id_registry(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """Every id ever minted, with the run that minted it (run ids sort by time)."""
-    return read_frame(con, "select customer_id, created_run_id from customer_ids")
+    """Every id ever minted, with the run that minted it (run ids sort by time); also any id of
+    last run's identity records the registry lacks (none, normally), so that no id of theirs
+    is minted again (`stable_ids.assign_known`)."""
+    if not _has_last_records(con):
+        return read_frame(con, "select customer_id, created_run_id from customer_ids")
+    return read_frame(
+        con,
+        """
+        select customer_id, created_run_id from customer_ids
+        union all
+        select distinct customer_id, null from identity_records
+        anti join customer_ids using (customer_id)
+        """,
+    )
 
 
 def record_assignment(
