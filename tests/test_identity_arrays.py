@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ccv.identity.arrays import unique_sorted
+from ccv.identity.arrays import lex_order, unique_sorted
 
 
 def test_unique_sorted_equals_np_unique():
@@ -18,3 +18,11 @@ def test_unique_sorted_equals_np_unique():
         got = unique_sorted(values)
         assert got.dtype == values.dtype
         np.testing.assert_array_equal(got, np.unique(values))
+
+
+def test_lex_order_equals_np_lexsort():
+    rng = np.random.default_rng(5)
+    for n in (0, 1, 7, 5_000):
+        major = rng.integers(0, 40, n)
+        minor = rng.integers(0, 1_000, n)  # with ties in both: the order stays stable
+        np.testing.assert_array_equal(lex_order(major, minor, 1_000), np.lexsort((minor, major)))

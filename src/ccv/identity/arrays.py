@@ -26,6 +26,21 @@ def unique_sorted(values: np.ndarray) -> np.ndarray:
     return ordered[keep]
 
 
+def lex_order(major: np.ndarray, minor: np.ndarray, minor_bound: int) -> np.ndarray:
+    """`np.lexsort((minor, major))` for non-negative integers with ``minor < minor_bound``
+    (and ``major * minor_bound`` within int64): one stable argsort of the combined key.
+
+    Why: `np.lexsort` sorts key by key; on the ~10M candidate pairs of a million-customer night
+    it took 2-4 s, the combined key's stable sort (timsort, which also profits from the nearly
+    sorted order pairs usually arrive in) a third of that.
+
+    >>> lex_order(np.array([1, 0, 1, 0]), np.array([0, 5, 2, 1]), 6).tolist()
+    [3, 1, 0, 2]
+    """
+    key = major.astype(np.int64) * np.int64(minor_bound) + minor
+    return np.argsort(key, kind="stable")
+
+
 PAIR_CHUNK = 1_000_000
 """Pairs compared or scored at a time (`comparisons.compare`, `matching.links_from_levels`).
 

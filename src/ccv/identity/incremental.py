@@ -47,7 +47,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ccv.identity.arrays import unique_sorted
+from ccv.identity.arrays import lex_order, unique_sorted
 from ccv.identity.blocking import (
     DEFAULT_RULES,
     BlockingRule,
@@ -592,7 +592,7 @@ def refresh_pairs(
     del all_key
 
     # 4. in the order and shape of a full run's `compare` output
-    order = np.lexsort((hi, lo))
+    order = lex_order(lo, hi, len(std))
     frame = pd.DataFrame(
         {"left": lo[order], "right": hi[order], "rules": rule_names(all_mask[order], rules)},
         copy=False,

@@ -29,6 +29,7 @@ import pyarrow as pa
 from ccv.config import Config, IdentityConfig
 from ccv.identity import blocking, comparisons, incremental, unchanged
 from ccv.identity import standardize as standardize_module
+from ccv.identity.arrays import lex_order
 from ccv.identity.clustering import Guards, cluster
 from ccv.identity.frames import frame_to_arrow, release_freed_memory, write_table
 from ccv.identity.golden import build_golden
@@ -281,7 +282,8 @@ def link_pairs(records: pd.DataFrame) -> pd.DataFrame:
         codes, _ = pd.factorize(records[column], sort=True)
         keyed = codes >= 0
         key, pos, crm = codes[keyed], position[keyed], is_crm[keyed]
-        order = np.lexsort((pos, ~crm, key))  # by key; a key's CRM records first; by position
+        # by key; a key's CRM records first; by position
+        order = lex_order(key, np.where(crm, 0, len(records)) + pos, 2 * len(records))
         key, pos, crm = key[order], pos[order], crm[order]
         starts = np.ones(len(key), dtype=bool)
         starts[1:] = key[1:] != key[:-1]
