@@ -186,11 +186,18 @@ def cluster(
     touched = np.zeros(n, dtype=bool)
     touched[roots[np.concatenate([left[weak], right[weak]])]] = True
     sets = _Sets(parent, sizes, guards, _Members(roots, touched[roots] & ~members, guards))
-    order = np.flatnonzero(in_broken)[np.argsort(-weight[in_broken], kind="stable")]
+    rebuilt = np.flatnonzero(in_broken)
+    leaves, hub = _guardless_leaves(n, left[rebuilt], right[rebuilt], guards)
+    rebuilt = rebuilt[~leaves]
+    order = rebuilt[np.argsort(-weight[rebuilt], kind="stable")]
     for a, b in zip(left[order].tolist(), right[order].tolist(), strict=True):
         a, b = sets.find(a), sets.find(b)
         if a != b and not sets.conflict(a, b):
             sets.union(a, b)
+    for leaf, other in hub.items():  # each joins whatever set its one neighbour ended in
+        root = sets.find(other)
+        sets.parent[leaf] = root
+        sets.size[root] += 1
 
     # 2. weak links attach lone records only, strongest first, never chaining
     order = weak[np.argsort(-weight[weak], kind="stable")]
@@ -213,6 +220,37 @@ def cluster(
     final = _roots(np.asarray(sets.parent, dtype=np.int64))
     used = final[left] == final[right]
     return final, used
+
+
+def _guardless_leaves(
+    n: int, left: np.ndarray, right: np.ndarray, guards: Guards
+) -> tuple[np.ndarray, dict[int, int]]:
+    """Among the links of broken components (`left`, `right`): which ones end in a *guardless
+    leaf* — a record with no value a guard checks whose links all go to one other record — and
+    that neighbour per leaf.
+
+    Why: such a link always joins (a set without guard values conflicts with nothing), and the
+    leaf can bridge no two records, so when it joins does not change the clusters: it is added
+    to its neighbour's final set after the rebuild instead of going through the loop. Most
+    records of a broken component are transactions (no birth date) hanging off one CRM record,
+    so this takes most links out of the per-link Python loop.
+    """
+    guarded = pd.notna(guards.birth_dates)
+    if guards.check_loyalty:
+        guarded |= pd.notna(guards.loyalty_ids)
+    ends = np.concatenate([left, right])
+    others = np.concatenate([right, left])
+    # records with links to exactly one other record: the smallest and largest neighbour agree
+    lowest = np.full(n, n, dtype=np.int64)
+    highest = np.full(n, -1, dtype=np.int64)
+    np.minimum.at(lowest, ends, others)
+    np.maximum.at(highest, ends, others)
+    leaf = (lowest == highest) & ~guarded
+    # a link between two leaves (a component of two guardless records is never broken) stays
+    is_leaf_link = leaf[left] ^ leaf[right]
+    records = np.where(leaf[left], left, right)[is_leaf_link]
+    hub = dict(zip(records.tolist(), lowest[records].tolist(), strict=True))
+    return is_leaf_link, hub
 
 
 def _first_members(labels: np.ndarray) -> np.ndarray:
