@@ -12,8 +12,8 @@ people, and a chain of weak links merge many. So clustering works in two tiers:
    weak link cannot attach others: chaining through one weak record is impossible. They obey the
    guards too. Each lone record takes its strongest weak link.
 
-Only components that break a guard and the weak links go through the Python loop; the rest is
-vectorised.
+Only components that break a guard (less the links of their guardless leaves, see
+`_guardless_leaves`) and the weak links go through the Python loop; the rest is vectorised.
 """
 
 from __future__ import annotations
