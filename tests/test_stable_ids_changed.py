@@ -133,9 +133,11 @@ def test_last_customers_read_from_the_warehouse_are_those_of_the_crosswalk(seed)
 
     key = lambda frame: frame["source"] + ":" + frame["source_record_id"]  # noqa: E731
     want = LastCustomers.by_key(key(tonight), pd.DataFrame({"record_key": key(last), **last}))
-    as_ids = lambda found: np.where(found.code >= 0, found.ids[found.code], None)  # noqa: E731
+    as_ids = lambda found: np.where(  # noqa: E731
+        found.code >= 0, found.ids.to_numpy(zero_copy_only=False)[found.code], None
+    )
     assert as_ids(got).tolist() == as_ids(want).tolist()
-    assert dict(zip(got.ids, got.counts, strict=True)) == dict(
-        zip(want.ids, want.counts, strict=True)
+    assert dict(zip(got.ids.to_pylist(), got.counts, strict=True)) == dict(
+        zip(want.ids.to_pylist(), want.counts, strict=True)
     )
     assert as_ids(got)[-1] is None  # the new record

@@ -189,12 +189,13 @@ class LastCustomers:
     """Last night's customer of each of tonight's records, by code.
 
     ``code``: per record of tonight, the position of its last customer in ``ids`` (-1: a
-    record last night's crosswalk did not hold). ``ids``: last night's customer ids.
+    record last night's crosswalk did not hold). ``ids``: last night's customer ids, as Arrow
+    text (they are only ever taken from, and a million of them as Python strings cost a second).
     ``counts``: per id, the records it held last night (tonight's or not).
     """
 
     code: np.ndarray
-    ids: np.ndarray
+    ids: pa.Array
     counts: np.ndarray
 
     @staticmethod
@@ -210,7 +211,7 @@ class LastCustomers:
         code[at >= 0] = codes[at[at >= 0]]
         return LastCustomers(
             code=code,
-            ids=np.asarray(ids, dtype=object),
+            ids=pa.array(np.asarray(ids, dtype=object), type=pa.string()),
             counts=np.bincount(codes[codes >= 0], minlength=len(ids)),
         )
 
@@ -227,7 +228,10 @@ def assign_ids(new: pd.DataFrame, previous: pd.DataFrame, registry: pd.DataFrame
         return vote_ids(new, previous, registry)
     keys = new["record_key"]
     assigned = assign_known(
-        new["cluster"].to_numpy(), last, lambda rows: keys.iloc[rows], _with_ids(registry, last.ids)
+        new["cluster"].to_numpy(),
+        last,
+        lambda rows: keys.iloc[rows],
+        _with_ids(registry, last.ids.to_pandas()),
     )
     return replace(assigned, ids=new.assign(customer_id=assigned.ids["customer_id"].to_numpy()))
 
@@ -272,7 +276,7 @@ def assign_known(
         pd.DataFrame({"record_key": keys, "cluster": cluster[changed]}),
         # last night's crosswalk rows of these records: the only ones the vote reads
         pd.DataFrame(
-            {"record_key": keys[known], "customer_id": pd.array(last.ids[code[known]], "str")}
+            {"record_key": keys[known], "customer_id": last.ids.take(code[known]).to_pandas()}
         ),
         registry,
     )
@@ -291,7 +295,7 @@ def _ids_frame(
     kept = np.ones(len(cluster), dtype=bool)
     kept[changed] = False
     rows = np.flatnonzero(kept)
-    previous = pa.array(last.ids, type=pa.string()).take(pa.array(last.code[rows]))
+    previous = last.ids.take(pa.array(last.code[rows]))
     # the kept records' ids, then the changed ones', put back in record order
     where = np.empty(len(cluster), dtype=np.int64)
     where[np.concatenate([rows, changed])] = np.arange(len(cluster))

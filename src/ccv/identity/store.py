@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from ccv.identity.frames import frame_to_arrow, read_frame
+from ccv.identity.frames import frame_to_arrow, read_arrow, read_frame
 from ccv.identity.incremental import KEY, Work
 from ccv.identity.stable_ids import Assignment, LastCustomers
 
@@ -81,8 +81,7 @@ def last_customers(con: duckdb.DuckDBPyConnection, records: pd.DataFrame) -> Las
     """
     none = np.full(len(records), -1, dtype=np.int64)
     if not _has_last_records(con):
-        empty = np.array([], dtype=object)
-        return LastCustomers(none, empty, np.zeros(0, dtype=np.int64))
+        return LastCustomers(none, pa.array([], pa.string()), np.zeros(0, dtype=np.int64))
     con.execute(
         """
         create or replace temp table _last_ids as
@@ -105,12 +104,14 @@ def last_customers(con: duckdb.DuckDBPyConnection, records: pd.DataFrame) -> Las
         ).fetchnumpy()
     finally:
         con.unregister("_tonight_keys")
-    ids = con.execute("select customer_id, records from _last_ids order by code").fetchnumpy()
+    ids = read_arrow(con, "select customer_id, records from _last_ids order by code")
     con.execute("drop table _last_ids")
     code = none
     code[found["position"]] = found["code"]
     return LastCustomers(
-        code, np.asarray(ids["customer_id"], dtype=object), ids["records"].astype(np.int64)
+        code,
+        ids["customer_id"].combine_chunks().cast(pa.string()),
+        ids["records"].to_numpy().astype(np.int64),
     )
 
 
