@@ -22,6 +22,7 @@ from ccv.identity.scoring import (
     Params,
     estimate_m,
     estimate_u,
+    level_patterns,
     score,
 )
 
@@ -217,3 +218,21 @@ def test_default_comparisons_end_to_end():
     # e-mail is a household: different first name and no birth date -> guarded
     assert out["guarded"].tolist() == [False, True]
     assert out["match_probability"].iloc[0] > out["match_probability"].iloc[1]
+
+
+@pytest.mark.parametrize("n_columns", [3, 40])  # 40 columns of base 4 overflow one int64
+def test_level_patterns_are_the_value_counts_of_the_level_columns(n_columns):
+    """EM runs on the distinct level patterns in order of first appearance with their counts:
+    exactly what pandas' ``value_counts(sort=False)`` gives, whether the patterns are packed
+    into one integer or (too many columns for that) counted by pandas."""
+    rng = np.random.default_rng(n_columns)
+    columns = [f"c{i}_level" for i in range(n_columns)]
+    frame = pd.DataFrame(
+        {c: rng.integers(-1, 3, size=5_000).astype(np.int8) for c in columns}
+    ).assign(left=0)
+    frame.loc[::7, columns[0]] = -1  # a column's null level is a pattern digit like any other
+    expected = frame[columns].value_counts(sort=False)
+    arrays, counts = level_patterns(frame, columns)
+    assert list(zip(*(a.tolist() for a in arrays), strict=True)) == list(expected.index)
+    assert counts.tolist() == expected.tolist()
+    assert counts.sum() == len(frame)

@@ -204,6 +204,41 @@ def estimate_u(
     return out
 
 
+def level_patterns(
+    levels_frame: pd.DataFrame, columns: Sequence[str]
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """The distinct level patterns of `columns` (one int64 array per column, patterns in order
+    of first appearance) and how many pairs have each: what
+    ``levels_frame[columns].value_counts(sort=False)`` gives.
+
+    Why not `value_counts`: its group-by makes an int64 code array per column (~0.8 GB for ten
+    columns of a million-customer night's ~10M pairs), on top of everything the night holds —
+    the full night's memory peak. Here a pattern is one integer (a level of -1..k is a digit
+    of base k + 2), factorised once by hashing."""
+    digits = [levels_frame[col].to_numpy() for col in columns]
+    bases = [int(d.max(initial=-1)) + 2 for d in digits]
+    if float(np.prod(np.asarray(bases, dtype=float))) >= 2.0**62:  # no room in an int64
+        patterns = levels_frame[list(columns)].value_counts(sort=False).reset_index(name="count")
+        return (
+            [patterns[col].to_numpy(dtype=np.int64) for col in columns],
+            patterns["count"].to_numpy(dtype=np.int64),
+        )
+    packed = np.zeros(len(levels_frame), dtype=np.int64)
+    for d, base in zip(digits, bases, strict=True):
+        packed *= base
+        packed += d.astype(np.int64) + 1
+    codes, uniques = pd.factorize(packed)  # in order of first appearance
+    del packed
+    counts = np.bincount(codes, minlength=len(uniques)).astype(np.int64)
+    del codes
+    arrays = []
+    rest = np.asarray(uniques, dtype=np.int64)
+    for base in reversed(bases):
+        rest, digit = np.divmod(rest, base)
+        arrays.append(digit - 1)
+    return arrays[::-1], counts
+
+
 def _initial_m(n_levels: int) -> np.ndarray:
     """Starting m for levels 0..k: most mass on the closest levels, little on "else"."""
     raw = np.array([0.05] + [2.0**level for level in range(1, n_levels + 1)], dtype=float)
@@ -247,9 +282,8 @@ def estimate_m(
         raise ValueError("u_in_em must be 'fixed' or 'free'")
     names = [c.name for c in comparisons]
     columns = [f"{name}_level" for name in names]
-    patterns = levels_frame[columns].value_counts(sort=False).reset_index(name="count")
-    weights = patterns["count"].to_numpy(dtype=float)
-    level_arrays = [patterns[col].to_numpy(dtype=np.int64) for col in columns]
+    level_arrays, counts = level_patterns(levels_frame, columns)
+    weights = counts.astype(float)
     u_random = []
     for c in comparisons:
         u_c = np.array(
@@ -261,7 +295,7 @@ def estimate_m(
     lam = initial_lambda
 
     def pattern_log(prob_arrays: list[np.ndarray]) -> np.ndarray:
-        total = np.zeros(len(patterns))
+        total = np.zeros(len(weights))
         for lv, p_c in zip(level_arrays, prob_arrays, strict=True):
             total += np.where(lv >= 0, np.log(p_c[np.maximum(lv, 0)]), 0.0)
         return total
