@@ -1,8 +1,10 @@
 """Stable customer ids across runs: merge keeps the oldest, split keeps the largest part."""
 
+import numpy as np
 import pandas as pd
+import pytest
 
-from ccv.identity.stable_ids import assign_ids
+from ccv.identity.stable_ids import _anchors, assign_ids
 
 
 def clusters(**groups: list[str]) -> pd.DataFrame:
@@ -90,3 +92,21 @@ def test_record_moving_between_surviving_customers_is_reported():
     assert moved[["record_key", "other_customer_id", "customer_id"]].values.tolist() == [
         ["r2", "C1", "C2"]
     ]
+
+
+@pytest.mark.parametrize("dtype", [object, "str"])
+def test_a_clusters_anchor_is_its_smallest_record_key(dtype):
+    """The anchor (tie-breaker of the vote, seed of a minted id) is what pandas' group-by
+    minimum gives, for text held as Python objects or Arrow-backed."""
+    rng = np.random.default_rng(7)
+    keys = [
+        f"s{rng.integers(0, 3)}:{'~' if rng.random() < 0.5 else ''}{i * 7919 % 1000:03d}"
+        for i in range(2_000)
+    ]
+    new = pd.DataFrame(
+        {"record_key": pd.Series(keys, dtype=dtype), "cluster": rng.integers(0, 300, 2_000)}
+    )
+    expected = new.groupby("cluster")["record_key"].min()
+    got = _anchors(new)
+    assert got.index.tolist() == expected.index.tolist()
+    assert got.tolist() == expected.tolist()
