@@ -238,7 +238,8 @@ class WarehouseConfig(_Strict):
     memory_limit: str = "4GB"
     """DuckDB's memory limit for a run's connections ("4GB", "8GiB", "25%" of RAM): above it
     DuckDB spills to disk. DuckDB's own default (80 % of RAM) leaves nothing for the resolve
-    stage's pandas frames, which share the process."""
+    stage's pandas frames, which share the process; while they are alive, DuckDB gets a quarter
+    of this limit (`identity.resolve.duckdb_beside_frames`)."""
 
     @field_validator("memory_limit")
     @classmethod

@@ -266,7 +266,8 @@ def refresh_records(
     is_crm = (std["record_kind"] == "customer").to_numpy()
     rows = np.flatnonzero(dirty & is_crm)
     if len(rows):
-        hashes = block_key_hashes(std.iloc[rows], rules)
+        # the compared columns only: a copy of every column of a million CRM rows is ~1 GB
+        hashes = block_key_hashes(compared_records(std, rows), rules)
         for column in bk:  # via the nullable arrays: never through float64
             values = std[column].astype("Int64").array.copy()
             values[rows] = hashes[column].array
@@ -381,21 +382,27 @@ def _insert_fresh(
     """Write tonight's new and changed records to ``identity_std``, complete: standardised
     values (birth dates as standardised, before blanking), whether the date was blanked, and
     the block key hashes."""
-    if not new.any():
-        return
     columns = [*KEY, "record_no", "first_name", "last_name", *STD_COLUMNS, "birth_blanked", *bk]
-    frame = std.loc[new, columns].rename(
-        columns={"first_name": "display_first_name", "last_name": "display_last_name"}
-    )
-    frame["std_birth_date"] = unblanked[new]
-    # the fingerprints are in record_no order (from `first_no`)
-    fresh_no = frame["record_no"].to_numpy(dtype=np.int64) - first_no
-    table = frame_to_arrow(frame).append_column("fingerprint", fingerprints.take(fresh_no))
-    con.register("_fresh_std", table)
-    try:
-        con.execute("insert into identity_std by name select * from _fresh_std")
-    finally:
-        con.unregister("_fresh_std")
+    rows = np.flatnonzero(new)
+    # a chunk at a time: on a full night every record is new, and a copy of all their columns
+    # at once was the standardise phase's memory peak
+    for start in range(0, len(rows), RECORDS_CHUNK):
+        chunk = rows[start : start + RECORDS_CHUNK]
+        frame = (
+            std[columns]
+            .iloc[chunk]
+            .rename(columns={"first_name": "display_first_name", "last_name": "display_last_name"})
+        )
+        frame["std_birth_date"] = unblanked.iloc[chunk].array
+        # the fingerprints are in record_no order (from `first_no`)
+        fresh_no = frame["record_no"].to_numpy(dtype=np.int64) - first_no
+        table = frame_to_arrow(frame).append_column("fingerprint", fingerprints.take(fresh_no))
+        del frame
+        con.register("_fresh_std", table)
+        try:
+            con.execute("insert into identity_std by name select * from _fresh_std")
+        finally:
+            con.unregister("_fresh_std")
 
 
 def _save_record_flags(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame) -> None:
