@@ -239,7 +239,7 @@ class WarehouseConfig(_Strict):
     """DuckDB's memory limit for a run's connections ("4GB", "8GiB", "25%" of RAM): above it
     DuckDB spills to disk. DuckDB's own default (80 % of RAM) leaves nothing for the resolve
     stage's pandas frames, which share the process; while they are alive, DuckDB gets a quarter
-    of this limit (`identity.resolve.duckdb_beside_frames`)."""
+    of this limit, at least 1 GB (`identity.resolve.duckdb_beside_frames`)."""
 
     @field_validator("memory_limit")
     @classmethod

@@ -375,13 +375,23 @@ def resolve(
 
 
 FRAMES_SHARE = 4
-"""While the night's frames are alive, DuckDB gets 1/FRAMES_SHARE of `[warehouse] memory_limit`."""
+"""While the night's frames are alive, DuckDB gets 1/FRAMES_SHARE of `[warehouse] memory_limit`,"""
+FRAMES_FLOOR = 1e9
+"""but no less than this many bytes (nor more than the limit itself): reading a million
+customers' candidate pairs back from DuckDB needs a few hundred MB."""
+_UNIT_BYTES = {
+    f"{p}{b}": base**i for i, p in enumerate("KMGT", 1) for b, base in (("B", 1000), ("iB", 1024))
+}
 
 
 def frames_memory_limit(memory_limit: str) -> str:
-    """A quarter of a `[warehouse] memory_limit` ("4GB" -> "1GB", "25%" -> "6.25%")."""
+    """A quarter of a `[warehouse] memory_limit`, at least `FRAMES_FLOOR` ("4GB" -> "1GB",
+    "2GB" -> "1GB", "500MB" -> "500MB"); a share of RAM stays a share ("25%" -> "6.25%")."""
     number, unit = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(%|[KMGT]i?B)", memory_limit).groups()
-    return f"{float(number) / FRAMES_SHARE:g}{unit}"
+    if unit == "%":
+        return f"{float(number) / FRAMES_SHARE:g}%"
+    limit = float(number) * _UNIT_BYTES[unit]
+    return f"{int(min(limit, max(limit / FRAMES_SHARE, FRAMES_FLOOR)))}B"
 
 
 @contextlib.contextmanager
@@ -390,10 +400,11 @@ def duckdb_beside_frames(con: duckdb.DuckDBPyConnection, memory_limit: str) -> I
     the night's pandas frames, and restore it after.
 
     Why: DuckDB keeps the blocks it read cached up to its limit, and the frames share its
-    process. At a million customers DuckDB held ~1.3 GB beside ~4.5 GB of frames in that part
-    of the night; at a quarter of the limit it evicts what it no longer needs (and spills a
-    large sort), which took ~0.9 GB off the stage's peak. The SQL-heavy steps after it (the
-    evidence, the crosswalk, the golden record) run with the full limit again.
+    process. At a million customers DuckDB held 1.2–1.6 GB beside ~4 GB of frames in that part
+    of the night; at a quarter of the limit it holds ~0.95 GB. The SQL-heavy steps after it
+    (the evidence, the crosswalk, the golden record) run with the full limit again; the
+    ordered insert of the gathered records before it cannot (at 1 GB it runs out of memory
+    at a million customers), so standardising runs with the full limit too.
     """
     con.execute(f"set memory_limit = '{frames_memory_limit(memory_limit)}'")
     try:
