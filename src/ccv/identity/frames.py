@@ -73,11 +73,18 @@ def read_arrow_by_range(
     Why: DuckDB materialises a whole result before handing it over as Arrow, so reading millions
     of wide, sorted rows at once holds the sort, the result and the Arrow copy together (about
     5 GB for the identity records of a million customers); a range at a time doubles only one
-    range. The Arrow chunks are concatenated without copying.
+    range.
+
+    Each range is copied into buffers of Arrow's own: Arrow frees a batch that DuckDB hands
+    over only when all of its columns are gone, so a frame made from it (whose Arrow-backed
+    text keeps its columns, while numbers are copied into numpy) would keep the numeric
+    columns alive twice as long as the frame lives (~0.6 GB for a million customers' night).
     """
-    tables = [
-        read_arrow(con, sql, [start, start + step]) for start in range(0, max(total, 1), step)
-    ]
+    tables = []
+    for start in range(0, max(total, 1), step):
+        part = read_arrow(con, sql, [start, start + step])
+        tables.append(part.take(pa.array(np.arange(len(part)))))
+        del part  # DuckDB's batch goes before the next range is read
     return pa.concat_tables(tables)
 
 

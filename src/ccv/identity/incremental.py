@@ -333,7 +333,7 @@ def _read_night(con: duckdb.DuckDBPyConnection, fresh: pa.Table) -> pa.Table:
 
     Why merged in DuckDB, a range of ``gathered_no`` at a time: merging the two Arrow tables
     by a `take` copied every column of every record once more while both were alive (the
-    delta night's memory peak at a million customers, and ~4 s). With nothing stored (a first
+    delta night's memory peak at a million customers). With nothing stored (a first
     night), the fresh records are the night, in key order already."""
     total = con.execute("select count(*) from _gathered").fetchall()[0][0]
     if len(fresh) == total:
