@@ -224,6 +224,10 @@ class SourceConfig(_Strict):
                     raise ValueError(f"dayfirst: unknown canonical field '{field}'")
 
 
+MEMORY_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*(%|[KMGT]i?B)")
+"""A DuckDB memory size as `[warehouse] memory_limit` takes it: number, unit (or % of RAM)."""
+
+
 class WarehouseConfig(_Strict):
     """Where the published warehouse lives.
 
@@ -244,7 +248,7 @@ class WarehouseConfig(_Strict):
     @field_validator("memory_limit")
     @classmethod
     def _memory_size(cls, value: str) -> str:
-        if not re.fullmatch(r"\s*\d+(\.\d+)?\s*(%|[KMGT]i?B)\s*", value):
+        if not MEMORY_SIZE.fullmatch(value.strip()):
             raise ValueError(
                 f"expected a size such as '4GB' or '8GiB', or a share of RAM such as '25%', "
                 f"not {value!r}"

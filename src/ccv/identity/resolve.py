@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -29,7 +28,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from ccv.config import Config, IdentityConfig
+from ccv.config import MEMORY_SIZE, Config, IdentityConfig
 from ccv.identity import blocking, comparisons, incremental, unchanged
 from ccv.identity import standardize as standardize_module
 from ccv.identity.arrays import lex_order
@@ -387,7 +386,7 @@ _UNIT_BYTES = {
 def frames_memory_limit(memory_limit: str) -> str:
     """A quarter of a `[warehouse] memory_limit`, at least `FRAMES_FLOOR` ("4GB" -> "1GB",
     "2GB" -> "1GB", "500MB" -> "500MB"); a share of RAM stays a share ("25%" -> "6.25%")."""
-    number, unit = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(%|[KMGT]i?B)", memory_limit).groups()
+    number, unit = MEMORY_SIZE.fullmatch(memory_limit).groups()
     if unit == "%":
         return f"{float(number) / FRAMES_SHARE:g}%"
     limit = float(number) * _UNIT_BYTES[unit]
@@ -396,8 +395,8 @@ def frames_memory_limit(memory_limit: str) -> str:
 
 @contextlib.contextmanager
 def duckdb_beside_frames(con: duckdb.DuckDBPyConnection, memory_limit: str) -> Iterator[None]:
-    """Lower DuckDB's memory limit to a quarter of `memory_limit` while `link_and_write` holds
-    the night's pandas frames, and restore it after.
+    """Lower DuckDB's memory limit to `frames_memory_limit(memory_limit)` while
+    `link_and_write` holds the night's pandas frames, and restore it after.
 
     Why: DuckDB keeps the blocks it read cached up to its limit, and the frames share its
     process. At a million customers DuckDB held 1.2–1.6 GB beside ~4 GB of frames in that part

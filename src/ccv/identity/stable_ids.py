@@ -106,8 +106,9 @@ def vote_ids(new: pd.DataFrame, previous: pd.DataFrame, registry: pd.DataFrame) 
     registry: customer_id, created_run_id (sortable: run ids start with their timestamp).
     """
     anchors = _anchors(new)
-    # a first night has no previous ids: no votes, and no join of its millions of records
-    joined = new.merge(previous, on="record_key") if len(previous) else previous.assign(cluster=0)
+    # inner: records no previous crosswalk holds cast no vote (and a first night's millions of
+    # records are not joined with an empty crosswalk for nothing, as a left join would)
+    joined = new.merge(previous, on="record_key")
     votes = (
         joined.dropna(subset=["customer_id"])
         .groupby(["customer_id", "cluster"])
