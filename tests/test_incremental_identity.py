@@ -15,6 +15,7 @@ from tests.test_incremental import (
     CUSTOMER_TABLES,
     ORDER_TABLES,
     customer_rows,
+    identity_rows,
     order_rows,
     outcome,
     updated_tables,
@@ -50,6 +51,10 @@ def write_nights(config_path: Path) -> None:
     for night, (start, end) in enumerate(LOYALTY_ROWS, start=1):
         body = loyalty[1:][start:end]
         (drops / f"loyalty_{night}.csv.later").write_text("".join(loyalty[:1] + body))
+    # night 3 also re-delivers night 2's loyalty drop corrected: without its first card, which
+    # leaves the CRM records altogether (a delta source keeps no deleted marker)
+    body = loyalty[1:][LOYALTY_ROWS[1][0] + 1 : LOYALTY_ROWS[1][1]]
+    (drops / "loyalty_2.csv.corrected").write_text("".join(loyalty[:1] + body))
     (data / "crm_eshop_accounts.csv").unlink()
     (data / "crm_store_loyalty.csv").unlink()
     text = config_path.read_text()
@@ -59,8 +64,11 @@ def write_nights(config_path: Path) -> None:
 
 
 def deliver(config_path: Path, night: int) -> None:
-    for later in (config_path.parent / "data" / "sample" / "drops").glob(f"*_{night}.csv.later"):
+    drops = config_path.parent / "data" / "sample" / "drops"
+    for later in drops.glob(f"*_{night}.csv.later"):
         later.rename(later.with_suffix(""))
+    if night == 3:
+        (drops / "loyalty_2.csv.corrected").replace(drops / "loyalty_2.csv")
 
 
 def identity_runs(config_path: Path) -> list[tuple]:
@@ -122,6 +130,8 @@ def test_crm_records_over_nights_equal_a_full_rebuild(tmp_path, monkeypatch):
     assert order_rows(nightly) == order_rows(full / "ccv.toml")
     # merged, changed and deleted CRM records: the customers updated by key are a rebuild's
     assert customer_rows(nightly) == customer_rows(full / "ccv.toml")
+    # merged, changed and deleted records: the identity tables written by key are a rebuild's
+    assert identity_rows(nightly) == identity_rows(full / "ccv.toml")
     # the persisted blocking result is the full run's: same pairs, rules and levels
     assert pair_store(nightly) == pair_store(full / "ccv.toml")
 
@@ -129,11 +139,12 @@ def test_crm_records_over_nights_equal_a_full_rebuild(tmp_path, monkeypatch):
     # night 1 standardises everything; night 2 its new records and the changed account: its old
     # version is removed, and so is the old identifier tuple of its opt-in consent events
     # (consents carry the account's e-mail); night 3 only its new records: the 11 + 81 new CRM
-    # records and the identifier tuples of their opt-in consent events
+    # records and the identifier tuples of their opt-in consent events; it removes the card
+    # its corrected drop no longer holds, and the identifier tuple of that card's consent
     assert first.standardised == first.records and first.removed == 0
     assert second.removed == 2
-    assert third.removed == 0
-    assert third.standardised == third.records - second.records >= (871 - 860) + (631 - 550)
+    assert third.removed == 2
+    assert third.standardised == third.records - second.records + 2 >= (871 - 860) + (631 - 550)
     # night 1 has fewer than 1000 valid CRM records (shipped parameters), night 2 enough for
     # EM; night 3 grew them by 7 % (< reestimate_growth 20 %) and reuses night 2's estimate
     assert [w.params for w in works] == ["shipped", "estimated", "reused"]

@@ -29,11 +29,11 @@ import pandas as pd
 import pyarrow as pa
 
 from ccv.config import MEMORY_SIZE, Config, IdentityConfig
-from ccv.identity import blocking, comparisons, incremental, unchanged
+from ccv.identity import blocking, comparisons, incremental, keyed_writes, unchanged
 from ccv.identity import standardize as standardize_module
 from ccv.identity.arrays import lex_order
 from ccv.identity.clustering import Guards, cluster
-from ccv.identity.frames import frame_to_arrow, release_freed_memory, write_table
+from ccv.identity.frames import frame_to_arrow, release_freed_memory
 from ccv.identity.golden import build_golden
 from ccv.identity.incremental import (
     ParamsChoice,
@@ -58,13 +58,14 @@ from ccv.identity.standardize import (
 )
 from ccv.identity.store import (
     ensure_identity_tables,
+    has_last_records,
     id_registry,
-    last_customers,
+    last_records,
     record_assignment,
     record_work,
 )
 from ccv.progress import advance
-from ccv.warehouse.models import log_changes, save_state
+from ccv.warehouse.models import save_state
 
 LINK_KEYS = {"std_email_key": "email", "std_phone": "phone", "std_loyalty_id": "loyalty_id"}
 # Deterministic links are all strong (above any strong threshold up to p = 0.999999); their order
@@ -190,80 +191,63 @@ def gather_sql(config: Config) -> str:
         """
 
 
-def write_crosswalk(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
-    """customer_xref: every CRM record and every transaction with an identifier → customer
+def crosswalk_parts() -> dict[str, str]:
+    """Per record kind, the select of its customer_xref rows (source, source_record_id,
+    customer_id, match_rule): every CRM record, and every transaction with an identifier
     (needs `key_transactions`)."""
-    parts = [
-        """
-        select source, source_record_id, 'customer' as record_kind, customer_id, match_rule
-        from identity_records where record_kind = 'customer'
-        """
-    ]
+    parts = {
+        "customer": """
+            select source, source_record_id, customer_id, match_rule
+            from identity_records where record_kind = 'customer'
+            """
+    }
     for kind, (_, id_col, _, _) in TRANSACTIONS.items():
-        parts.append(
-            f"""
-            select t.source, t.{id_col}, '{kind}', ir.customer_id, ir.match_rule
+        parts[kind] = f"""
+            select t.source, t.{id_col} as source_record_id, ir.customer_id, ir.match_rule
             from {keyed(kind)} as t
             inner join identity_records as ir
                 on ir.record_kind = '{kind}'
                 and ir.source = t.source
                 and ir.source_record_id = t.record_key
             """
-        )
-    con.execute(
-        "create or replace table customer_xref as "
-        f"select *, '{run_id}' as run_id from ({' union all '.join(parts)})"
-    )
+    return parts
 
 
-def keep_order_customers(con: duckdb.DuckDBPyConnection) -> bool:
-    """Keep last night's customer of every order identity record (temp ``_last_order_customers``)
-    for `log_order_changes`; False when there was no last night."""
-    tables = set(con.execute("select table_name from duckdb_tables()").fetchnumpy()["table_name"])
-    if "identity_records" not in tables:
-        return False
-    con.execute(
-        "create or replace temp table _last_order_customers as "
-        "select source, source_record_id as record_key, customer_id "
-        "from identity_records where record_kind = 'order'"
-    )
-    return True
-
-
-def log_order_changes(con: duckdb.DuckDBPyConnection, run_id: str, tracked: bool) -> None:
-    """Log the orders whose customer changed tonight as customer_xref's changes, so that the
-    core `orders` model is updated for them only (`models.Incremental`, ``after``); unless
-    `tracked` (an incremental night that kept last night's customers), `orders` is rebuilt
+def write_crosswalk(con: duckdb.DuckDBPyConnection, run_id: str, keyed: bool = False) -> None:
+    """customer_xref: every CRM record and every transaction with an identifier → customer
     (needs `key_transactions`).
+
+    By key (`keyed_writes`) when tonight's identity records were written so (`keyed`) and
+    staging brought the orders up to date by key; the orders whose customer changed are then
+    logged as customer_xref's changes, so that the core `orders` model is updated for them
+    only (`models.Incremental`, ``after``). Otherwise the table is written whole and `orders`
+    is rebuilt.
 
     Why by identity record: every order maps to its customer through the record of its
     identifiers, and a 1 % night moves few records, while comparing the crosswalk's ten million
     order rows with last night's would cost as much as rebuilding `orders`. Orders that are new,
     changed or gone tonight are logged by staging already.
     """
-    if not tracked:
-        save_state(con, "customer_xref", "", run_id, updated=False)
+    if keyed and keyed_writes.orders_restaged_by_key(con, run_id):
+        keyed_writes.write_crosswalk_by_key(con, run_id, crosswalk_parts(), staged_orders())
+        keyed_writes.log_order_moves(con, run_id)
         return
-    log_changes(
-        con,
-        "customer_xref",
-        run_id,
-        f"""
-        with moved as (
-            select source, record_key
-            from _last_order_customers as last
-            full join (
-                select source, source_record_id as record_key, customer_id
-                from identity_records where record_kind = 'order'
-            ) as tonight using (source, record_key)
-            where last.customer_id is distinct from tonight.customer_id
-        )
-        select t.order_key from {keyed("order")} as t
-        semi join moved on moved.source = t.source and moved.record_key = t.record_key
-        """,
+    parts = [
+        f"select *, '{kind}' as record_kind from ({sql})" for kind, sql in crosswalk_parts().items()
+    ]
+    con.execute(
+        "create or replace table customer_xref as "
+        "select source, source_record_id, record_kind, customer_id, match_rule, "
+        f"$run_id as run_id from ({' union all '.join(parts)})",
+        {"run_id": run_id},
     )
-    save_state(con, "customer_xref", "", run_id, updated=True)
-    con.execute("drop table _last_order_customers")
+    save_state(con, "customer_xref", "", run_id, updated=False)
+
+
+def staged_orders() -> str:
+    """SQL: the staged orders with their identity-record key and ``source_record_id``
+    (needs `key_transactions`)."""
+    return f"select *, order_id as source_record_id from {keyed('order')}"
 
 
 def link_pairs(records: pd.DataFrame) -> pd.DataFrame:
@@ -353,15 +337,18 @@ def resolve(
     digest = unchanged.inputs_digest(con, config)
     if delta and digest == unchanged.last_digest(con):
         return _unchanged_night(con, run_id, signature)
-    tracked = delta and keep_order_customers(con)
-    customers, events, work, evidence = link_and_write(con, config, run_id, now, mapper, delta)
+    # tonight's identity tables can be written by key: last night's are there, and current
+    keyed = delta and has_last_records(con)
+    customers, events, work, evidence = link_and_write(
+        con, config, run_id, now, mapper, delta, keyed
+    )
     # the frames of the records are gone by now: the evidence's and the crosswalk's joins and
     # the golden records are DuckDB's work alone
     release_freed_memory()
     write_evidence(con, evidence, run_id)
     del evidence
-    write_crosswalk(con, run_id)
-    log_order_changes(con, run_id, tracked)
+    write_crosswalk(con, run_id, keyed)
+    keyed_writes.drop_moves(con)
     drop_transaction_keys(con)
     _phase("golden records")
     build_golden(con, identity.survivorship, incremental=delta, run_id=run_id)
@@ -447,13 +434,15 @@ def link_and_write(
     now: dt.datetime,
     mapper: Mapper = LOCAL,
     delta: bool = False,
+    keyed: bool = False,
 ) -> tuple[int, dict[str, int], Work, Evidence]:
     """The pandas part of `resolve`: standardise, link, cluster, assign stable ids, and write
     identity_records. Returns the number of customers, the id events by type, the night's work
     and the evidence (`resolve` writes match_evidence and customer_xref from them).
 
     `delta`: the persisted state is current (see `incremental.state_is_current`) and the night
-    may build on it; otherwise it is dropped and everything is computed afresh.
+    may build on it; otherwise it is dropped and everything is computed afresh. `keyed`:
+    identity_records is written by key (`keyed_writes`; needs `delta` and last night's table).
 
     Why a function of its own: its frames (millions of identity records, their links) are
     released when it returns, before the crosswalk's and the golden records' SQL need the memory.
@@ -471,7 +460,7 @@ def link_and_write(
         blank_default_dates,
     )
     with duckdb_beside_frames(con, config.warehouse.memory_limit):
-        return _link_cluster_write(con, config, run_id, now, mapper, state, signature)
+        return _link_cluster_write(con, config, run_id, now, mapper, state, signature, keyed)
 
 
 def _link_cluster_write(
@@ -482,6 +471,7 @@ def _link_cluster_write(
     mapper: Mapper,
     state: RecordState,
     signature: str,
+    keyed: bool,
 ) -> tuple[int, dict[str, int], Work, Evidence]:
     """`link_and_write` once the night's records are standardised (`state`)."""
     identity = config.identity
@@ -504,20 +494,28 @@ def _link_cluster_write(
     _phase("cluster")
     std["cluster"], edges = cluster_links(std, matched, identity)
     del std["ref_source"], std["ref_record_id"]  # read by `link_pairs` only
+    # how the record joined its customer: a deterministic key, or "probabilistic" (the blocking
+    # rules and field weights of such links are in match_evidence)
+    std["match_rule"] = match_rules(len(std), edges)
     _phase("stable ids")
+    last = last_records(con, std, keyed_writes.COMPARED if keyed else ())
     assignment = assign_known(
         std["cluster"].to_numpy(),
-        last_customers(con, std),
+        last.customers,
         lambda rows: std["source"].iloc[rows] + ":" + std["source_record_id"].iloc[rows],
         id_registry(con),
     )
     record_assignment(con, assignment, run_id, now)
     std["customer_id"] = assignment.ids["customer_id"].array  # `ids` keeps std's rows
-    # how the record joined its customer: a deterministic key, or "probabilistic" (the blocking
-    # rules and field weights of such links are in match_evidence)
-    std["match_rule"] = match_rules(len(std), edges)
     _phase("write tables")
-    write_table(con, "identity_records", identity_columns(std))
+    changes = (
+        keyed_writes.RecordChanges.of(last, state.dirty, pa.array(std["customer_id"]))
+        if keyed
+        else None
+    )
+    keyed_writes.write_identity_records(
+        con, lambda rows: identity_columns(std, rows), changes, run_id
+    )
     record_work(con, run_id, work)
     events = assignment.events["event_type"].value_counts().to_dict()
     return (
@@ -779,8 +777,9 @@ RENAMED = {
 }
 
 
-def identity_columns(std: pd.DataFrame) -> pd.DataFrame:
-    """identity_records: display values, normalised identifiers and comparison columns."""
+def identity_columns(std: pd.DataFrame, rows: np.ndarray | None = None) -> pd.DataFrame:
+    """identity_records (without its ``run_id``): display values, normalised identifiers and
+    comparison columns; of the records at positions `rows` (None: all)."""
     comparison = [c for c in std.columns if c.startswith("std_") and c not in RENAMED]
     columns = [
         "record_kind",
@@ -796,7 +795,8 @@ def identity_columns(std: pd.DataFrame) -> pd.DataFrame:
         *RENAMED,
         *comparison,
     ]
-    return std[columns].rename(columns=RENAMED)
+    chosen = std[columns] if rows is None else std.iloc[rows, std.columns.get_indexer(columns)]
+    return chosen.rename(columns=RENAMED)
 
 
 CODE = code_digest((sys.modules[__name__], standardize_module, blocking, comparisons, incremental))

@@ -8,6 +8,7 @@ record → customer id pairs are what stable ids are carried over from (see `sta
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 import duckdb
 import numpy as np
@@ -61,7 +62,7 @@ def ensure_identity_tables(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(ddl)
 
 
-def _has_last_records(con: duckdb.DuckDBPyConnection) -> bool:
+def has_last_records(con: duckdb.DuckDBPyConnection) -> bool:
     """Whether a run has written identity records (with their customers) before."""
     return bool(
         con.execute(
@@ -73,15 +74,43 @@ def _has_last_records(con: duckdb.DuckDBPyConnection) -> bool:
 
 def last_customers(con: duckdb.DuckDBPyConnection, records: pd.DataFrame) -> LastCustomers:
     """Last run's customer of each of `records` (record_kind, source, source_record_id): the
-    previous side of `stable_ids.assign_known`; every code -1 on a first run.
+    previous side of `stable_ids.assign_known`; every code -1 on a first run."""
+    return last_records(con, records).customers
 
-    Why in SQL: a million customers have ~3.7M identity records; looking each one's key up
-    among last night's in pandas built and probed a hash table of millions of Python strings
-    (~10 s a night), while DuckDB joins the keys in about a second, and only integers return.
+
+@dataclass(frozen=True)
+class LastRecords:
+    """What last run's `identity_records` said of each of tonight's records."""
+
+    customers: LastCustomers
+    same: dict[str, np.ndarray]
+    """per compared column: tonight's value is last run's (False for a record it lacked)"""
+
+
+def last_records(
+    con: duckdb.DuckDBPyConnection, records: pd.DataFrame, compared: tuple[str, ...] = ()
+) -> LastRecords:
+    """Last run's customer of each of `records` (record_kind, source, source_record_id), and
+    whether each `compared` column of `records` still holds last run's value. Also leaves the
+    keys of last run's records that are not among `records` in the temp table
+    ``_gone_records`` (empty on a first run).
+
+    Why in SQL, and all in one join: a million customers have ~3.7M identity records; looking
+    each one's key up among last night's in pandas built and probed a hash table of millions
+    of Python strings (~10 s a night), while DuckDB joins the keys in about a second, and only
+    integers and flags return. The same join tells which rows of `identity_records` a delta
+    night has to rewrite (`keyed_writes`).
     """
     none = np.full(len(records), -1, dtype=np.int64)
-    if not _has_last_records(con):
-        return LastCustomers(none, pa.array([], pa.string()), np.zeros(0, dtype=np.int64))
+    if not has_last_records(con):
+        con.execute(
+            "create or replace temp table _gone_records "
+            "(record_kind varchar, source varchar, source_record_id varchar)"
+        )
+        return LastRecords(
+            LastCustomers(none, pa.array([], pa.string()), np.zeros(0, dtype=np.int64)),
+            {c: np.zeros(len(records), dtype=bool) for c in compared},
+        )
     con.execute(
         """
         create or replace temp table _last_ids as
@@ -89,29 +118,45 @@ def last_customers(con: duckdb.DuckDBPyConnection, records: pd.DataFrame) -> Las
         from identity_records group by customer_id
         """
     )
-    keys = frame_to_arrow(records[list(KEY)]).append_column(
+    key = ", ".join(KEY)
+    keys = frame_to_arrow(records[[*KEY, *compared]]).append_column(
         "position", pa.array(np.arange(len(records), dtype=np.int64))
+    )
+    same = ", ".join(
+        f"coalesce(k.{c} is not distinct from ir.{c}, false) as same_{c}" for c in compared
     )
     con.register("_tonight_keys", keys)
     try:
         found = con.execute(
             f"""
-            select k.position, l.code
+            select k.position, l.code{", " + same if compared else ""}
             from _tonight_keys as k
-            join identity_records as ir using ({", ".join(KEY)})
+            join identity_records as ir using ({key})
             join _last_ids as l using (customer_id)
             """
         ).fetchnumpy()
+        con.execute(
+            f"create or replace temp table _gone_records as select {key} "
+            f"from identity_records anti join _tonight_keys using ({key})"
+        )
     finally:
         con.unregister("_tonight_keys")
     ids = read_arrow(con, "select customer_id, records from _last_ids order by code")
     con.execute("drop table _last_ids")
     code = none
-    code[found["position"]] = found["code"]
-    return LastCustomers(
-        code,
-        ids["customer_id"].combine_chunks().cast(pa.string()),
-        ids["records"].to_numpy().astype(np.int64),
+    position = found["position"]
+    code[position] = found["code"]
+    flags = {}
+    for column in compared:
+        flags[column] = np.zeros(len(records), dtype=bool)
+        flags[column][position] = found[f"same_{column}"]
+    return LastRecords(
+        LastCustomers(
+            code,
+            ids["customer_id"].combine_chunks().cast(pa.string()),
+            ids["records"].to_numpy().astype(np.int64),
+        ),
+        flags,
     )
 
 
@@ -119,7 +164,7 @@ def id_registry(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """Every id ever minted, with the run that minted it (run ids sort by time); also any id of
     last run's identity records the registry lacks (none, normally), so that no id of theirs
     is minted again (`stable_ids.assign_known`)."""
-    if not _has_last_records(con):
+    if not has_last_records(con):
         return read_frame(con, "select customer_id, created_run_id from customer_ids")
     return read_frame(
         con,
