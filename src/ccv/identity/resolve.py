@@ -101,20 +101,13 @@ def _phase(name: str) -> None:
     advance("resolve", PHASES.index(name), len(PHASES), name)
 
 
-# Transactions (orders, survey responses) carry only identifiers; all those of one source with the
-# same identifiers are one *identity record*, keyed by this expression, so ten million orders of a
-# million customers resolve as about a million records. The same expression, applied to the staged
-# rows, maps every transaction back to its identity record in SQL.
-def tuple_key(alias: str = "") -> str:
-    """SQL for the identity-record key of a transaction row (columns of table `alias`)."""
-    p = f"{alias}." if alias else ""
-    return (
-        f"'~' || md5(concat_ws('|', coalesce(lower(trim({p}email)), ''), "
-        f"coalesce(trim({p}phone), ''), coalesce(trim({p}loyalty_id), ''), "
-        f"coalesce({p}customer_record_id, '')))"
-    )
-
-
+# Transactions (orders, survey responses, consent events) carry only identifiers; all those of
+# one source with the same identifiers are one *identity record*, so ten million orders of a
+# million customers resolve as about a million records. Staging keys each transaction by its
+# record (``record_key``: '~' and the md5 of its identifier tuple, NULL without identifiers; see
+# sql/staging/stg_orders.sql): computed once per staged row, not every night, it maps every
+# transaction back to its identity record in SQL.
+#
 # kind -> (staged table, id column, time column, SQL naming the referenced CRM source or None to
 # take it from the source's `customer_source` in the config)
 TRANSACTIONS = {
@@ -128,42 +121,11 @@ def gather_records(con: duckdb.DuckDBPyConnection, config: Config) -> pd.DataFra
     """Identity records: every CRM record, plus one per distinct identifier tuple of each
     transaction source; with a reference when they name a CRM record (`ref_source`,
     `ref_record_id`). Transactions with no identifier at all are left out (anonymous)."""
-    key_transactions(con)
     return con.execute(f"{gather_sql(config)} order by 1, 2, 3").df()
 
 
-def key_transactions(con: duckdb.DuckDBPyConnection) -> None:
-    """Temp tables ``_tx_keys_<kind>``: every staged transaction's identity-record key
-    (`tuple_key`; NULL when it has no identifier), row for row with its staged table.
-
-    Why: the key is an md5 over each transaction's identifiers — about ten million of them a
-    night at a million customers. Gathering the identity records and writing the crosswalk
-    both need it; computed once here, both read it with a POSITIONAL JOIN (the staged tables
-    are not changed in between, so row i of the key table is row i of the staged table).
-    """
-    for kind, (table, *_) in TRANSACTIONS.items():
-        con.execute(
-            f"create or replace temp table _tx_keys_{kind} as select case when "
-            f"coalesce(email, phone, loyalty_id, customer_record_id) is not null "
-            f"then {tuple_key()} end as record_key from {table}"
-        )
-
-
-def drop_transaction_keys(con: duckdb.DuckDBPyConnection) -> None:
-    """Drop the temp tables of `key_transactions` once the crosswalk is written."""
-    for kind in TRANSACTIONS:
-        con.execute(f"drop table if exists _tx_keys_{kind}")
-
-
-def keyed(kind: str) -> str:
-    """SQL: the staged rows of a transaction `kind` with their ``record_key`` (see
-    `key_transactions`, which must have run)."""
-    table = TRANSACTIONS[kind][0]
-    return f"(select t.*, k.record_key from {table} as t positional join _tx_keys_{kind} as k)"
-
-
 def gather_sql(config: Config) -> str:
-    """The query of `gather_records`, unordered (needs `key_transactions`)."""
+    """The query of `gather_records`, unordered."""
     ref_source = {s.name: s.customer_source for s in config.sources if s.customer_source}
     cases = " ".join(f"when '{src}' then '{ref}'" for src, ref in ref_source.items())
     config_ref = f"case source {cases} end" if cases else "null"
@@ -173,11 +135,11 @@ def gather_sql(config: Config) -> str:
                any_value(phone), any_value(loyalty_id), null, null, null, null, null,
                max({time_col}), any_value({ref_sql or config_ref}), any_value(customer_record_id),
                count(*), min({time_col})
-        from {keyed(kind)}
+        from {table}
         where record_key is not null
         group by source, record_key
         """
-        for kind, (_, _, time_col, ref_sql) in TRANSACTIONS.items()
+        for kind, (table, _, time_col, ref_sql) in TRANSACTIONS.items()
     )
     return f"""
         select 'customer' as record_kind, source, source_record_id,
@@ -193,18 +155,17 @@ def gather_sql(config: Config) -> str:
 
 def crosswalk_parts() -> dict[str, str]:
     """Per record kind, the select of its customer_xref rows (source, source_record_id,
-    customer_id, match_rule): every CRM record, and every transaction with an identifier
-    (needs `key_transactions`)."""
+    customer_id, match_rule): every CRM record, and every transaction with an identifier."""
     parts = {
         "customer": """
             select source, source_record_id, customer_id, match_rule
             from identity_records where record_kind = 'customer'
             """
     }
-    for kind, (_, id_col, _, _) in TRANSACTIONS.items():
+    for kind, (table, id_col, _, _) in TRANSACTIONS.items():
         parts[kind] = f"""
             select t.source, t.{id_col} as source_record_id, ir.customer_id, ir.match_rule
-            from {keyed(kind)} as t
+            from {table} as t
             inner join identity_records as ir
                 on ir.record_kind = '{kind}'
                 and ir.source = t.source
@@ -214,8 +175,7 @@ def crosswalk_parts() -> dict[str, str]:
 
 
 def write_crosswalk(con: duckdb.DuckDBPyConnection, run_id: str, keyed: bool = False) -> None:
-    """customer_xref: every CRM record and every transaction with an identifier → customer
-    (needs `key_transactions`).
+    """customer_xref: every CRM record and every transaction with an identifier → customer.
 
     By key (`keyed_writes`) when tonight's identity records were written so (`keyed`) and
     staging brought the orders up to date by key; the orders whose customer changed are then
@@ -245,9 +205,8 @@ def write_crosswalk(con: duckdb.DuckDBPyConnection, run_id: str, keyed: bool = F
 
 
 def staged_orders() -> str:
-    """SQL: the staged orders with their identity-record key and ``source_record_id``
-    (needs `key_transactions`)."""
-    return f"select *, order_id as source_record_id from {keyed('order')}"
+    """SQL: the staged orders with their identity-record key and ``source_record_id``."""
+    return "select *, order_id as source_record_id from stg_orders"
 
 
 def link_pairs(records: pd.DataFrame) -> pd.DataFrame:
@@ -349,7 +308,6 @@ def resolve(
     del evidence
     write_crosswalk(con, run_id, keyed)
     keyed_writes.drop_moves(con)
-    drop_transaction_keys(con)
     _phase("golden records")
     build_golden(con, identity.survivorship, incremental=delta, run_id=run_id)
     unchanged.remember(con, digest, run_id)
@@ -452,7 +410,6 @@ def link_and_write(
     if not delta:
         drop_state(con)  # everything is new tonight: standardised, compared and estimated
     _phase("standardise")
-    key_transactions(con)
     state = refresh_records(
         con,
         gather_sql(config),
