@@ -173,3 +173,27 @@ def test_incremental_off_recomputes_everything(tmp_path):
     assert again.standardised == again.records
     assert again.pairs_compared == again.candidate_pairs
     assert again.params == "estimated"
+
+
+def test_blocks_crossing_the_size_cap_over_nights_store_a_full_rebuilds_pairs(tmp_path):
+    """With a small block cap, blocks grow past it (and their pairs lose that rule while other
+    rules keep them) as records arrive: the pairs stored by key are still a rebuild's."""
+    nightly = make_project(tmp_path / "nightly")
+    nightly.write_text(
+        nightly.read_text().replace("[identity]", "[identity]\nmax_block_size = 4", 1)
+    )
+    write_nights(nightly)
+    for night in (1, 2, 3):
+        deliver(nightly, night)
+        run_nightly(load_config(nightly))
+    full = tmp_path / "full"
+    shutil.copytree(nightly.parent / "data", full / "data")
+    shutil.copy(nightly, full / "ccv.toml")
+    run_nightly(load_config(full / "ccv.toml"), full_refresh=True)
+
+    db = load_config(nightly).resolve("warehouse/ccv.duckdb")
+    with duckdb.connect(str(db), read_only=True) as con:
+        oversized = con.execute("select count(*) from oversized_blocks").fetchall()[0][0]
+    assert oversized > 0  # the cap is reached: blocks were reported instead of expanded
+    assert pair_store(nightly) == pair_store(full / "ccv.toml")
+    assert outcome(nightly) == outcome(full / "ccv.toml")
