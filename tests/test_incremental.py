@@ -103,8 +103,10 @@ def customer_rows(config_path: Path) -> list[tuple]:
 
 
 def identity_rows(config_path: Path) -> dict[str, list[tuple]]:
-    """identity_records and customer_xref, every column but run_id, each customer id replaced
-    by its customer's set of source records (ids may differ)."""
+    """identity_records, customer_xref and match_evidence, every column but run_id, each
+    customer id replaced by its customer's set of source records (ids may differ); the
+    evidence without its weights and probabilities (a night that reuses the match parameters
+    weighs links with them, a rebuild re-estimates)."""
     db = load_config(config_path).resolve("warehouse/ccv.duckdb")
     with duckdb.connect(str(db), read_only=True) as con:
         con.execute(
@@ -116,18 +118,27 @@ def identity_rows(config_path: Path) -> dict[str, list[tuple]]:
             from customer_xref group by customer_id
             """
         )
-        return {
-            table: sorted(
+        weights = [
+            c
+            for (c,) in con.execute(
+                "select column_name from duckdb_columns() where table_name = 'match_evidence' "
+                "and (column_name like '%weight' or column_name like '%probability')"
+            ).fetchall()
+        ]
+        excluded = {"identity_records": [], "customer_xref": [], "match_evidence": weights}
+        rows = {}
+        for table, more in excluded.items():
+            columns = ", ".join(["customer_id", "run_id", *more])
+            rows[table] = sorted(
                 map(
                     str,
                     con.execute(
-                        f"select m.records, t.* exclude (customer_id, run_id) "
+                        f"select m.records, t.* exclude ({columns}) "
                         f"from {table} t left join members m using (customer_id)"
                     ).fetchall(),
                 )
             )
-            for table in ("identity_records", "customer_xref")
-        }
+        return rows
 
 
 def rows_by_run(config_path: Path) -> dict[str, dict[str, int]]:
@@ -138,7 +149,7 @@ def rows_by_run(config_path: Path) -> dict[str, dict[str, int]]:
             table: dict(
                 con.execute(f"select run_id, count(*) from {table} group by run_id").fetchall()
             )
-            for table in ("identity_records", "customer_xref")
+            for table in ("identity_records", "customer_xref", "match_evidence")
         }
 
 

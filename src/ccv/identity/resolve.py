@@ -470,6 +470,13 @@ def _link_cluster_write(
         if keyed
         else None
     )
+    scope = (
+        None
+        if changes is None
+        else keyed_writes.evidence_scope(
+            con, std, changes, {c: RENAMED.get(c, c) for c in LINK_KEYS}
+        )
+    )
     keyed_writes.write_identity_records(
         con, lambda rows: identity_columns(std, rows), changes, run_id
     )
@@ -480,7 +487,7 @@ def _link_cluster_write(
         int(np.count_nonzero(np.bincount(std["cluster"].to_numpy(), minlength=1))),
         {k: int(v) for k, v in events.items()},
         work,
-        Evidence.of(std, edges, matched, choice),
+        Evidence.of(std, edges, matched, choice, scope),
     )
 
 
@@ -520,10 +527,17 @@ class Evidence:
     candidate_pairs: int
     oversized_blocks: pd.DataFrame  # rule, key, size
     choice: ParamsChoice
+    rewritten: pa.Table | None = None
+    """by key (`keyed_writes.evidence_scope`): the records (source, source_record_id) whose
+    rows are rewritten; `links` holds their links and the probabilistic ones. None: whole."""
 
     @staticmethod
     def of(
-        std: pd.DataFrame, edges: pd.DataFrame, matched: MatchResult, choice: ParamsChoice
+        std: pd.DataFrame,
+        edges: pd.DataFrame,
+        matched: MatchResult,
+        choice: ParamsChoice,
+        scope: np.ndarray | None = None,
     ) -> Evidence:
         fields = [c for c in matched.links.columns if c.endswith(("_level", "_weight"))]
         link = edges["link"].to_numpy()
@@ -531,7 +545,13 @@ class Evidence:
         records = std[["source", "source_record_id", "customer_id"]].assign(
             position=np.arange(len(std), dtype=np.int64)
         )
+        rewritten = None
+        if scope is not None:
+            left, right = edges["left"].to_numpy(), edges["right"].to_numpy()
+            edges = edges[scope[left] | scope[right] | (link >= 0)]
+            rewritten = frame_to_arrow(std.loc[scope, ["source", "source_record_id"]])
         return Evidence(
+            rewritten=rewritten,
             links=frame_to_arrow(edges[[*EDGE_COLUMNS, "link"]]),
             # only the probabilistic links' rows: no NaN columns over millions of
             # deterministic edges (the SQL join leaves those fields null)
@@ -566,23 +586,26 @@ def write_evidence(con: duckdb.DuckDBPyConnection, evidence: Evidence, run_id: s
         # double, as the evidence always was (a level is null on a deterministic edge)
         *(f"cast(f.{c} as double) as {c}" for c in fields),
     ]
-    con.register("_links", evidence.links)
-    con.register("_fields", evidence.fields)
-    con.register("_records", evidence.records)
+    select = f"""
+        select {", ".join(columns)}
+        from _links as e
+        left join _fields as f on f.link = e.link
+        join _records as l on l.position = e.left
+        join _records as r on r.position = e.right
+        """
+    tables = {"_links": evidence.links, "_fields": evidence.fields, "_records": evidence.records}
+    if evidence.rewritten is not None:
+        tables["_rewritten"] = evidence.rewritten
+    for name, table in tables.items():
+        con.register(name, table)
     try:
-        con.execute(
-            f"""
-            create or replace table match_evidence as
-            select {", ".join(columns)}
-            from _links as e
-            left join _fields as f on f.link = e.link
-            join _records as l on l.position = e.left
-            join _records as r on r.position = e.right
-            """,
-            [run_id],
-        )
+        if evidence.rewritten is None:
+            con.execute(f"create or replace table match_evidence as {select}", [run_id])
+        else:
+            _delete_rewritten_evidence(con)
+            con.execute(f"insert into match_evidence by name {select}", [run_id])
     finally:
-        for name in ("_links", "_fields", "_records"):
+        for name in tables:
             con.unregister(name)
     params = evidence.params.to_json() if evidence.params else None
     con.execute(
@@ -610,6 +633,26 @@ def write_evidence(con: duckdb.DuckDBPyConnection, evidence: Evidence, run_id: s
             "insert into oversized_blocks select ?, rule, key, size from _oversized", [run_id]
         )
         con.unregister("_oversized")
+
+
+def _delete_rewritten_evidence(con: duckdb.DuckDBPyConnection) -> None:
+    """Delete the evidence rows a by-key night rewrites: the links of the records in
+    ``_rewritten`` and of gone ones (``_gone_records``), and every probabilistic link."""
+    con.execute(
+        "create or replace temp table _rewritten_records as "
+        "select source, source_record_id from _rewritten "
+        "union all select source, source_record_id from _gone_records"
+    )
+    for side in ("left", "right"):
+        con.execute(
+            f"delete from match_evidence e using _rewritten_records t "
+            f"where e.{side}_source = t.source and e.{side}_record_id = t.source_record_id"
+        )
+    con.execute(
+        "delete from match_evidence where rule not in (select unnest($rules))",
+        {"rules": list(LINK_WEIGHTS)},
+    )
+    con.execute("drop table _rewritten_records")
 
 
 EDGE_COLUMNS = ("left", "right", "rule", "weight", "probability")
