@@ -6,7 +6,7 @@ to run, so a night touches only its delta and still ends exactly where a full re
 inputs ends (given the same match parameters, see `choose_params`):
 
 * ``identity_std``: every identity record's standardised columns, keyed by the record and a
-  *fingerprint* (64 bits of the md5 of the raw identity fields). A record whose fingerprint is
+  *fingerprint* (a 64-bit hash of the raw identity fields). A record whose fingerprint is
   unchanged is not standardised again; a new or changed one is, and a record that disappeared
   (a replaced snapshot, an erased person) is dropped. Birth dates are stored before
   `blank_default_dates`,
@@ -92,16 +92,16 @@ KEY = ("record_kind", "source", "source_record_id")
 
 def fingerprint_sql(alias: str) -> str:
     """SQL fingerprint of a gathered record's raw identity fields (NULL and '' stay distinct):
-    64 bits of their md5, as an integer.
+    DuckDB's 64-bit ``hash`` of the fields together.
 
-    Why not the md5's 32 hex characters: a fingerprint is only ever compared with the same
-    record's last one, so 64 bits leave a change unseen with odds of 2^-64 per changed record,
-    while random hex text is the costliest kind of column to compress and join (millions of
-    records are fingerprinted, stored and matched every night)."""
-    parts = ", ".join(
-        f"coalesce(cast({alias}.{f} as varchar), chr(30))" for f in ("record_kind", *RAW_FIELDS)
-    )
-    return f"md5_number_lower(concat_ws(chr(31), {parts}))"
+    Why not an md5 (the 32 hex characters, or 64 bits of them): a fingerprint is only ever
+    compared with the same record's last one, so 64 bits leave a change unseen with odds of
+    about 2^-64 per changed record, while millions of records are fingerprinted every night
+    and ``hash`` costs a fifth of ``md5`` (0.3 s against 1.8 s for 3.7M records here). Should
+    a DuckDB upgrade change ``hash``, every record looks changed once: the night standardises
+    them all again, as after a change of ccv's identity code."""
+    fields = ", ".join(f"{alias}.{f}" for f in ("record_kind", *RAW_FIELDS))
+    return f"hash({fields})"
 
 
 def rule_column(rule: BlockingRule) -> str:
