@@ -197,3 +197,17 @@ def test_blocks_crossing_the_size_cap_over_nights_store_a_full_rebuilds_pairs(tm
     assert oversized > 0  # the cap is reached: blocks were reported instead of expanded
     assert pair_store(nightly) == pair_store(full / "ccv.toml")
     assert outcome(nightly) == outcome(full / "ccv.toml")
+
+
+def test_a_changed_customer_source_recomputes_the_identity_state(tmp_path):
+    """Which CRM source a transaction source names records of decides its deterministic links,
+    so the persisted state (and the tables written by key) cannot carry over such a change."""
+    config_path = make_project(tmp_path / "p")
+    run_nightly(load_config(config_path))
+    text = config_path.read_text()
+    old = 'format = "csv"\ncustomer_source = "eshop_accounts"'
+    assert text.count(old) == 1  # the surveys source
+    config_path.write_text(text.replace(old, 'format = "csv"\ncustomer_source = "store_loyalty"'))
+    again = run_nightly(load_config(config_path)).resolve.work
+    assert again.standardised == again.records
+    assert again.pairs_compared == again.candidate_pairs

@@ -290,7 +290,7 @@ def resolve(
     """
     ensure_identity_tables(con)
     identity = config.identity
-    signature = identity_signature(identity)
+    signature = identity_signature(config)
     # decided before `link_and_write` brings the state up to tonight
     delta = identity.incremental and state_is_current(con, signature)
     digest = unchanged.inputs_digest(con, config)
@@ -406,7 +406,7 @@ def link_and_write(
     released when it returns, before the crosswalk's and the golden records' SQL need the memory.
     """
     identity = config.identity
-    signature = identity_signature(identity)
+    signature = identity_signature(config)
     if not delta:
         drop_state(con)  # everything is new tonight: standardised, compared and estimated
     _phase("standardise")
@@ -803,6 +803,11 @@ CODE = code_digest((sys.modules[__name__], standardize_module, blocking, compari
 """The code the persisted identity state depends on (standardising, blocking, comparing)."""
 
 
-def identity_signature(identity: IdentityConfig) -> str:
-    """The stamp of the persisted identity state: the settings and code it depends on."""
-    return state_signature((identity.default_phone_region, identity.max_block_size), CODE)
+def identity_signature(config: Config) -> str:
+    """The stamp of the persisted identity state: the settings and code it depends on (which
+    CRM source each transaction source names records of decides its deterministic links)."""
+    identity = config.identity
+    references = sorted((s.name, s.customer_source) for s in config.sources if s.customer_source)
+    return state_signature(
+        (identity.default_phone_region, identity.max_block_size, references), CODE
+    )
