@@ -64,8 +64,8 @@ def outcome(config_path: Path) -> dict:
 
 
 def order_rows(config_path: Path) -> list[tuple]:
-    """Every row of the core `orders` and `order_lines` with its customer as the set of source
-    records (ids may differ), and how the night brought each table up to date."""
+    """Every row of the core `orders`, `order_lines` and `purchase_days` with its customer as
+    the set of source records (ids may differ)."""
     db = load_config(config_path).resolve("warehouse/ccv.duckdb")
     with duckdb.connect(str(db), read_only=True) as con:
         members = """
@@ -79,7 +79,11 @@ def order_rows(config_path: Path) -> list[tuple]:
             f"left join ({members}) m using (customer_id) order by o.order_key"
         ).fetchall()
         lines = con.execute("select * from order_lines order by order_line_key").fetchall()
-    return [tuple(map(str, row)) for row in orders + lines]
+        days = con.execute(
+            f"select p.* exclude (customer_id), m.records from purchase_days p "
+            f"left join ({members}) m using (customer_id)"
+        ).fetchall()
+    return [tuple(map(str, row)) for row in orders + lines] + sorted(map(str, days))
 
 
 def customer_rows(config_path: Path) -> list[tuple]:
@@ -161,7 +165,14 @@ def updated_tables(config_path: Path) -> set[str]:
     return {model for (model,) in rows}
 
 
-ORDER_TABLES = {"stg_orders", "stg_order_lines", "customer_xref", "orders", "order_lines"}
+ORDER_TABLES = {
+    "stg_orders",
+    "stg_order_lines",
+    "customer_xref",
+    "orders",
+    "order_lines",
+    "purchase_days",
+}
 CUSTOMER_TABLES = {"customer_attributes", "identity_records", "customers"}
 
 

@@ -223,5 +223,14 @@ def test_the_shipped_incremental_headers_parse():
         key=("source", "order_id"), input="raw_orders", changes="order_key"
     )
     assert headers["orders"].after == ("stg_orders", "customer_xref")
+    assert headers["orders"].changes == "customer_id"
+    assert headers["purchase_days"] == models.Incremental(key=("customer_id",), after=("orders",))
     assert headers["customers"].after == ("customer_attributes", "identity_records")
-    assert set(headers) == {"stg_orders", "stg_order_lines", "orders", "order_lines", "customers"}
+    assert set(headers) == {
+        "stg_orders",
+        "stg_order_lines",
+        "orders",
+        "order_lines",
+        "purchase_days",
+        "customers",
+    }
