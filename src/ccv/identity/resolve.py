@@ -27,6 +27,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ccv.config import MEMORY_SIZE, Config, IdentityConfig
 from ccv.identity import blocking, comparisons, incremental, keyed_writes, unchanged
@@ -240,41 +241,33 @@ def link_pairs(records: pd.DataFrame) -> pd.DataFrame:
     refs = np.flatnonzero(records["ref_record_id"].notna().to_numpy())
     if len(refs):
         crm = np.flatnonzero(is_crm)
-        crm_key, ref_key = _record_keys(
-            records, crm, ("source", "source_record_id"), refs, ("ref_source", "ref_record_id")
-        )
-        order = np.argsort(crm_key, kind="stable")  # (source, record id) is unique among CRM
-        at = np.minimum(np.searchsorted(crm_key, ref_key, sorter=order), len(order) - 1)
-        found = crm_key[order[at]] == ref_key
+        named = _named_records(records, crm, refs)
+        found = named >= 0
         edges.append(
             pd.DataFrame(
-                {
-                    "left": crm[order[at[found]]],
-                    "right": refs[found],
-                    "rule": "customer_record_id",
-                }
+                {"left": crm[named[found]], "right": refs[found], "rule": "customer_record_id"}
             )
         )
     return pd.concat(edges, ignore_index=True).astype({"left": "int64", "right": "int64"})
 
 
-def _record_keys(
-    records: pd.DataFrame,
-    left: np.ndarray,
-    left_columns: tuple[str, str],
-    right: np.ndarray,
-    right_columns: tuple[str, str],
-) -> tuple[np.ndarray, np.ndarray]:
-    """One integer per (source, record id) for the rows `left` (read from `left_columns`) and
-    `right` (from `right_columns`), equal where the two texts are: each column's text is hashed
-    once over both sides, instead of building two MultiIndexes of millions of rows. A missing
-    source gives a negative key, which no present pair has."""
-    codes = []
-    for a, b in zip(left_columns, right_columns, strict=True):
-        both = pd.concat([records[a].iloc[left], records[b].iloc[right]], ignore_index=True)
-        codes.append(pd.factorize(both)[0].astype(np.int64))
-    key = codes[0] * (int(codes[1].max(initial=0)) + 1) + codes[1]
-    return key[: len(left)], key[len(left) :]
+def _named_records(records: pd.DataFrame, crm: np.ndarray, refs: np.ndarray) -> np.ndarray:
+    """For each of the rows `refs`, the index into `crm` (rows of CRM records) of the record
+    its (``ref_source``, ``ref_record_id``) names, or -1.
+
+    By Arrow's hash lookup of "source<US>record id" texts (source names hold no control
+    character, and (source, record id) is unique among CRM records): factorising both columns
+    over millions of rows in pandas cost ~2.5 s at a million customers."""
+
+    def keys(rows: np.ndarray, source: str, record_id: str) -> pa.Array:
+        parts = [
+            pa.array(records[c].iloc[rows], type=pa.large_string()) for c in (source, record_id)
+        ]
+        return pc.binary_join_element_wise(*parts, pa.scalar("\x1f", pa.large_string()))
+
+    crm_keys = keys(crm, "source", "source_record_id")
+    at = pc.index_in(keys(refs, "ref_source", "ref_record_id"), value_set=crm_keys)
+    return pc.fill_null(at, -1).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 def resolve(
