@@ -11,7 +11,7 @@ import pytest
 
 from ccv.identity import stable_ids
 from ccv.identity.stable_ids import LastCustomers, assign_ids, vote_ids
-from ccv.identity.store import last_customers
+from ccv.identity.store import last_records
 
 
 def night(rng: np.random.Generator, records: int, clusters: int) -> pd.DataFrame:
@@ -106,8 +106,9 @@ def test_the_module_examples_hold():
 
 @pytest.mark.parametrize("seed", range(3))
 def test_last_customers_read_from_the_warehouse_are_those_of_the_crosswalk(seed):
-    """`store.last_customers` (a key join in DuckDB) finds each record's last customer and
-    each customer's record count as `LastCustomers.by_key` does on the crosswalk's frame."""
+    """`store.last_records` (a key join in DuckDB) finds each record's last customer and
+    each customer's record count as `LastCustomers.by_key` does on the crosswalk's frame;
+    which compared columns kept their value; and the records gone since."""
     rng = np.random.default_rng(seed)
     last = pd.DataFrame(
         {
@@ -115,6 +116,7 @@ def test_last_customers_read_from_the_warehouse_are_those_of_the_crosswalk(seed)
             "source": rng.choice(["crm", "shop"], 400),
             "source_record_id": [f"{i:04d}" for i in range(400)],
             "customer_id": [f"C{c}" for c in rng.integers(0, 150, 400)],
+            "transactions": rng.integers(1, 4, 400),
         }
     )
     tonight = pd.concat(
@@ -123,13 +125,17 @@ def test_last_customers_read_from_the_warehouse_are_those_of_the_crosswalk(seed)
             pd.DataFrame({"record_kind": "order", "source": "shop", "source_record_id": ["new"]}),
         ],
         ignore_index=True,
-    )[["record_kind", "source", "source_record_id"]]
+    )[["record_kind", "source", "source_record_id", "transactions"]]
+    tonight["transactions"] = tonight["transactions"].fillna(1).astype("int64")
+    tonight.loc[::7, "transactions"] += 1  # some records gained an order
     con = duckdb.connect()
-    assert (last_customers(con, tonight).code == -1).all()  # a first run: no identity_records
+    first = last_records(con, tonight, ("transactions",))  # a first run: no identity_records
+    assert (first.customers.code == -1).all() and not first.same["transactions"].any()
     con.register("_last", last)
     con.execute("create table identity_records as select * from _last")
 
-    got = last_customers(con, tonight)
+    found = last_records(con, tonight, ("transactions",))
+    got = found.customers
 
     key = lambda frame: frame["source"] + ":" + frame["source_record_id"]  # noqa: E731
     want = LastCustomers.by_key(key(tonight), pd.DataFrame({"record_key": key(last), **last}))
@@ -141,3 +147,18 @@ def test_last_customers_read_from_the_warehouse_are_those_of_the_crosswalk(seed)
         zip(want.ids.to_pylist(), want.counts, strict=True)
     )
     assert as_ids(got)[-1] is None  # the new record
+    # a kept value is flagged the same; a changed one, or a new record's, is not
+    before = last.set_index(["source", "source_record_id"])["transactions"]
+    kept = [
+        before.get((s, r)) == t
+        for s, r, t in tonight[["source", "source_record_id", "transactions"]].itertuples(
+            index=False
+        )
+    ]
+    assert found.same["transactions"].tolist() == kept
+    assert 0 < sum(kept) < len(kept)
+    # last night's records that tonight lacks are left in _gone_records
+    gone = con.execute("select source_record_id from _gone_records").fetchall()
+    assert sorted(r for (r,) in gone) == sorted(
+        set(last["source_record_id"]) - set(tonight["source_record_id"])
+    )

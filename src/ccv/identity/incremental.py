@@ -201,7 +201,7 @@ def refresh_records(
 ) -> RecordState:
     """Bring ``identity_std`` up to date with the gathered records and return the night's state.
 
-    ``gathered_sql`` selects the identity records (the columns of `resolve.gather_records`);
+    ``gathered_sql`` selects the identity records (the columns of `resolve.gather_sql`);
     ``standardize`` adds the std_* columns to a frame of them; ``blank_dates`` blanks default
     birth dates given all records' dates.
 

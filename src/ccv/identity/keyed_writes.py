@@ -215,7 +215,7 @@ def write_crosswalk_by_key(
     )
     con.execute(
         """
-        create or replace temp table _rewritten as
+        create or replace temp table _xref_rewritten as
         select 'customer' as record_kind, source, source_record_id
         from _moved_records where record_kind = 'customer'
         union all
@@ -230,7 +230,7 @@ def write_crosswalk_by_key(
         {"run_id": run_id},
     )
     con.execute(
-        "delete from customer_xref x using _rewritten m where x.record_kind = m.record_kind "
+        "delete from customer_xref x using _xref_rewritten m where x.record_kind = m.record_kind "
         "and x.source = m.source and x.source_record_id = m.source_record_id"
     )
     # survey responses and consents are restaged in full every night
@@ -239,6 +239,8 @@ def write_crosswalk_by_key(
         "delete from customer_xref where record_kind in (select unnest($kinds))",
         {"kinds": restaged},
     )
+    # the moved orders already carry their record key: joining them (not every staged order,
+    # as the order part of `parts` does) with their identity records is what keeps this cheap
     rows = {
         "customer": f"""
             select * from ({parts["customer"]}) as t
@@ -261,7 +263,7 @@ def write_crosswalk_by_key(
             """,
             {"run_id": run_id},
         )
-    con.execute("drop table _rewritten")
+    con.execute("drop table _xref_rewritten")
 
 
 def log_order_moves(con: duckdb.DuckDBPyConnection, run_id: str) -> None:

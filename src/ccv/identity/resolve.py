@@ -118,15 +118,11 @@ TRANSACTIONS = {
 }
 
 
-def gather_records(con: duckdb.DuckDBPyConnection, config: Config) -> pd.DataFrame:
-    """Identity records: every CRM record, plus one per distinct identifier tuple of each
-    transaction source; with a reference when they name a CRM record (`ref_source`,
-    `ref_record_id`). Transactions with no identifier at all are left out (anonymous)."""
-    return con.execute(f"{gather_sql(config)} order by 1, 2, 3").df()
-
-
 def gather_sql(config: Config) -> str:
-    """The query of `gather_records`, unordered."""
+    """The identity records, unordered: every CRM record, plus one per distinct identifier
+    tuple of each transaction source; with a reference when they name a CRM record
+    (`ref_source`, `ref_record_id`). Transactions with no identifier at all are left out
+    (anonymous)."""
     ref_source = {s.name: s.customer_source for s in config.sources if s.customer_source}
     cases = " ".join(f"when '{src}' then '{ref}'" for src, ref in ref_source.items())
     config_ref = f"case source {cases} end" if cases else "null"

@@ -72,12 +72,6 @@ def has_last_records(con: duckdb.DuckDBPyConnection) -> bool:
     )
 
 
-def last_customers(con: duckdb.DuckDBPyConnection, records: pd.DataFrame) -> LastCustomers:
-    """Last run's customer of each of `records` (record_kind, source, source_record_id): the
-    previous side of `stable_ids.assign_known`; every code -1 on a first run."""
-    return last_records(con, records).customers
-
-
 @dataclass(frozen=True)
 class LastRecords:
     """What last run's `identity_records` said of each of tonight's records."""
