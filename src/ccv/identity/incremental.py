@@ -17,7 +17,8 @@ inputs ends (given the same match parameters, see `choose_params`):
   blocking rules that found it (bit mask) and its comparison levels.
 * ``oversized_keys``: the blocks too large to expand, by rule and key hash, for
   ``oversized_blocks``.
-* ``match_params``: the last estimated m/u/λ (`choose_params` says when they are re-estimated).
+* ``match_params``: the last estimated m/u/λ (`choose_params` says when they are re-estimated),
+  and ``match_tf``: the term counts measured beside them (`term_counts`).
 
 The state is stamped (`state_signature`, kept in ``identity_runs``) with the code and settings it
 was computed with; when they differ, or rows went missing (an erasure), a night starts afresh.
@@ -29,8 +30,9 @@ cap stops contributing pairs, and one shrinking under it starts). Stored pairs l
 bit when their block is affected and keep it otherwise; pairs with no rule left are dropped.
 Comparison levels depend on the two records only, so stored levels are reused and only pairs that
 involve a new or changed record (or that were never candidates before) are compared. Term
-frequencies are population statistics: they are recomputed for all pairs from the current records,
-and every pair is re-scored (a vectorised pass), so an old pair's weight is what a full run gives.
+frequencies are part of the model: counted when m/u are estimated and frozen with them
+(`term_counts`), so while parameters are reused a pair of unchanged records weighs what it
+weighed last night; every pair is still re-scored (a vectorised pass).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
 
@@ -70,6 +72,7 @@ from ccv.identity.matching import DEFAULT_PARAMS_PATH, EMPTY, MatchResult, links
 from ccv.identity.partitions import LOCAL, Mapper, compare_pairs, term_frequencies
 from ccv.identity.scoring import Params, estimate_m, estimate_u
 from ccv.identity.standardize import STD_COLUMNS, parse_date
+from ccv.identity.term_counts import FrozenCounts, save_counts
 
 RAW_FIELDS = (
     "first_name",
@@ -494,7 +497,7 @@ def block_key_hashes(records: pd.DataFrame, rules: Sequence[BlockingRule]) -> pd
 class PairState:
     """All candidate pairs of the night with their levels (what `compare` would give)."""
 
-    levels: pd.DataFrame  # left, right (std positions, left < right), rules, *_level, *_tf
+    levels: pd.DataFrame  # left, right (std positions, left < right), rules, *_level
     oversized: pd.DataFrame  # rule, key, size
     compared: int  # pairs compared tonight (the rest reused stored levels)
 
@@ -651,7 +654,6 @@ def refresh_pairs(
     for c in LEVEL_COLUMNS:
         frame[c] = levels[c][order]
     del levels, order
-    frame = term_frequencies(record_keys.records, frame, record_keys)
     columns = ["rule", "key_hash", "key", "size"]
     oversized_frame = pd.concat([pd.DataFrame(columns=columns), *oversized], ignore_index=True)
     return PairState(frame, _merge_oversized(con, oversized_frame, affected, rules), compared)
@@ -785,6 +787,9 @@ class ParamsChoice:
     source: str  # "estimated" | "reused" | "shipped" (too few records for EM) | "none"
     run_id: str | None  # the run that estimated them
     records: int | None  # customer records they were estimated on
+    tf_frozen: bool = False
+    """the term frequencies are the ones stored with the reused parameters (`term_counts`),
+    as last night's were: a pair of unchanged records weighs what it weighed then"""
 
 
 def stored_params(con: duckdb.DuckDBPyConnection) -> ParamsChoice | None:
@@ -835,6 +840,24 @@ def choose_params(
     return ParamsChoice(params, "estimated", run_id, n)
 
 
+def term_counts(
+    con: duckdb.DuckDBPyConnection, choice: ParamsChoice, keys: RecordKeys
+) -> tuple[FrozenCounts | None, ParamsChoice]:
+    """The frozen term counts tonight scores with (None: tonight's records' own), and
+    `choice` saying which (`ParamsChoice.tf_frozen`).
+
+    Reused parameters come with the counts stored beside them; parameters estimated tonight
+    (or reused without stored counts, as after an upgrade) store tonight's counts, which are
+    exactly what tonight scores with. Shipped parameters score without term frequencies."""
+    if choice.source == "reused":
+        stored = FrozenCounts.load(con, choice.run_id)
+        if stored is not None:
+            return stored, replace(choice, tf_frozen=True)
+    if choice.source in ("estimated", "reused"):
+        save_counts(con, keys, choice.run_id)
+    return None, choice
+
+
 @dataclass(frozen=True)
 class Work:
     """What a night actually did, reported in `identity_runs` and the run summary."""
@@ -875,8 +898,9 @@ def incremental_links(
     choice = choose_params(
         stored, records, pairs.levels, min_records_to_estimate, reestimate_growth, run_id, keys=keys
     )
-    links = links_from_levels(
-        pairs.levels, choice.params, choice.source != "shipped", match_probability
-    )
+    counts, choice = term_counts(con, choice, keys)
+    levels = term_frequencies(records, pairs.levels, keys, counts=counts)
+    links = links_from_levels(levels, choice.params, choice.source != "shipped", match_probability)
+    del levels
     work = Work(**{**work.__dict__, "params": choice.source})
     return MatchResult(links, choice.params, len(pairs.levels), pairs.oversized), choice, work

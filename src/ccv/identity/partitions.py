@@ -31,6 +31,7 @@ import pandas as pd
 from ccv.identity.arrays import unique_sorted
 from ccv.identity.blocking import DEFAULT_RULES, RecordKeys, block_keys
 from ccv.identity.comparisons import DEFAULT_COMPARISONS, Comparison, compare
+from ccv.identity.term_counts import FrozenCounts, tf_comparisons
 
 MapFn = Callable[[Callable[[Any], Any], list[Any]], list[Any]]
 
@@ -135,19 +136,22 @@ def term_frequencies(
     levels: pd.DataFrame,
     keys: RecordKeys | None = None,
     comparisons: Sequence[Comparison] = DEFAULT_COMPARISONS,
+    counts: FrozenCounts | None = None,
 ) -> pd.DataFrame:
     """`levels` (`compare` output) with a float32 ``<name>_tf`` column for every comparison with
     a ``tf_column``: the relative frequency of the pair's value among all of `records` that
-    have one, set where the level is the exact one (NaN elsewhere)."""
+    have one — or, given `counts` frozen with the parameters (`term_counts`), among the
+    records they were counted on — set where the level is the exact one (NaN elsewhere)."""
     keys = RecordKeys.of(records, keys)
     left = keys.rows(levels["left"].to_numpy(dtype=np.int64))
-    for comparison in comparisons:
+    for comparison in tf_comparisons(comparisons):
         exact_level = comparison.exact_level()
-        if comparison.tf_column is None or exact_level is None:
-            continue
-        codes, _ = keys.codes(comparison.tf_column)
+        codes, uniques = keys.codes(comparison.tf_column)
         keyed = codes >= 0
-        freq = np.bincount(codes[keyed], minlength=1) / max(int(keyed.sum()), 1)
+        if counts is not None:
+            freq = counts.frequencies(comparison.name, uniques)
+        else:
+            freq = np.bincount(codes[keyed], minlength=1) / max(int(keyed.sum()), 1)
         left_codes = codes[left]
         tf = np.full(len(levels), np.nan, dtype=np.float32)
         at_exact = (levels[f"{comparison.name}_level"].to_numpy() == exact_level) & (
