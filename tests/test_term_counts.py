@@ -49,7 +49,12 @@ def test_frozen_counts_look_up_values_and_count_unseen_ones_once():
         "select comparison, count(value_hash) from match_tf group by all order by all"
     ).fetchall()
     assert dict(stored) == {
-        "birth_date": 1, "email": 0, "first_name": 2, "last_name": 1, "phone": 0, "postcode": 1
+        "birth_date": 1,
+        "email": 0,
+        "first_name": 2,
+        "last_name": 1,
+        "phone": 0,
+        "postcode": 1,
     }
     assert con.execute("select typeof(value_hash) from match_tf limit 1").fetchall() == [
         ("UBIGINT",)

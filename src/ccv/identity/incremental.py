@@ -193,6 +193,7 @@ def drop_state(con: duckdb.DuckDBPyConnection) -> None:
     """Forget the persisted state: the next resolve recomputes everything."""
     con.execute("drop table if exists identity_std")
     con.execute("drop table if exists match_pairs")
+    con.execute("drop table if exists identity_clusters")  # by record_no: renumbered now
 
 
 def refresh_records(
@@ -500,6 +501,9 @@ class PairState:
     levels: pd.DataFrame  # left, right (std positions, left < right), rules, *_level
     oversized: pd.DataFrame  # rule, key, size
     compared: int  # pairs compared tonight (the rest reused stored levels)
+    fresh: np.ndarray  # per row of `levels`: the pair is new tonight, or its rules changed
+    gone_ends: np.ndarray  # std positions of both ends of pairs gone tonight between records
+    # that are still there (a block grew past the cap)
 
 
 def refresh_pairs(
@@ -521,7 +525,12 @@ def refresh_pairs(
     n_c = len(customers)
     record_no = std["record_no"].to_numpy(dtype=np.int64)[customers]
     dirty = state.dirty[customers]
-    size = int(record_no.max(initial=-1)) + 1  # pair key = smaller record_no * size + larger
+    # pair key = smaller record_no * size + larger, over tonight's records and the stored
+    # pairs' (a gone record can hold the highest number: keys must not alias)
+    ((stored_top,),) = con.execute(
+        "select coalesce(max(greatest(left_no, right_no)), -1) from match_pairs"
+    ).fetchall()
+    size = max(int(record_no.max(initial=-1)), int(stored_top)) + 1
     index_of_no = np.full(size, -1, dtype=np.int64)  # record_no -> customer index
     index_of_no[record_no] = np.arange(n_c)
 
@@ -641,8 +650,11 @@ def refresh_pairs(
         del fresh
     compared = int((~known).sum())
     del known
-    _save_pairs(con, all_key, size, all_mask, levels, unchanged, stored_pairs)
-    del all_key, unchanged, stored_pairs
+    gone = _gone_pairs(all_key[unchanged], stored_pairs)
+    gone_ends = _gone_ends(gone, size, position)
+    fresh = ~unchanged
+    _save_pairs(con, all_key, size, all_mask, levels, unchanged, gone, first=not len(stored_pairs))
+    del all_key, unchanged, stored_pairs, gone
 
     # 4. in the order and shape of a full run's `compare` output
     order = lex_order(lo, hi, len(std))
@@ -653,10 +665,22 @@ def refresh_pairs(
     del lo, hi, all_mask
     for c in LEVEL_COLUMNS:
         frame[c] = levels[c][order]
+    fresh = fresh[order]
     del levels, order
     columns = ["rule", "key_hash", "key", "size"]
     oversized_frame = pd.concat([pd.DataFrame(columns=columns), *oversized], ignore_index=True)
-    return PairState(frame, _merge_oversized(con, oversized_frame, affected, rules), compared)
+    return PairState(
+        frame, _merge_oversized(con, oversized_frame, affected, rules), compared, fresh, gone_ends
+    )
+
+
+def _gone_ends(gone: np.ndarray, size: int, position: np.ndarray) -> np.ndarray:
+    """std positions of both ends of the `gone` pairs (keys over `size`) whose two records
+    are still there tonight (`position`: record_no -> std position, -1 when gone)."""
+    lo, hi = np.divmod(gone, size)
+    lo, hi = _lookup(position, lo), _lookup(position, hi)
+    both = (lo >= 0) & (hi >= 0)
+    return unique_sorted(np.concatenate([lo[both], hi[both]]))
 
 
 def compared_records(std: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:
@@ -687,6 +711,14 @@ def _lookup(table: np.ndarray, values: np.ndarray) -> np.ndarray:
     return out
 
 
+def _gone_pairs(kept: np.ndarray, stored: np.ndarray) -> np.ndarray:
+    """The keys of `stored` pairs that are not `kept` (sorted keys) as they are."""
+    if not len(kept):
+        return stored
+    at = np.minimum(np.searchsorted(kept, stored), len(kept) - 1)
+    return stored[kept[at] != stored]
+
+
 def _save_pairs(
     con: duckdb.DuckDBPyConnection,
     keys: np.ndarray,
@@ -694,25 +726,23 @@ def _save_pairs(
     rules: np.ndarray,
     levels: dict[str, np.ndarray],
     unchanged: np.ndarray,
-    stored: np.ndarray,
+    gone: np.ndarray,
+    first: bool,
 ) -> None:
     """Bring ``match_pairs`` to tonight's pairs (`keys`, sorted pair keys over `size`, with
-    their `rules` and `levels`): the stored pairs (keys `stored`) that are not `unchanged`
-    tonight are deleted and tonight's other pairs inserted.
+    their `rules` and `levels`): the stored pairs that are not `unchanged` tonight (keys
+    `gone`, see `_gone_pairs`) are deleted and tonight's other pairs inserted.
 
     Why by key: a delta night keeps nearly all of ~9.5M pairs at a million customers as they
     are, and rewriting them all cost more than finding the few hundred thousand that changed.
-    With nothing stored (a first night) the table is written whole."""
-    if not len(stored):
+    With nothing stored (`first`) the table is written whole."""
+    if first:
         # record numbers again from the key (cheap) rather than two more pair-sized arrays
         # kept through the comparison
         left, right = np.divmod(keys, size)
         frame = pd.DataFrame({"left_no": left, "right_no": right, "rules": rules, **levels})
         write_table(con, "match_pairs", frame)
         return
-    kept = keys[unchanged]  # sorted, as `keys`
-    at = np.minimum(np.searchsorted(kept, stored), max(len(kept) - 1, 0))
-    gone = stored if not len(kept) else stored[kept[at] != stored]
     changed = ~unchanged
     left, right = np.divmod(keys[changed], size)
     fresh = {"left_no": left, "right_no": right, "rules": rules[changed]}
@@ -869,6 +899,7 @@ class Work:
     pairs_compared: int  # of which compared tonight (the rest kept their stored levels)
     params: str  # estimated | reused | shipped | none | unchanged (nothing resolved tonight)
     state_signature: str = ""  # code and settings the persisted state was computed with
+    reclustered: int = 0  # records clustered tonight: all, or the scope of tonight's changes
 
 
 def incremental_links(
@@ -880,9 +911,12 @@ def incremental_links(
     reestimate_growth: float | None,
     run_id: str,
     mapper: Mapper = LOCAL,
-) -> tuple[MatchResult, ParamsChoice, Work]:
+) -> tuple[MatchResult, ParamsChoice, Work, np.ndarray]:
     """Scored links among tonight's customer records, as `matching.probabilistic_links` gives
-    them on the same records and parameters, from the persisted pairs plus tonight's delta."""
+    them on the same records and parameters, from the persisted pairs plus tonight's delta;
+    and the std positions of the records in pairs that are new, changed or gone tonight
+    (`touched`: the ends of links new or changed tonight, and of pairs gone between records
+    still there; see `scoped`)."""
     std = state.std
     customers = np.flatnonzero((std["record_kind"] == "customer").to_numpy())
     stored = stored_params(con) if reestimate_growth is not None else None
@@ -894,7 +928,7 @@ def incremental_links(
         len(std), state.standardised, state.removed, len(pairs.levels), pairs.compared, "none"
     )
     if len(customers) < 2 or pairs.levels.empty:
-        return MatchResult(EMPTY.copy(), None, 0, pairs.oversized), none, work
+        return MatchResult(EMPTY.copy(), None, 0, pairs.oversized), none, work, pairs.gone_ends
     choice = choose_params(
         stored, records, pairs.levels, min_records_to_estimate, reestimate_growth, run_id, keys=keys
     )
@@ -903,4 +937,21 @@ def incremental_links(
     links = links_from_levels(levels, choice.params, choice.source != "shipped", match_probability)
     del levels
     work = Work(**{**work.__dict__, "params": choice.source})
-    return MatchResult(links, choice.params, len(pairs.levels), pairs.oversized), choice, work
+    matched = MatchResult(links, choice.params, len(pairs.levels), pairs.oversized)
+    return matched, choice, work, _touched(links, pairs, len(std))
+
+
+def _touched(links: pd.DataFrame, pairs: PairState, n: int) -> np.ndarray:
+    """std positions of the ends of tonight's `links` whose pair is new or changed, and of
+    the pairs gone between records still there (`PairState`).
+
+    Why links only: a candidate pair below the threshold is no edge of the record graph, so
+    it cannot move a cluster; the few hundred thousand pairs a 1 % night compares would
+    otherwise pull most of their ends' customers into the re-clustered scope."""
+    key = pairs.levels["left"].to_numpy(dtype=np.int64) * n + pairs.levels["right"].to_numpy(
+        dtype=np.int64
+    )
+    left, right = links["left"].to_numpy(dtype=np.int64), links["right"].to_numpy(dtype=np.int64)
+    row = np.searchsorted(key, left * n + right)  # `levels` is in (left, right) order
+    fresh = pairs.fresh[row]
+    return unique_sorted(np.concatenate([left[fresh], right[fresh], pairs.gone_ends]))

@@ -30,10 +30,20 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ccv.config import MEMORY_SIZE, Config, IdentityConfig
-from ccv.identity import blocking, comparisons, incremental, keyed_writes, unchanged
+from ccv.identity import (
+    blocking,
+    clustering,
+    comparisons,
+    incremental,
+    keyed_writes,
+    scoped,
+    scoring,
+    term_counts,
+    unchanged,
+)
 from ccv.identity import standardize as standardize_module
 from ccv.identity.arrays import lex_order
-from ccv.identity.clustering import Guards, cluster
+from ccv.identity.clustering import Guards, cluster, connected_components
 from ccv.identity.frames import frame_to_arrow, release_freed_memory
 from ccv.identity.golden import build_golden
 from ccv.identity.incremental import (
@@ -72,6 +82,8 @@ LINK_KEYS = {"std_email_key": "email", "std_phone": "phone", "std_loyalty_id": "
 # Deterministic links are all strong (above any strong threshold up to p = 0.999999); their order
 # decides which link a guard cuts first.
 LINK_WEIGHTS = {"customer_record_id": 40.0, "loyalty_id": 30.0, "email": 25.0, "phone": 22.0}
+RULE_LABELS = ("self", "probabilistic", *LINK_WEIGHTS)
+"""How a record can join its customer (`match_rules`; stored as a code in identity_clusters)."""
 
 
 @dataclass(frozen=True)
@@ -423,7 +435,7 @@ def _link_cluster_write(
     identity = config.identity
     std = state.std
     _phase("block, compare, score")
-    matched, choice, work = incremental_links(
+    matched, choice, work, touched = incremental_links(
         con,
         state,
         identity.match_probability,
@@ -438,11 +450,16 @@ def _link_cluster_write(
     for column in [c for c in std.columns if c.startswith("bk_")]:
         del std[column]
     _phase("cluster")
-    std["cluster"], edges = cluster_links(std, matched, identity)
-    del std["ref_source"], std["ref_record_id"]  # read by `link_pairs` only
+    clustered, in_scope = _cluster(con, std, state, matched, choice, touched, identity, keyed)
+    del touched
+    std["cluster"] = clustered.cluster
     # how the record joined its customer: a deterministic key, or "probabilistic" (the blocking
     # rules and field weights of such links are in match_evidence)
-    std["match_rule"] = match_rules(len(std), edges)
+    std["match_rule"] = clustered.rule
+    edges = clustered.edges
+    del clustered
+    work = replace(work, reclustered=len(std) if in_scope is None else int(in_scope.sum()))
+    del std["ref_source"], std["ref_record_id"]  # read by `link_pairs` only
     _phase("stable ids")
     last = last_records(con, std, keyed_writes.COMPARED if keyed else ())
     assignment = assign_known(
@@ -459,13 +476,14 @@ def _link_cluster_write(
         if keyed
         else None
     )
-    scope = (
-        None
-        if changes is None
-        else keyed_writes.evidence_scope(
+    if in_scope is not None:  # the links of records outside it are last night's
+        scope = in_scope
+    elif changes is not None:
+        scope = keyed_writes.evidence_scope(
             con, std, changes, {c: RENAMED.get(c, c) for c in LINK_KEYS}
         )
-    )
+    else:
+        scope = None
     keyed_writes.write_identity_records(
         con, lambda rows: identity_columns(std, rows), changes, run_id
     )
@@ -476,8 +494,49 @@ def _link_cluster_write(
         int(np.count_nonzero(np.bincount(std["cluster"].to_numpy(), minlength=1))),
         {k: int(v) for k, v in events.items()},
         work,
-        Evidence.of(std, edges, matched, choice, scope),
+        Evidence.of(std, edges, matched, choice, scope, scoped=in_scope is not None),
     )
+
+
+def _cluster(
+    con: duckdb.DuckDBPyConnection,
+    std: pd.DataFrame,
+    state: RecordState,
+    matched: MatchResult,
+    choice: ParamsChoice,
+    touched: np.ndarray,
+    identity: IdentityConfig,
+    keyed: bool,
+) -> tuple[scoped.Clustered, np.ndarray | None]:
+    """Tonight's clusters, and the records re-clustered (None: all of them): only the scope
+    of tonight's changes when last night's clusters can be built on (a by-key night scoring
+    with the frozen term frequencies of reused parameters, see `scoped`)."""
+    record_no = std["record_no"].to_numpy(dtype=np.int64)
+    last = scoped.last_clusters(con, record_no, state.dirty) if keyed and choice.tf_frozen else None
+    if last is None:
+        labels, edges, components = cluster_links(std, matched, identity)
+        clustered = scoped.Clustered(
+            scoped.smallest(labels, record_no),
+            scoped.smallest(components, record_no),
+            match_rules(len(std), edges),
+            edges,
+        )
+        scoped.save_clusters(con, record_no, clustered, RULE_LABELS, None, np.zeros(0))
+        return clustered, None
+    in_scope = scoped.scope(std, state.dirty, touched, last, list(LINK_KEYS))
+    in_scope = scoped.close_over_links(in_scope, matched, last)
+    clustered = scoped.cluster_scope(
+        std,
+        matched,
+        in_scope,
+        last,
+        lambda records, links: cluster_links(records, links, identity),
+        match_rules,
+        RULE_LABELS,
+    )
+    stale = state.stale["record_no"].to_numpy(dtype=np.int64)
+    scoped.save_clusters(con, record_no, clustered, RULE_LABELS, np.flatnonzero(in_scope), stale)
+    return clustered, in_scope
 
 
 def match_rules(n: int, edges: pd.DataFrame) -> np.ndarray:
@@ -519,6 +578,9 @@ class Evidence:
     rewritten: pa.Table | None = None
     """by key (`keyed_writes.evidence_scope`): the records (source, source_record_id) whose
     rows are rewritten; `links` holds their links and the probabilistic ones. None: whole."""
+    scoped: bool = False
+    """`rewritten` is the scope of a night that re-clustered only it (`scoped`): the other
+    records' links, probabilistic ones too, are last night's and stay"""
 
     @staticmethod
     def of(
@@ -527,6 +589,7 @@ class Evidence:
         matched: MatchResult,
         choice: ParamsChoice,
         scope: np.ndarray | None = None,
+        scoped: bool = False,
     ) -> Evidence:
         fields = [c for c in matched.links.columns if c.endswith(("_level", "_weight"))]
         link = edges["link"].to_numpy()
@@ -550,6 +613,7 @@ class Evidence:
             candidate_pairs=matched.candidate_pairs,
             oversized_blocks=matched.oversized_blocks,
             choice=choice,
+            scoped=scoped,
         )
 
 
@@ -591,7 +655,7 @@ def write_evidence(con: duckdb.DuckDBPyConnection, evidence: Evidence, run_id: s
         if evidence.rewritten is None:
             con.execute(f"create or replace table match_evidence as {select}", [run_id])
         else:
-            _delete_rewritten_evidence(con)
+            _delete_rewritten_evidence(con, probabilistic=not evidence.scoped)
             con.execute(f"insert into match_evidence by name {select}", [run_id])
     finally:
         for name in tables:
@@ -624,9 +688,10 @@ def write_evidence(con: duckdb.DuckDBPyConnection, evidence: Evidence, run_id: s
         con.unregister("_oversized")
 
 
-def _delete_rewritten_evidence(con: duckdb.DuckDBPyConnection) -> None:
+def _delete_rewritten_evidence(con: duckdb.DuckDBPyConnection, probabilistic: bool) -> None:
     """Delete the evidence rows a by-key night rewrites: the links of the records in
-    ``_rewritten`` and of gone ones (``_gone_records``), and every probabilistic link."""
+    ``_rewritten`` and of gone ones (``_gone_records``), and (`probabilistic`) every
+    probabilistic link."""
     con.execute(
         "create or replace temp table _rewritten_records as "
         "select source, source_record_id from _rewritten "
@@ -637,10 +702,11 @@ def _delete_rewritten_evidence(con: duckdb.DuckDBPyConnection) -> None:
             f"delete from match_evidence e using _rewritten_records t "
             f"where e.{side}_source = t.source and e.{side}_record_id = t.source_record_id"
         )
-    con.execute(
-        "delete from match_evidence where rule not in (select unnest($rules))",
-        {"rules": list(LINK_WEIGHTS)},
-    )
+    if probabilistic:
+        con.execute(
+            "delete from match_evidence where rule not in (select unnest($rules))",
+            {"rules": list(LINK_WEIGHTS)},
+        )
     con.execute("drop table _rewritten_records")
 
 
@@ -665,15 +731,17 @@ def link_and_cluster(
         identity.min_records_to_estimate,
         mapper=mapper,
     )
-    labels, edges = cluster_links(std, matched, identity)
+    labels, edges, _ = cluster_links(std, matched, identity)
     return labels, edges, matched
 
 
 def cluster_links(
     std: pd.DataFrame, matched: MatchResult, identity: IdentityConfig
-) -> tuple[np.ndarray, pd.DataFrame]:
-    """Cluster label per record and the links the clusters rest on: the deterministic edges of
-    transactions plus the probabilistic links of `matched`, under the integrity guards.
+) -> tuple[np.ndarray, pd.DataFrame, np.ndarray]:
+    """Cluster label per record, the links the clusters rest on, and the connected component
+    of every record over all links (used or refused: what a cluster can ever draw from; see
+    `scoped`): the deterministic edges of transactions plus the probabilistic links of
+    `matched`, under the integrity guards.
 
     The links are `EDGE_COLUMNS` and ``link``: the row of a probabilistic link in
     `matched.links` (-1 for a deterministic edge)."""
@@ -691,7 +759,10 @@ def cluster_links(
     del deterministic, probabilistic
     strong = probability_to_weight(identity.strong_match_probability)
     labels, used = cluster(len(std), edges, guards_for(std, identity), strong=strong)
-    return labels, edges[used].reset_index(drop=True)
+    components = connected_components(
+        len(std), edges["left"].to_numpy(dtype=np.int64), edges["right"].to_numpy(dtype=np.int64)
+    )
+    return labels, edges[used].reset_index(drop=True), components
 
 
 def guards_for(std: pd.DataFrame, identity: IdentityConfig) -> Guards:
@@ -788,15 +859,34 @@ def identity_columns(std: pd.DataFrame, rows: np.ndarray | None = None) -> pd.Da
     return chosen.rename(columns=RENAMED)
 
 
-CODE = code_digest((sys.modules[__name__], standardize_module, blocking, comparisons, incremental))
-"""The code the persisted identity state depends on (standardising, blocking, comparing)."""
+CODE = code_digest(
+    (
+        sys.modules[__name__],
+        standardize_module,
+        blocking,
+        comparisons,
+        incremental,
+        scoring,
+        term_counts,
+        clustering,
+        scoped,
+    )
+)
+"""The code the persisted identity state depends on (standardising, blocking, comparing;
+scoring and clustering, whose results `identity_clusters` keeps, see `scoped`)."""
 
 
 def identity_signature(config: Config) -> str:
     """The stamp of the persisted identity state: the settings and code it depends on (which
-    CRM source each transaction source names records of decides its deterministic links)."""
+    CRM source each transaction source names records of decides its deterministic links; the
+    thresholds and guards decide the clusters that `scoped` keeps)."""
     identity = config.identity
     references = sorted((s.name, s.customer_source) for s in config.sources if s.customer_source)
+    clusters = (
+        identity.match_probability,
+        identity.strong_match_probability,
+        identity.guards.model_dump(),
+    )
     return state_signature(
-        (identity.default_phone_region, identity.max_block_size, references), CODE
+        (identity.default_phone_region, identity.max_block_size, references, clusters), CODE
     )

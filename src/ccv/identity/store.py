@@ -50,9 +50,12 @@ DDL = [
         candidate_pairs bigint not null,  -- candidate pairs among customer records
         pairs_compared bigint not null,   -- of which compared tonight (others kept their levels)
         params varchar not null,          -- estimated | reused | shipped | none
-        state_signature varchar           -- code + settings of the incremental state
+        state_signature varchar,          -- code + settings of the incremental state
+        reclustered bigint                -- records clustered tonight (see identity/scoped.py)
     )
     """,
+    # warehouses from before the column
+    "alter table identity_runs add column if not exists reclustered bigint",
 ]
 
 
@@ -214,7 +217,9 @@ def record_work(con: duckdb.DuckDBPyConnection, run_id: str, work: Work) -> None
     """Append what this run's resolve computed to `identity_runs`."""
     con.execute("delete from identity_runs where run_id = ?", [run_id])
     con.execute(
-        "insert into identity_runs values (?, ?, ?, ?, ?, ?, ?, ?)",
+        "insert into identity_runs by name select ? as run_id, ? as records, ? as standardised, "
+        "? as removed, ? as candidate_pairs, ? as pairs_compared, ? as params, "
+        "? as state_signature, ? as reclustered",
         [
             run_id,
             work.records,
@@ -224,5 +229,6 @@ def record_work(con: duckdb.DuckDBPyConnection, run_id: str, work: Work) -> None
             work.pairs_compared,
             work.params,
             work.state_signature,
+            work.reclustered,
         ],
     )

@@ -1,0 +1,167 @@
+"""A night that re-clusters only the scope of its changes (`ccv.identity.scoped`) ends exactly
+where re-clustering every record with the same parameters ends."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from ccv.config import load_config
+from ccv.identity import scoped
+from ccv.pipeline import run_nightly
+from tests import test_incremental, test_incremental_identity
+from tests.conftest import make_project
+
+
+def identity_state(config_path: Path) -> dict[str, list[str]]:
+    """identity_records, customer_xref and match_evidence (weights included: both sides score
+    with the same parameters) with each customer id replaced by its customer's source
+    records, and identity_clusters by record key; no run ids."""
+    db = load_config(config_path).resolve("warehouse/ccv.duckdb")
+    with duckdb.connect(str(db), read_only=True) as con:
+        con.execute(
+            """
+            create temp table members as
+            select customer_id,
+                   list(source || ':' || source_record_id order by source, source_record_id)
+                       as records
+            from customer_xref group by customer_id
+            """
+        )
+        state = {}
+        for table in ("identity_records", "customer_xref", "match_evidence"):
+            rows = con.execute(
+                f"select m.records, t.* exclude (customer_id, run_id) "
+                f"from {table} t left join members m using (customer_id)"
+            ).fetchall()
+            state[table] = sorted(map(str, rows))
+        rows = con.execute(
+            """
+            select s.record_kind, s.source, s.source_record_id, c.cluster, c.component, c.rule
+            from identity_clusters c join identity_std s using (record_no)
+            """
+        ).fetchall()
+        state["identity_clusters"] = sorted(map(str, rows))
+        return state
+
+
+def run_nights(config_path: Path, deliver, nights: int, monkeypatch, everything: bool):
+    """Run the nights; with `everything`, no night builds on last night's clusters. Returns
+    per night the share of records re-clustered (`Work.reclustered`, as `identity_runs`
+    reports it) and whether the links ever crossed the scope (they must not:
+    `close_over_links` is only a guard)."""
+    shares, crossed = [], []
+    close = scoped.close_over_links
+
+    def spy_close(in_scope, matched, last):
+        closed = close(in_scope, matched, last)
+        crossed.append(not np.array_equal(closed, in_scope))
+        return closed
+
+    with monkeypatch.context() as patch:
+        patch.setattr(scoped, "close_over_links", spy_close)
+        if everything:
+            patch.setattr(scoped, "last_clusters", lambda *args: None)
+        for night in range(1, nights + 1):
+            deliver(config_path, night)
+            work = run_nightly(load_config(config_path)).resolve.work
+            shares.append(work.reclustered / work.records)
+    db = load_config(config_path).resolve("warehouse/ccv.duckdb")
+    with duckdb.connect(str(db), read_only=True) as con:
+        reported = con.execute(
+            "select reclustered / records from identity_runs order by run_id"
+        ).fetchall()
+    assert [share for (share,) in reported] == shares
+    return shares, crossed
+
+
+SCENARIOS = {
+    # new order files each night: new transactions link to existing customers
+    "orders": (test_incremental.split_into_nights, test_incremental.deliver, "", 3),
+    # new CRM records merge customers, one account changes, records leave a snapshot
+    "crm": (test_incremental_identity.write_nights, test_incremental_identity.deliver, "", 3),
+    # the same with small blocks: pairs vanish as blocks grow past the cap
+    "crm-capped": (
+        test_incremental_identity.write_nights,
+        test_incremental_identity.deliver,
+        "max_block_size = 4",
+        3,
+    ),
+}
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_scoped_nights_equal_reclustering_everything(tmp_path, monkeypatch, scenario):
+    split, deliver, setting, nights = SCENARIOS[scenario]
+    results = {}
+    for name in ("scoped", "everything"):
+        config_path = make_project(tmp_path / name)
+        if setting:
+            config_path.write_text(
+                config_path.read_text().replace("[identity]", f"[identity]\n{setting}", 1)
+            )
+        split(config_path)
+        shares, crossed = run_nights(
+            config_path, deliver, nights, monkeypatch, everything=name == "everything"
+        )
+        results[name] = (identity_state(config_path), shares, crossed)
+
+    scoped_state, shares, crossed = results["scoped"]
+    full_state, full_shares, _ = results["everything"]
+    assert full_shares == [1.0] * nights
+    # some night reused parameters and re-clustered only part of the records...
+    assert any(share < 0.5 for share in shares), shares
+    # ...whose links never reached outside it
+    assert not any(crossed)
+    for table in full_state:
+        assert scoped_state[table] == full_state[table], table
+
+
+def test_the_scope_holds_every_record_a_night_can_move():
+    """Each seeding rule of `scoped.scope` on its own, then whole last-night components."""
+    rows = [
+        # kind, record id, names CRM record, e-mail key, last component
+        ("customer", "ES-1", None, "e1", 100),  # 0 untouched
+        ("order", "~a", "ES-1", "e1", 100),  # 1 untouched
+        ("customer", "ES-2", None, "e2", 200),  # 2 named by a new order
+        ("order", "~b", "ES-2", "e9", -1),  # 3 new
+        ("customer", "ES-3", None, "e3", -1),  # 4 new
+        ("order", "~c", "ES-3", "e7", 300),  # 5 names the new CRM record
+        ("order", "~d", None, "e3", 400),  # 6 shares the new CRM record's e-mail key
+        ("customer", "ES-4", None, "e4", 500),  # 7 its component lost a record
+        ("customer", "ES-5", None, "e5", 600),  # 8 untouched
+        ("customer", "ES-6", None, "e6", 700),  # 9 end of a changed pair
+        ("customer", "ES-7", None, "e8", 700),  # 10 in 9's component
+    ]
+    kind, record_id, ref, email_key, component = (list(c) for c in zip(*rows, strict=True))
+    std = pd.DataFrame(
+        {
+            "record_kind": kind,
+            "source_record_id": pd.Series(record_id, dtype="str"),
+            "ref_record_id": pd.Series(ref, dtype="str"),
+            "std_email_key": pd.Series(email_key, dtype="str"),
+        }
+    )
+    component = np.array(component)
+    last = scoped.LastClusters(
+        cluster=component.copy(),
+        component=component,
+        rule=np.zeros(len(rows), dtype=np.int64),
+        gone_components=np.array([500]),
+    )
+    dirty = np.isin(np.arange(len(rows)), [3, 4])
+    in_scope = scoped.scope(std, dirty, np.array([9]), last, ["std_email_key"])
+    assert np.flatnonzero(in_scope).tolist() == [2, 3, 4, 5, 6, 7, 9, 10]
+
+
+def test_links_crossing_the_scope_widen_it_to_whole_components():
+    component = np.array([1, 1, 2, 2, 3])
+    last = scoped.LastClusters(component, component, component * 0, np.zeros(0, np.int64))
+    links = pd.DataFrame({"left": [1], "right": [2]})
+    matched = scoped.MatchResult(links, None, 1, pd.DataFrame())
+    start = np.array([True, True, False, False, False])
+    assert scoped.close_over_links(start, matched, last).tolist() == [True] * 4 + [False]
