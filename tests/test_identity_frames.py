@@ -20,10 +20,11 @@ from ccv.identity.frames import arrow_to_frame, read_arrow_by_range, read_frame,
 from ccv.identity.resolve import (
     LINK_KEYS,
     LINK_WEIGHTS,
+    RULE_LABELS,
     blank_default_dates,
     date_texts,
     link_pairs,
-    match_rules,
+    match_rule_codes,
 )
 
 QUERY = """
@@ -155,7 +156,7 @@ def test_match_rules_give_the_first_edge_rule_per_record():
         ],
         ignore_index=True,
     )
-    got = match_rules(len(records), edges)
+    got = np.asarray(RULE_LABELS, dtype=object)[match_rule_codes(len(records), edges)]
     # the pandas grouping it replaces
     rules = edges["rule"].where(edges["rule"].isin(LINK_WEIGHTS), "probabilistic")
     expected = pd.Series(records.index.map(rules.groupby(edges["right"]).first())).fillna("self")

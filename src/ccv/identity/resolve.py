@@ -83,7 +83,7 @@ LINK_KEYS = {"std_email_key": "email", "std_phone": "phone", "std_loyalty_id": "
 # decides which link a guard cuts first.
 LINK_WEIGHTS = {"customer_record_id": 40.0, "loyalty_id": 30.0, "email": 25.0, "phone": 22.0}
 RULE_LABELS = ("self", "probabilistic", *LINK_WEIGHTS)
-"""How a record can join its customer (`match_rules`; stored as a code in identity_clusters)."""
+"""How a record can join its customer (`match_rule_codes`; identity_clusters keeps the code)."""
 
 
 @dataclass(frozen=True)
@@ -455,7 +455,7 @@ def _link_cluster_write(
     std["cluster"] = clustered.cluster
     # how the record joined its customer: a deterministic key, or "probabilistic" (the blocking
     # rules and field weights of such links are in match_evidence)
-    std["match_rule"] = clustered.rule
+    std["match_rule"] = np.asarray(RULE_LABELS, dtype=object)[clustered.rule]
     edges = clustered.edges
     del clustered
     work = replace(work, reclustered=len(std) if in_scope is None else int(in_scope.sum()))
@@ -467,6 +467,7 @@ def _link_cluster_write(
         last.customers,
         lambda rows: std["source"].iloc[rows] + ":" + std["source_record_id"].iloc[rows],
         id_registry(con),
+        None if in_scope is None else np.flatnonzero(in_scope),
     )
     record_assignment(con, assignment, run_id, now)
     std["customer_id"] = assignment.ids["customer_id"].array  # `ids` keeps std's rows
@@ -518,10 +519,10 @@ def _cluster(
         clustered = scoped.Clustered(
             scoped.smallest(labels, record_no),
             scoped.smallest(components, record_no),
-            match_rules(len(std), edges),
+            match_rule_codes(len(std), edges),
             edges,
         )
-        scoped.save_clusters(con, record_no, clustered, RULE_LABELS, None, np.zeros(0))
+        scoped.save_clusters(con, record_no, clustered, None, np.zeros(0))
         return clustered, None
     in_scope = scoped.scope(std, state.dirty, touched, last, list(LINK_KEYS))
     in_scope = scoped.close_over_links(in_scope, matched, last)
@@ -531,31 +532,32 @@ def _cluster(
         in_scope,
         last,
         lambda records, links: cluster_links(records, links, identity),
-        match_rules,
-        RULE_LABELS,
+        match_rule_codes,
     )
     stale = state.stale["record_no"].to_numpy(dtype=np.int64)
-    scoped.save_clusters(con, record_no, clustered, RULE_LABELS, np.flatnonzero(in_scope), stale)
+    scoped.save_clusters(con, record_no, clustered, np.flatnonzero(in_scope), stale)
     return clustered, in_scope
 
 
-def match_rules(n: int, edges: pd.DataFrame) -> np.ndarray:
-    """How each of the `n` records joined its customer: the rule of the first edge (in `edges`
-    order) whose right end it is — a deterministic key, or "probabilistic" — else "self".
+def match_rule_codes(n: int, edges: pd.DataFrame) -> np.ndarray:
+    """How each of the `n` records joined its customer, as a code of `RULE_LABELS`: the rule
+    of the first edge (in `edges` order) whose right end it is — a deterministic key, or
+    "probabilistic" — else "self".
 
     By edge position and rule code: grouping millions of edges' rule texts by record costs
     seconds at a million customers."""
     first = np.full(n, len(edges), dtype=np.int64)
     np.minimum.at(first, edges["right"].to_numpy(dtype=np.int64), np.arange(len(edges)))
     codes, names = pd.factorize(edges["rule"])
-    labels = np.array(
-        [name if name in LINK_WEIGHTS else "probabilistic" for name in names] + ["self"],
-        dtype=object,
+    position = {label: code for code, label in enumerate(RULE_LABELS)}
+    label_codes = np.array(
+        [position.get(name, position["probabilistic"]) for name in names] + [position["self"]],
+        dtype=np.int8,
     )
     has_edge = first < len(edges)
     out = np.full(n, len(names), dtype=np.int64)  # "self"
     out[has_edge] = codes[first[has_edge]]
-    return labels[out]
+    return label_codes[out]
 
 
 @dataclass(frozen=True)

@@ -166,7 +166,7 @@ class Clustered:
 
     cluster: np.ndarray  # named by the smallest record_no of its records
     component: np.ndarray  # likewise
-    rule: np.ndarray  # how the record joined its customer (text)
+    rule: np.ndarray  # how the record joined its customer (a code of `resolve.RULE_LABELS`)
     edges: pd.DataFrame  # the links the re-clustered records' clusters rest on (`cluster_links`)
 
 
@@ -176,10 +176,9 @@ def cluster_scope(
     in_scope: np.ndarray,
     last: LastClusters,
     cluster_links: Callable[[pd.DataFrame, MatchResult], tuple],
-    match_rules: Callable[[int, pd.DataFrame], np.ndarray],
-    rule_labels: tuple[str, ...],
+    rule_codes: Callable[[int, pd.DataFrame], np.ndarray],
 ) -> Clustered:
-    """Cluster the records `in_scope` on their own (`cluster_links`, `match_rules` as
+    """Cluster the records `in_scope` on their own (`cluster_links`, `rule_codes` as
     `resolve` runs them on all records); every other record keeps last night's cluster,
     component and rule. The edges come back in std positions, ``link`` in `matched.links`
     rows."""
@@ -193,7 +192,7 @@ def cluster_scope(
     sub_links["right"] = position[sub_links["right"].to_numpy(dtype=np.int64)]
     sub = std.iloc[rows].reset_index(drop=True)
     labels, edges, components = cluster_links(sub, replace(matched, links=sub_links))
-    sub_rules = match_rules(len(sub), edges)
+    sub_rules = rule_codes(len(sub), edges)
     del sub
     edges["left"] = rows[edges["left"].to_numpy(dtype=np.int64)]
     edges["right"] = rows[edges["right"].to_numpy(dtype=np.int64)]
@@ -205,7 +204,7 @@ def cluster_scope(
     cluster, component = last.cluster.copy(), last.component.copy()
     cluster[rows] = smallest(labels, record_no)
     component[rows] = smallest(components, record_no)
-    rule = np.asarray(rule_labels, dtype=object)[np.maximum(last.rule, 0)]
+    rule = np.maximum(last.rule, 0).astype(np.int8)
     rule[rows] = sub_rules
     return Clustered(cluster, component, rule, edges)
 
@@ -214,7 +213,6 @@ def save_clusters(
     con: duckdb.DuckDBPyConnection,
     record_no: np.ndarray,
     clustered: Clustered,
-    rule_labels: tuple[str, ...],
     rows: np.ndarray | None,
     stale: np.ndarray,
 ) -> None:
@@ -222,13 +220,12 @@ def save_clusters(
     positions) after deleting their rows and those of the `stale` record numbers (records gone
     or stored again under a new number)."""
     chosen = slice(None) if rows is None else rows
-    codes = pd.Categorical(clustered.rule[chosen], categories=list(rule_labels)).codes
     table = pa.table(
         {
             "record_no": record_no[chosen],
             "cluster": clustered.cluster[chosen],
             "component": clustered.component[chosen],
-            "rule": codes.astype(np.uint8),
+            "rule": clustered.rule[chosen].astype(np.uint8),
         }
     )
     con.register("_clusters", table)

@@ -265,6 +265,7 @@ def assign_known(
     last: LastCustomers,
     record_keys: Callable[[np.ndarray], pd.Series],
     registry: pd.DataFrame,
+    candidates: np.ndarray | None = None,
 ) -> Assignment:
     """`assign_ids` given each record's last customer: ``ids`` holds ``cluster`` and
     ``customer_id`` per record; `record_keys` gives the record keys of the records at the
@@ -277,11 +278,20 @@ def assign_known(
     other id. So the ids, events, new and retired ids of the other clusters are what
     `vote_ids` gives on their records alone, and the strings of millions of unchanged
     records need not be built, merged, grouped and sorted again.
+
+    `candidates`: positions of the only records whose cluster may differ from their last
+    customer (the scope a night re-clustered, `scoped`); every other record's cluster is its
+    last customer, whole. None: any record's may.
     """
-    if len(last.ids):
-        kept = _unchanged_clusters(cluster, last.code, last.counts)
-    else:  # a first night: no cluster was anyone's
+    if not len(last.ids):  # a first night: no cluster was anyone's
         kept = np.zeros(len(cluster), dtype=bool)
+    elif candidates is None:
+        kept = _unchanged_clusters(cluster, last.code, last.counts)
+    else:
+        kept = np.ones(len(cluster), dtype=bool)
+        kept[candidates] = _unchanged_clusters(
+            cluster[candidates], last.code[candidates], last.counts
+        )
     changed = np.flatnonzero(~kept)
     if not len(changed):  # what `vote_ids` gives a night that changed nothing
         empty = np.array([], dtype=object)
