@@ -79,11 +79,32 @@ def run_nights(config_path: Path, deliver, nights: int, monkeypatch, everything:
     return shares, crossed
 
 
+LEAVING_CARD = "2900010079592"
+
+
+def crm_nights_with_a_leaving_card(config_path: Path) -> None:
+    """The CRM nights, where night 3's corrected loyalty drop also loses a card with fifteen
+    till receipts (one identity record: the card is all they carry). The receipts stay and
+    must cluster on their own: only the gone record's component says so (`scope`)."""
+    test_incremental_identity.write_nights(config_path)
+    corrected = config_path.parent / "data" / "sample" / "drops" / "loyalty_2.csv.corrected"
+    lines = corrected.read_text().splitlines(True)
+    assert any(x.startswith(LEAVING_CARD) for x in lines)
+    corrected.write_text("".join(x for x in lines if not x.startswith(LEAVING_CARD)))
+
+
 SCENARIOS = {
     # new order files each night: new transactions link to existing customers
     "orders": (test_incremental.split_into_nights, test_incremental.deliver, "", 3),
     # new CRM records merge customers, one account changes, records leave a snapshot
     "crm": (test_incremental_identity.write_nights, test_incremental_identity.deliver, "", 3),
+    # a loyalty card with receipts leaves: the receipts' link goes with it
+    "crm-leaving": (
+        crm_nights_with_a_leaving_card,
+        test_incremental_identity.deliver,
+        "",
+        3,
+    ),
     # the same with small blocks: pairs vanish as blocks grow past the cap
     "crm-capped": (
         test_incremental_identity.write_nights,

@@ -84,7 +84,11 @@ def last_clusters(
 ) -> LastClusters | None:
     """Last night's clusters of tonight's records (`record_no`, in the night's order), or None
     when they cannot be built on: no table, or an unchanged record (not `dirty`) without a
-    row (a warehouse older than the table)."""
+    row (a warehouse older than the table).
+
+    A new record can be numbered with a gone record's ``record_no`` (numbering continues
+    after the highest stored one): it then shows the gone record's component, and being
+    dirty it brings that component into the scope, as the gone record would have."""
     con.execute(DDL)
     stored = con.execute(
         "select record_no, cluster, component, rule from identity_clusters"
