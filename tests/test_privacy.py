@@ -432,6 +432,12 @@ def test_forget_on_tables_built_by_the_real_ingest_and_identity_stages(tmp_path)
     (tmp_path / "crm.csv").write_text(CRM_FILE + f"5,Cy,Poe,cy@example.org,,,,no,{UPDATED}\n")
     ingest_and_publish(config)  # a second version, as a second night would
     warehouse = tmp_path / "warehouse"
+    with duckdb.connect(str(config.resolve(config.warehouse.path))) as con:
+        # term counts as a night that estimated match parameters leaves them (hashed values)
+        con.execute(
+            "create table match_tf as select 'run' as params_run_id, 'email' as comparison, "
+            "hash('zebedee.quuxworth@example.net') as value_hash, 2::bigint as records"
+        )
     needles = [
         b"zebedee.quuxworth@example.net",
         b"7911777777",
@@ -466,6 +472,8 @@ def test_forget_on_tables_built_by_the_real_ingest_and_identity_stages(tmp_path)
     assert kept == [("2",), ("3",), ("5",)]
     # rows went by person, not by file: the next night rebuilds the incremental staging models
     assert "stg_orders" in tables and "model_state" not in tables
+    # and counts the records' values again instead of reusing counts that held the person's
+    assert "match_tf" not in tables
     assert b"ann.lee@example.org" in published.resolve().read_bytes()  # the scan sees text
 
 

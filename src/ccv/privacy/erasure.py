@@ -173,6 +173,9 @@ def erase_in_database(con: duckdb.DuckDBPyConnection, subject: Subject) -> dict[
         if n:
             removed[table] = int(n)
     forget_incremental_state(con)  # rows went by person, not by file: rebuild staging next
+    # the term counts frozen with the match parameters may count the person's values (as
+    # hashes): the next resolve counts the records again (`identity.term_counts`)
+    con.execute("drop table if exists match_tf")
     return removed
 
 
