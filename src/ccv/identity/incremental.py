@@ -902,6 +902,52 @@ class Work:
     reclustered: int = 0  # records clustered tonight: all, or the scope of tonight's changes
 
 
+@dataclass(frozen=True)
+class NightLinks:
+    """Tonight's candidate pairs (`PairState`), scored on demand: all of them (`all`), or
+    only the pairs that touch some records (`around`).
+
+    Why on demand: with frozen term frequencies a night that re-clusters only a scope
+    (`scoped`) needs the links of that scope alone; scoring the ~9.5M pairs of a million
+    customers (term frequencies, weights, the links' evidence columns) every night cost ~3 s
+    and was the delta night's memory peak."""
+
+    pairs: PairState
+    score: Callable[[pd.DataFrame], pd.DataFrame]
+    """`matching.links_from_levels` of some rows of ``pairs.levels``, term frequencies added"""
+    params: Params | None
+    records: int  # the night's records (std rows)
+
+    def _result(self, links: pd.DataFrame) -> MatchResult:
+        return MatchResult(links, self.params, len(self.pairs.levels), self.pairs.oversized)
+
+    def all(self) -> MatchResult:
+        """The links among all of tonight's pairs."""
+        return self._result(self.score(self.pairs.levels))
+
+    def around(self, records: np.ndarray) -> MatchResult:
+        """The links of the pairs with an end among `records` (a mask over std rows), in
+        the order `all` gives them."""
+        levels = self.pairs.levels
+        left = levels["left"].to_numpy(dtype=np.int64)
+        right = levels["right"].to_numpy(dtype=np.int64)
+        rows = np.flatnonzero(records[left] | records[right])
+        return self._result(self.score(levels.iloc[rows].reset_index(drop=True)))
+
+    def touched(self) -> np.ndarray:
+        """std positions of the ends of tonight's links whose pair is new or changed, and of
+        the pairs gone between records still there (`PairState`).
+
+        Why links only: a candidate pair below the threshold is no edge of the record graph,
+        so it cannot move a cluster; the few hundred thousand pairs a 1 % night compares
+        would otherwise pull most of their ends' customers into the re-clustered scope."""
+        fresh = self.pairs.levels.iloc[np.flatnonzero(self.pairs.fresh)].reset_index(drop=True)
+        links = self.score(fresh)
+        left = links["left"].to_numpy(dtype=np.int64)
+        right = links["right"].to_numpy(dtype=np.int64)
+        return unique_sorted(np.concatenate([left, right, self.pairs.gone_ends]))
+
+
 def incremental_links(
     con: duckdb.DuckDBPyConnection,
     state: RecordState,
@@ -911,12 +957,10 @@ def incremental_links(
     reestimate_growth: float | None,
     run_id: str,
     mapper: Mapper = LOCAL,
-) -> tuple[MatchResult, ParamsChoice, Work, np.ndarray]:
-    """Scored links among tonight's customer records, as `matching.probabilistic_links` gives
-    them on the same records and parameters, from the persisted pairs plus tonight's delta;
-    and the std positions of the records in pairs that are new, changed or gone tonight
-    (`touched`: the ends of links new or changed tonight, and of pairs gone between records
-    still there; see `scoped`)."""
+) -> tuple[NightLinks, ParamsChoice, Work]:
+    """Tonight's candidate pairs among the customer records, from the persisted pairs plus
+    tonight's delta, with the parameters to score them: their links (`NightLinks.all`) are
+    what `matching.probabilistic_links` gives on the same records and parameters."""
     std = state.std
     customers = np.flatnonzero((std["record_kind"] == "customer").to_numpy())
     stored = stored_params(con) if reestimate_growth is not None else None
@@ -928,30 +972,17 @@ def incremental_links(
         len(std), state.standardised, state.removed, len(pairs.levels), pairs.compared, "none"
     )
     if len(customers) < 2 or pairs.levels.empty:
-        return MatchResult(EMPTY.copy(), None, 0, pairs.oversized), none, work, pairs.gone_ends
+        nothing = NightLinks(pairs, lambda levels: EMPTY.copy(), None, len(std))
+        return nothing, none, work
     choice = choose_params(
         stored, records, pairs.levels, min_records_to_estimate, reestimate_growth, run_id, keys=keys
     )
     counts, choice = term_counts(con, choice, keys)
-    levels = term_frequencies(records, pairs.levels, keys, counts=counts)
-    links = links_from_levels(levels, choice.params, choice.source != "shipped", match_probability)
-    del levels
+    tf_adjust = choice.source != "shipped"
+
+    def score(levels: pd.DataFrame) -> pd.DataFrame:
+        levels = term_frequencies(records, levels, keys, counts=counts)
+        return links_from_levels(levels, choice.params, tf_adjust, match_probability)
+
     work = Work(**{**work.__dict__, "params": choice.source})
-    matched = MatchResult(links, choice.params, len(pairs.levels), pairs.oversized)
-    return matched, choice, work, _touched(links, pairs, len(std))
-
-
-def _touched(links: pd.DataFrame, pairs: PairState, n: int) -> np.ndarray:
-    """std positions of the ends of tonight's `links` whose pair is new or changed, and of
-    the pairs gone between records still there (`PairState`).
-
-    Why links only: a candidate pair below the threshold is no edge of the record graph, so
-    it cannot move a cluster; the few hundred thousand pairs a 1 % night compares would
-    otherwise pull most of their ends' customers into the re-clustered scope."""
-    key = pairs.levels["left"].to_numpy(dtype=np.int64) * n + pairs.levels["right"].to_numpy(
-        dtype=np.int64
-    )
-    left, right = links["left"].to_numpy(dtype=np.int64), links["right"].to_numpy(dtype=np.int64)
-    row = np.searchsorted(key, left * n + right)  # `levels` is in (left, right) order
-    fresh = pairs.fresh[row]
-    return unique_sorted(np.concatenate([left[fresh], right[fresh], pairs.gone_ends]))
+    return NightLinks(pairs, score, choice.params, len(std)), choice, work

@@ -47,6 +47,7 @@ from ccv.identity.clustering import Guards, cluster, connected_components
 from ccv.identity.frames import frame_to_arrow, release_freed_memory
 from ccv.identity.golden import build_golden
 from ccv.identity.incremental import (
+    NightLinks,
     ParamsChoice,
     RecordState,
     Work,
@@ -435,7 +436,7 @@ def _link_cluster_write(
     identity = config.identity
     std = state.std
     _phase("block, compare, score")
-    matched, choice, work, touched = incremental_links(
+    night_links, choice, work = incremental_links(
         con,
         state,
         identity.match_probability,
@@ -450,8 +451,8 @@ def _link_cluster_write(
     for column in [c for c in std.columns if c.startswith("bk_")]:
         del std[column]
     _phase("cluster")
-    clustered, in_scope = _cluster(con, std, state, matched, choice, touched, identity, keyed)
-    del touched
+    clustered, in_scope, matched = _cluster(con, std, state, night_links, choice, identity, keyed)
+    del night_links
     std["cluster"] = clustered.cluster
     # how the record joined its customer: a deterministic key, or "probabilistic" (the blocking
     # rules and field weights of such links are in match_evidence)
@@ -503,18 +504,19 @@ def _cluster(
     con: duckdb.DuckDBPyConnection,
     std: pd.DataFrame,
     state: RecordState,
-    matched: MatchResult,
+    night_links: NightLinks,
     choice: ParamsChoice,
-    touched: np.ndarray,
     identity: IdentityConfig,
     keyed: bool,
-) -> tuple[scoped.Clustered, np.ndarray | None]:
-    """Tonight's clusters, and the records re-clustered (None: all of them): only the scope
-    of tonight's changes when last night's clusters can be built on (a by-key night scoring
-    with the frozen term frequencies of reused parameters, see `scoped`)."""
+) -> tuple[scoped.Clustered, np.ndarray | None, MatchResult]:
+    """Tonight's clusters, the records re-clustered (None: all of them) and the links they
+    rest on: only the scope of tonight's changes, and its links, when last night's clusters
+    can be built on (a by-key night scoring with the frozen term frequencies of reused
+    parameters, see `scoped`)."""
     record_no = std["record_no"].to_numpy(dtype=np.int64)
     last = scoped.last_clusters(con, record_no, state.dirty) if keyed and choice.tf_frozen else None
     if last is None:
+        matched = night_links.all()
         labels, edges, components = cluster_links(std, matched, identity)
         clustered = scoped.Clustered(
             scoped.smallest(labels, record_no),
@@ -523,9 +525,14 @@ def _cluster(
             edges,
         )
         scoped.save_clusters(con, record_no, clustered, None, np.zeros(0))
-        return clustered, None
-    in_scope = scoped.scope(std, state.dirty, touched, last, list(LINK_KEYS))
-    in_scope = scoped.close_over_links(in_scope, matched, last)
+        return clustered, None, matched
+    in_scope = scoped.scope(std, state.dirty, night_links.touched(), last, list(LINK_KEYS))
+    while True:  # the links of the scope's records; none should reach outside it
+        matched = night_links.around(in_scope)
+        wider = scoped.close_over_links(in_scope, matched, last)
+        if np.array_equal(wider, in_scope):
+            break
+        in_scope = wider
     clustered = scoped.cluster_scope(
         std,
         matched,
@@ -536,7 +543,7 @@ def _cluster(
     )
     stale = state.stale["record_no"].to_numpy(dtype=np.int64)
     scoped.save_clusters(con, record_no, clustered, np.flatnonzero(in_scope), stale)
-    return clustered, in_scope
+    return clustered, in_scope, matched
 
 
 def match_rule_codes(n: int, edges: pd.DataFrame) -> np.ndarray:

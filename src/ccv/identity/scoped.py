@@ -150,8 +150,9 @@ def _with_components(seed: np.ndarray, last: LastClusters, extra: np.ndarray) ->
 
 
 def close_over_links(in_scope: np.ndarray, matched: MatchResult, last: LastClusters) -> np.ndarray:
-    """`in_scope` widened until no probabilistic link has one end in it and one outside (by
-    the reasoning in the module docstring none has: this only guards it)."""
+    """`in_scope` widened until none of `matched`'s probabilistic links has one end in it
+    and one outside (by the reasoning in the module docstring none has: this only guards
+    it; the caller scores the links of a widened scope and asks again)."""
     left = matched.links["left"].to_numpy(dtype=np.int64)
     right = matched.links["right"].to_numpy(dtype=np.int64)
     while True:

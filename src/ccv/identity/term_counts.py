@@ -21,7 +21,7 @@ parameters (too few records for EM) score without term frequencies.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import duckdb
 import numpy as np
@@ -90,6 +90,9 @@ class FrozenCounts:
 
     con: duckdb.DuckDBPyConnection
     params_run_id: str
+    _looked_up: dict = field(default_factory=dict, compare=False, repr=False)
+    """frequencies already looked up, by comparison and distinct-values array: a night
+    scores its pairs in parts (`incremental.NightLinks`) over the same distinct values"""
 
     @classmethod
     def load(cls, con: duckdb.DuckDBPyConnection, params_run_id: str) -> FrozenCounts | None:
@@ -104,6 +107,12 @@ class FrozenCounts:
     def frequencies(self, name: str, uniques: pa.Array | np.ndarray) -> np.ndarray:
         """The frozen relative frequency of each of `uniques` (distinct values of tonight's
         records) under comparison `name`; a value not stored counts as held once."""
+        key = (name, id(uniques))
+        if key not in self._looked_up:
+            self._looked_up[key] = (uniques, self._frequencies(name, uniques))
+        return self._looked_up[key][1]
+
+    def _frequencies(self, name: str, uniques: pa.Array | np.ndarray) -> np.ndarray:
         values = pa.table(
             {"value": _text(uniques), "position": np.arange(len(uniques), dtype=np.int64)}
         )
