@@ -227,3 +227,46 @@ def test_broken_components_match_the_pairwise_definition():
     got = _broken_components(labels, guards)
     assert got.tolist() == expected
     assert 0 < len(expected) < 60
+
+
+def test_cluster_links_components_are_those_of_every_link_used_or_refused():
+    """`cluster_links` names each record's component over all links from its clusters and the
+    links clustering left unused: the same as connected components over every link."""
+    from ccv.config import IdentityConfig
+    from ccv.identity.clustering import connected_components
+    from ccv.identity.matching import MatchResult
+    from ccv.identity.resolve import cluster_links
+
+    records = _records(400, 5)
+    rng = np.random.default_rng(5)
+    days = rng.integers(0, 20000, size=len(records))  # far-apart birth dates: guards refuse
+    records["std_birth_date"] = (
+        pd.to_datetime(np.where(rng.random(len(records)) < 0.5, days, -1), unit="D")
+        .astype("datetime64[us]")
+        .where(days % 2 == 0)
+    )
+    crm = np.flatnonzero(records["record_kind"] == "customer")
+    left, right = rng.choice(crm, 150), rng.choice(crm, 150)
+    keep = left < right
+    links = pd.DataFrame(
+        {
+            "left": left[keep],
+            "right": right[keep],
+            "weight": rng.uniform(5, 30, keep.sum()),
+            "probability": 0.99,
+            "rule": "email_and_name",
+        }
+    )
+    matched = MatchResult(links, None, len(links), pd.DataFrame())
+    identity = IdentityConfig(guards={"distinct_loyalty_ids": True})
+    labels, used, components = cluster_links(records, matched, identity)
+    every = pd.concat([link_pairs(records), links], ignore_index=True)
+    expected = connected_components(
+        len(records), every["left"].to_numpy(np.int64), every["right"].to_numpy(np.int64)
+    )
+    refused = len(every) - len(used)
+    assert refused > 0  # some links were refused: the components reach past the clusters
+    assert len(np.unique(components)) < len(np.unique(labels))
+    # the same partition (labels differ)
+    assert pd.crosstab(components, expected).astype(bool).sum(axis=1).eq(1).all()
+    assert pd.crosstab(expected, components).astype(bool).sum(axis=1).eq(1).all()
