@@ -902,7 +902,7 @@ class Work:
     reclustered: int = 0  # records clustered tonight: all, or the scope of tonight's changes
 
 
-@dataclass(frozen=True)
+@dataclass
 class NightLinks:
     """Tonight's candidate pairs (`PairState`), scored on demand: all of them (`all`), or
     only the pairs that touch some records (`around`).
@@ -933,6 +933,11 @@ class NightLinks:
         right = levels["right"].to_numpy(dtype=np.int64)
         rows = np.flatnonzero(records[left] | records[right])
         return self._result(self.score(levels.iloc[rows].reset_index(drop=True)))
+
+    def release(self) -> None:
+        """Drop the pairs' frame once the night's links are taken: at a million customers
+        it holds ~9.5M pairs, which clustering does not need beside its own arrays."""
+        self.pairs = replace(self.pairs, levels=self.pairs.levels.iloc[:0])
 
     def touched(self) -> np.ndarray:
         """std positions of the ends of tonight's links whose pair is new or changed, and of

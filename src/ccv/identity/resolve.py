@@ -517,6 +517,7 @@ def _cluster(
     last = scoped.last_clusters(con, record_no, state.dirty) if keyed and choice.tf_frozen else None
     if last is None:
         matched = night_links.all()
+        night_links.release()
         labels, edges, components = cluster_links(std, matched, identity)
         clustered = scoped.Clustered(
             scoped.smallest(labels, record_no),
@@ -533,6 +534,7 @@ def _cluster(
         if np.array_equal(wider, in_scope):
             break
         in_scope = wider
+    night_links.release()
     clustered = scoped.cluster_scope(
         std,
         matched,
