@@ -106,11 +106,11 @@ def customer_rows(config_path: Path) -> list[tuple]:
     return sorted(tuple(map(str, row)) for row in rows)
 
 
-def identity_rows(config_path: Path) -> dict[str, list[tuple]]:
+def identity_rows(config_path: Path, weights: bool = False) -> dict[str, list[tuple]]:
     """identity_records, customer_xref and match_evidence, every column but run_id, each
     customer id replaced by its customer's set of source records (ids may differ); the
-    evidence without its weights and probabilities (a night that reuses the match parameters
-    weighs links with them, a rebuild re-estimates)."""
+    evidence without its weights and probabilities unless `weights` (a night that reuses the
+    match parameters weighs links with them, a rebuild re-estimates)."""
     db = load_config(config_path).resolve("warehouse/ccv.duckdb")
     with duckdb.connect(str(db), read_only=True) as con:
         con.execute(
@@ -122,14 +122,18 @@ def identity_rows(config_path: Path) -> dict[str, list[tuple]]:
             from customer_xref group by customer_id
             """
         )
-        weights = [
+        weighed = [
             c
             for (c,) in con.execute(
                 "select column_name from duckdb_columns() where table_name = 'match_evidence' "
                 "and (column_name like '%weight' or column_name like '%probability')"
             ).fetchall()
         ]
-        excluded = {"identity_records": [], "customer_xref": [], "match_evidence": weights}
+        excluded = {
+            "identity_records": [],
+            "customer_xref": [],
+            "match_evidence": [] if weights else weighed,
+        }
         rows = {}
         for table, more in excluded.items():
             columns = ", ".join(["customer_id", "run_id", *more])

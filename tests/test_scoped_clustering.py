@@ -15,38 +15,23 @@ from ccv.identity import scoped
 from ccv.pipeline import run_nightly
 from tests import test_incremental, test_incremental_identity
 from tests.conftest import make_project
+from tests.test_incremental import identity_rows
 
 
-def identity_state(config_path: Path) -> dict[str, list[str]]:
-    """identity_records, customer_xref and match_evidence (weights included: both sides score
-    with the same parameters) with each customer id replaced by its customer's source
-    records, and identity_clusters by record key; no run ids."""
+def identity_state(config_path: Path) -> dict[str, list]:
+    """`identity_rows` with the evidence's weights (both sides score with the same
+    parameters), and identity_clusters by record key."""
+    state = identity_rows(config_path, weights=True)
     db = load_config(config_path).resolve("warehouse/ccv.duckdb")
     with duckdb.connect(str(db), read_only=True) as con:
-        con.execute(
-            """
-            create temp table members as
-            select customer_id,
-                   list(source || ':' || source_record_id order by source, source_record_id)
-                       as records
-            from customer_xref group by customer_id
-            """
-        )
-        state = {}
-        for table in ("identity_records", "customer_xref", "match_evidence"):
-            rows = con.execute(
-                f"select m.records, t.* exclude (customer_id, run_id) "
-                f"from {table} t left join members m using (customer_id)"
-            ).fetchall()
-            state[table] = sorted(map(str, rows))
         rows = con.execute(
             """
             select s.record_kind, s.source, s.source_record_id, c.cluster, c.component, c.rule
             from identity_clusters c join identity_std s using (record_no)
             """
         ).fetchall()
-        state["identity_clusters"] = sorted(map(str, rows))
-        return state
+    state["identity_clusters"] = sorted(map(str, rows))
+    return state
 
 
 def run_nights(config_path: Path, deliver, nights: int, monkeypatch, everything: bool):
