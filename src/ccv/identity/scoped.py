@@ -7,7 +7,7 @@ term frequencies (`term_counts`), a link between two records that did not change
 it weighed last night. So a component none of whose records or links changed clusters as it
 did: its customers, match rules and evidence are last night's, and clustering millions of
 records again (plus the deterministic links over all of them) only to find that out cost
-~15 s of a 1 % night at a million customers.
+~10 s of a 1 % night at a million customers.
 
 A night re-clusters its *scope*: every record of a last-night component that holds
 
