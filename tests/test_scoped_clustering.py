@@ -17,6 +17,10 @@ from tests import test_incremental, test_incremental_identity
 from tests.conftest import make_project
 from tests.test_incremental import identity_rows
 
+NIGHTS = 3
+"""Both schemes of nights below deliver three (order drops and CRM drops)."""
+assert NIGHTS == test_incremental.NIGHTS == len(test_incremental_identity.ESHOP_ROWS)
+
 
 def identity_state(config_path: Path) -> dict[str, list]:
     """`identity_rows` with the evidence's weights (both sides score with the same
@@ -34,7 +38,7 @@ def identity_state(config_path: Path) -> dict[str, list]:
     return state
 
 
-def run_nights(config_path: Path, deliver, nights: int, monkeypatch, everything: bool):
+def run_nights(config_path: Path, deliver, monkeypatch, everything: bool):
     """Run the nights; with `everything`, no night builds on last night's clusters. Returns
     per night the share of records re-clustered (`Work.reclustered`, as `identity_runs`
     reports it) and whether the links ever crossed the scope (they must not:
@@ -51,7 +55,7 @@ def run_nights(config_path: Path, deliver, nights: int, monkeypatch, everything:
         patch.setattr(scoped, "close_over_links", spy_close)
         if everything:
             patch.setattr(scoped, "last_clusters", lambda *args: None)
-        for night in range(1, nights + 1):
+        for night in range(1, NIGHTS + 1):
             deliver(config_path, night)
             work = run_nightly(load_config(config_path)).resolve.work
             shares.append(work.reclustered / work.records)
@@ -80,29 +84,27 @@ def crm_nights_with_a_leaving_card(config_path: Path) -> None:
 
 SCENARIOS = {
     # new order files each night: new transactions link to existing customers
-    "orders": (test_incremental.split_into_nights, test_incremental.deliver, "", 3),
+    "orders": (test_incremental.split_into_nights, test_incremental.deliver, ""),
     # new CRM records merge customers, one account changes, records leave a snapshot
-    "crm": (test_incremental_identity.write_nights, test_incremental_identity.deliver, "", 3),
+    "crm": (test_incremental_identity.write_nights, test_incremental_identity.deliver, ""),
     # a loyalty card with receipts leaves: the receipts' link goes with it
     "crm-leaving": (
         crm_nights_with_a_leaving_card,
         test_incremental_identity.deliver,
         "",
-        3,
     ),
     # the same with small blocks: pairs vanish as blocks grow past the cap
     "crm-capped": (
         test_incremental_identity.write_nights,
         test_incremental_identity.deliver,
         "max_block_size = 4",
-        3,
     ),
 }
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_scoped_nights_equal_reclustering_everything(tmp_path, monkeypatch, scenario):
-    split, deliver, setting, nights = SCENARIOS[scenario]
+    split, deliver, setting = SCENARIOS[scenario]
     results = {}
     for name in ("scoped", "everything"):
         config_path = make_project(tmp_path / name)
@@ -112,13 +114,13 @@ def test_scoped_nights_equal_reclustering_everything(tmp_path, monkeypatch, scen
             )
         split(config_path)
         shares, crossed = run_nights(
-            config_path, deliver, nights, monkeypatch, everything=name == "everything"
+            config_path, deliver, monkeypatch, everything=name == "everything"
         )
         results[name] = (identity_state(config_path), shares, crossed)
 
     scoped_state, shares, crossed = results["scoped"]
     full_state, full_shares, _ = results["everything"]
-    assert full_shares == [1.0] * nights
+    assert full_shares == [1.0] * NIGHTS
     # some night reused parameters and re-clustered only part of the records...
     assert any(share < 0.5 for share in shares), shares
     # ...whose links never reached outside it

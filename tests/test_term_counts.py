@@ -10,6 +10,7 @@ import pyarrow as pa
 
 from ccv.config import load_config
 from ccv.identity.blocking import RecordKeys
+from ccv.identity.resolve import LINK_WEIGHTS
 from ccv.identity.term_counts import FrozenCounts, save_counts
 from ccv.pipeline import run_nightly
 from tests.conftest import make_project
@@ -66,8 +67,9 @@ def _probabilistic_weights(config_path) -> dict[tuple, float]:
     with duckdb.connect(str(db), read_only=True) as con:
         rows = con.execute(
             "select left_source, left_record_id, right_source, right_record_id, match_weight "
-            "from match_evidence where rule not in ('email', 'phone', 'loyalty_id', "
-            "'customer_record_id') and match_weight is not null"
+            "from match_evidence where rule not in (select unnest(?)) "
+            "and match_weight is not null",
+            [list(LINK_WEIGHTS)],
         ).fetchall()
     return {tuple(r[:4]): r[4] for r in rows}
 

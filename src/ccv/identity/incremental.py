@@ -32,7 +32,9 @@ Comparison levels depend on the two records only, so stored levels are reused an
 involve a new or changed record (or that were never candidates before) are compared. Term
 frequencies are part of the model: counted when m/u are estimated and frozen with them
 (`term_counts`), so while parameters are reused a pair of unchanged records weighs what it
-weighed last night; every pair is still re-scored (a vectorised pass).
+weighed last night. Pairs are scored on demand (`NightLinks`): all of them, or on a night that
+re-clusters only the scope of its changes (`scoped`), the new and changed ones and those
+around the scope.
 """
 
 from __future__ import annotations
@@ -916,7 +918,6 @@ class NightLinks:
     score: Callable[[pd.DataFrame], pd.DataFrame]
     """`matching.links_from_levels` of some rows of ``pairs.levels``, term frequencies added"""
     params: Params | None
-    records: int  # the night's records (std rows)
 
     def _result(self, links: pd.DataFrame) -> MatchResult:
         return MatchResult(links, self.params, len(self.pairs.levels), self.pairs.oversized)
@@ -977,7 +978,7 @@ def incremental_links(
         len(std), state.standardised, state.removed, len(pairs.levels), pairs.compared, "none"
     )
     if len(customers) < 2 or pairs.levels.empty:
-        nothing = NightLinks(pairs, lambda levels: EMPTY.copy(), None, len(std))
+        nothing = NightLinks(pairs, lambda levels: EMPTY.copy(), None)
         return nothing, none, work
     choice = choose_params(
         stored, records, pairs.levels, min_records_to_estimate, reestimate_growth, run_id, keys=keys
@@ -990,4 +991,4 @@ def incremental_links(
         return links_from_levels(levels, choice.params, tf_adjust, match_probability)
 
     work = Work(**{**work.__dict__, "params": choice.source})
-    return NightLinks(pairs, score, choice.params, len(std)), choice, work
+    return NightLinks(pairs, score, choice.params), choice, work

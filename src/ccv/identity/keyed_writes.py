@@ -20,7 +20,8 @@ Which rows a night rewrites:
   million customers).
 * ``match_evidence``: the links of the records rewritten above, of every record sharing a
   link key with a record standardised or gone tonight (`evidence_scope`), and all
-  probabilistic links.
+  probabilistic links — or, on a night that re-clusters only the scope of its changes
+  (`scoped`), the links of that scope alone.
 
 A night that cannot build on last night's tables (a first night, a full recompute, or orders
 restaged in full for the crosswalk) writes them whole; either way they hold the same rows

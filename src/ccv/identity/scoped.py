@@ -22,9 +22,9 @@ A night re-clusters its *scope*: every record of a last-night component that hol
 plus those records themselves (new ones have no component yet). Any link of tonight then has
 both ends in the scope or neither: a link between two unchanged records is last night's, so
 both ends were in one component, and every other link has its ends among the records above.
-(`close_over_links` checks this for the probabilistic links and widens the scope should one
-cross it.) Clustering the scope alone therefore gives what clustering everything gives
-(`tests/test_scoped_clustering.py` compares both on the same nights).
+(`close_over_links` checks this for the probabilistic links, and the scope is widened and
+scored again should one cross it.) Clustering the scope alone therefore gives what clustering
+everything gives (`tests/test_scoped_clustering.py` compares both on the same nights).
 
 Persisted: ``identity_clusters``, per identity record (by ``record_no``) its cluster, its
 component over all links (used or refused) and how it joined its customer (a code of
@@ -150,19 +150,18 @@ def _with_components(seed: np.ndarray, last: LastClusters, extra: np.ndarray) ->
 
 
 def close_over_links(in_scope: np.ndarray, matched: MatchResult, last: LastClusters) -> np.ndarray:
-    """`in_scope` widened until none of `matched`'s probabilistic links has one end in it
-    and one outside (by the reasoning in the module docstring none has: this only guards
-    it; the caller scores the links of a widened scope and asks again)."""
+    """`in_scope` with the last-night components of both ends of every link of `matched` that
+    has one end in it and one outside (by the reasoning in the module docstring there is none:
+    this only guards it). The caller scores the links of a widened scope and asks again."""
     left = matched.links["left"].to_numpy(dtype=np.int64)
     right = matched.links["right"].to_numpy(dtype=np.int64)
-    while True:
-        cross = in_scope[left] != in_scope[right]
-        if not cross.any():
-            return in_scope
-        ends = np.zeros(len(in_scope), dtype=bool)
-        ends[left[cross]] = True
-        ends[right[cross]] = True
-        in_scope = in_scope | _with_components(ends, last, np.zeros(0, dtype=np.int64))
+    cross = in_scope[left] != in_scope[right]
+    if not cross.any():
+        return in_scope
+    ends = np.zeros(len(in_scope), dtype=bool)
+    ends[left[cross]] = True
+    ends[right[cross]] = True
+    return in_scope | _with_components(ends, last, np.zeros(0, dtype=np.int64))
 
 
 @dataclass(frozen=True)
