@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import shutil
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import duckdb
 
 from ccv.config import load_config
 from ccv.identity import incremental
+from ccv.identity.blocking import DEFAULT_RULES
 from ccv.pipeline import run_nightly
 from tests.conftest import make_project
 from tests.test_incremental import (
@@ -81,9 +83,18 @@ def identity_runs(config_path: Path) -> list[tuple]:
 
 
 def pair_store(config_path: Path) -> set[tuple]:
-    """The persisted candidate pairs by record key, with their rules and comparison levels."""
+    """The persisted candidate pairs by record key, with their rules and comparison levels
+    (checking first that no stored pair names a record that is gone)."""
     db = load_config(config_path).resolve("warehouse/ccv.duckdb")
     with duckdb.connect(str(db), read_only=True) as con:
+        ((dangling,),) = con.execute(
+            """
+            select count(*) from match_pairs p
+            where not exists (select 1 from identity_std s where s.record_no = p.left_no)
+               or not exists (select 1 from identity_std s where s.record_no = p.right_no)
+            """
+        ).fetchall()
+        assert dangling == 0
         rows = con.execute(
             """
             select l.source || ':' || l.source_record_id, r.source || ':' || r.source_record_id,
@@ -211,3 +222,108 @@ def test_a_changed_customer_source_recomputes_the_identity_state(tmp_path):
     again = run_nightly(load_config(config_path)).resolve.work
     assert again.standardised == again.records
     assert again.pairs_compared == again.candidate_pairs
+
+
+def eshop_drops(config_path: Path) -> Path:
+    """Make the sample's e-shop export a drop (`eshop_1.csv`) that later drops replace; the
+    drops folder."""
+    data = config_path.parent / "data" / "sample"
+    (data / "drops").mkdir()
+    shutil.move(data / "crm_eshop_accounts.csv", data / "drops" / "eshop_1.csv")
+    config_path.write_text(
+        config_path.read_text().replace(
+            '"data/sample/crm_eshop_accounts.csv"', '"data/sample/drops/eshop_*.csv"'
+        )
+    )
+    return data / "drops"
+
+
+def rebuilt_alongside(config_path: Path, tmp_path: Path) -> tuple[Path, object]:
+    """A full rebuild of the same inputs in a project of its own: its config path and work."""
+    full = tmp_path / "full"
+    shutil.copytree(config_path.parent / "data", full / "data")
+    shutil.copy(config_path, full / "ccv.toml")
+    return full / "ccv.toml", run_nightly(load_config(full / "ccv.toml"), full_refresh=True)
+
+
+def test_a_changed_record_leaves_none_of_its_pairs_behind(tmp_path):
+    """A CRM record whose phone changes is standardised again under a new record number: its
+    stored pairs go, also those where it is the smaller-numbered end and the other record did
+    not change, and the regenerated ones come; the stored pairs are a rebuild's."""
+    nightly = make_project(tmp_path / "nightly")
+    drops = eshop_drops(nightly)
+    run_nightly(load_config(nightly))
+    db = load_config(nightly).resolve("warehouse/ccv.duckdb")
+    with duckdb.connect(str(db), read_only=True) as con:
+        ((account,),) = con.execute(
+            """
+            select min(l.source_record_id) from match_pairs p
+            join identity_std l on l.record_no = p.left_no
+            where l.source = 'eshop_accounts'
+            """
+        ).fetchall()
+    rows = list(csv.reader((drops / "eshop_1.csv").open(encoding="utf-8", newline="")))
+    phone = rows[0].index("Phone")
+    changed = [
+        [*r[:phone], "07700 900456", *r[phone + 1 :]] if r[0] == account else r for r in rows
+    ]
+    with (drops / "eshop_2.csv").open("w", encoding="utf-8", newline="") as f:
+        csv.writer(f).writerows(changed)
+    second = run_nightly(load_config(nightly)).resolve.work
+    full, rebuilt = rebuilt_alongside(nightly, tmp_path)
+
+    assert account is not None and second.standardised >= 1
+    assert second.candidate_pairs == rebuilt.resolve.work.candidate_pairs
+    assert pair_store(nightly) == pair_store(full)
+
+
+QUENNELLS = [  # one surname and birth date; Alice and Bob also share an e-mail address
+    (i, first, email, postcode, city)
+    for i, (first, email, postcode, city) in enumerate(
+        [
+            ("Alice", "q.pair@example.net", "AB1 1AA", "Aberdeen"),
+            ("Bob", "q.pair@example.net", "BA2 2BB", "Bath"),
+            ("Carl", "carl.q3@example.net", "CH3 3CC", "Chester"),
+            ("Dora", "dora.q4@example.net", "DD4 4DD", "Dundee"),
+            ("Eric", "eric.q5@example.net", "EX5 5EE", "Exeter"),
+        ],
+        start=1,
+    )
+]
+
+
+def quennell_rows(eric_born: str) -> str:
+    return "".join(
+        f"ES-90000{i},{first},Quennell,{email},07700 90000{i},"
+        f"{eric_born if first == 'Eric' else '1931-02-03'},,1 High St,{city},{postcode},GB,"
+        "2026-01-01T00:00:00,2026-01-01T00:00:00,false,false,\n"
+        for i, first, email, postcode, city in QUENNELLS
+    )
+
+
+def test_a_block_shrinking_under_the_cap_adds_its_rule_to_stored_pairs(tmp_path):
+    """Five records share a surname and birth date, over a cap of four: that block is not
+    expanded, and Alice and Bob are a pair by their shared e-mail alone. When Eric's birth
+    date changes, the block holds four and is expanded: the stored pair of Alice and Bob gains
+    the rule (found among the stored pairs, not added twice), as in a rebuild."""
+    nightly = make_project(tmp_path / "nightly")
+    nightly.write_text(
+        nightly.read_text().replace("[identity]", "[identity]\nmax_block_size = 4", 1)
+    )
+    drops = eshop_drops(nightly)
+    export = (drops / "eshop_1.csv").read_text(encoding="utf-8")
+    (drops / "eshop_1.csv").write_text(export + quennell_rows("1931-02-03"), encoding="utf-8")
+    run_nightly(load_config(nightly))
+    (drops / "eshop_2.csv").write_text(export + quennell_rows("1962-07-08"), encoding="utf-8")
+    second = run_nightly(load_config(nightly)).resolve.work
+    full, rebuilt = rebuilt_alongside(nightly, tmp_path)
+
+    alice_bob = [
+        p
+        for p in pair_store(nightly)
+        if p[:2] == ("eshop_accounts:ES-900001", "eshop_accounts:ES-900002")
+    ]
+    surname_dob = [rule.name for rule in DEFAULT_RULES].index("surname_dob")
+    assert len(alice_bob) == 1 and alice_bob[0][2] >> surname_dob & 1
+    assert second.candidate_pairs == rebuilt.resolve.work.candidate_pairs
+    assert pair_store(nightly) == pair_store(full)

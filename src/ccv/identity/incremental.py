@@ -32,9 +32,10 @@ Comparison levels depend on the two records only, so stored levels are reused an
 involve a new or changed record (or that were never candidates before) are compared. Term
 frequencies are part of the model: counted when m/u are estimated and frozen with them
 (`term_counts`), so while parameters are reused a pair of unchanged records weighs what it
-weighed last night. Pairs are scored on demand (`NightLinks`): all of them, or on a night that
-re-clusters only the scope of its changes (`scoped`), the new and changed ones and those
-around the scope.
+weighed last night. Only the stored pairs a night can change are read back (`refresh_pairs`);
+the others stay in ``match_pairs`` and are read, and scored, on demand (`PairState`,
+`NightLinks`): all of them, or on a night that re-clusters only the scope of its changes
+(`scoped`), the new and changed ones and those around the scope.
 """
 
 from __future__ import annotations
@@ -497,15 +498,100 @@ def block_key_hashes(records: pd.DataFrame, rules: Sequence[BlockingRule]) -> pd
 
 
 @dataclass(frozen=True)
-class PairState:
-    """All candidate pairs of the night with their levels (what `compare` would give)."""
+class StoredPairs:
+    """Reads tonight's candidate pairs back from ``match_pairs`` (after `refresh_pairs` wrote
+    them) in the shape and order of a full run's `compare` output."""
 
-    levels: pd.DataFrame  # left, right (std positions, left < right), rules, *_level
+    con: duckdb.DuckDBPyConnection
+    position: np.ndarray  # record_no -> std position (-1: not a customer record tonight)
+    record_no: np.ndarray  # per std row
+    rules: Sequence[BlockingRule]
+
+    def read(self, records: np.ndarray | None = None) -> pd.DataFrame:
+        """All pairs, or (`records`: a mask over std rows) the pairs with an end among them."""
+        sql = "select * from match_pairs"
+        if records is None:
+            return self._frame(read_arrow(self.con, sql))
+        nos = pa.table({"record_no": self.record_no[records]})
+        self.con.register("_pairs_around", nos)
+        try:
+            table = read_arrow(
+                self.con,
+                f"{sql} where left_no in (select record_no from _pairs_around) "
+                "or right_no in (select record_no from _pairs_around)",
+            )
+        finally:
+            self.con.unregister("_pairs_around")
+        return self._frame(table)
+
+    def _frame(self, table: pa.Table) -> pd.DataFrame:
+        def column(name: str, dtype: type) -> np.ndarray:
+            return table[name].to_numpy().astype(dtype, copy=False)
+
+        lo = self.position[column("left_no", np.int64)]
+        hi = self.position[column("right_no", np.int64)]
+        levels = {c: column(c, np.int8) for c in LEVEL_COLUMNS}
+        return pairs_frame(
+            lo, hi, column("rules", np.int64), levels, self.rules, len(self.record_no)
+        )
+
+
+def pairs_frame(
+    lo: np.ndarray,
+    hi: np.ndarray,
+    masks: np.ndarray,
+    levels: dict[str, np.ndarray],
+    rules: Sequence[BlockingRule],
+    n: int,
+) -> pd.DataFrame:
+    """Pairs of std positions (either end first) as `compare` gives them: left < right, sorted
+    by (left, right), the rule masks as names, the level columns."""
+    swap = lo > hi
+    lo, hi = np.where(swap, hi, lo), np.where(swap, lo, hi)
+    del swap
+    order = lex_order(lo, hi, n)
+    frame = pd.DataFrame(
+        {"left": lo[order], "right": hi[order], "rules": rule_names(masks[order], rules)},
+        copy=False,
+    )
+    del lo, hi
+    for c in LEVEL_COLUMNS:
+        frame[c] = levels[c][order]
+    return frame
+
+
+@dataclass(frozen=True)
+class PairState:
+    """All candidate pairs of the night with their levels (what `compare` would give), read on
+    demand: `all`, or `around` some records.
+
+    Why on demand: on a delta night nearly all of ~9.5M pairs at a million customers are last
+    night's, kept in ``match_pairs`` as they were; a night that re-clusters only the scope of
+    its changes (`scoped`) needs the pairs around that scope, not a frame of all of them."""
+
+    count: int  # all candidate pairs tonight
     oversized: pd.DataFrame  # rule, key, size
     compared: int  # pairs compared tonight (the rest reused stored levels)
-    fresh: np.ndarray  # per row of `levels`: the pair is new tonight, or its rules changed
+    fresh: pd.DataFrame | None  # the pairs new tonight or whose rules changed (None: all)
     gone_ends: np.ndarray  # std positions of both ends of pairs gone tonight between records
     # that are still there (a block grew past the cap)
+    stored: StoredPairs
+    whole: pd.DataFrame | None = None  # all pairs, when tonight computed them all (none stored)
+
+    def all(self) -> pd.DataFrame:
+        return self.whole if self.whole is not None else self.stored.read()
+
+    def around(self, records: np.ndarray) -> pd.DataFrame:
+        """The pairs with an end among `records` (a mask over std rows), in `all`'s order."""
+        if self.whole is None:
+            return self.stored.read(records)
+        left = self.whole["left"].to_numpy(dtype=np.int64)
+        right = self.whole["right"].to_numpy(dtype=np.int64)
+        rows = np.flatnonzero(records[left] | records[right])
+        return self.whole.iloc[rows].reset_index(drop=True)
+
+    def fresh_pairs(self) -> pd.DataFrame:
+        return self.all() if self.fresh is None else self.fresh
 
 
 def refresh_pairs(
@@ -522,6 +608,13 @@ def refresh_pairs(
 
     ``record_keys``: part codes over ``compared_records(std, customers)``, shared with the term
     frequencies and the estimation of u.
+
+    Only the stored pairs a night can change are read: those regenerated tonight, those
+    whose smaller-numbered end is gone or changed, and those found by a rule whose block
+    tonight regenerates (the block holds both ends). That is every pair a night can change: a
+    pair whose other end is gone or changed was found by a rule whose key the two shared, and
+    the blocks of a gone or changed record's old keys are regenerated. Any other stored pair
+    keeps its rules and levels.
     """
     std = state.std
     n_c = len(customers)
@@ -529,15 +622,15 @@ def refresh_pairs(
     dirty = state.dirty[customers]
     # pair key = smaller record_no * size + larger, over tonight's records and the stored
     # pairs' (a gone record can hold the highest number: keys must not alias)
-    ((stored_top,),) = con.execute(
-        "select coalesce(max(greatest(left_no, right_no)), -1) from match_pairs"
+    ((stored_top, stored_count),) = con.execute(
+        "select coalesce(max(greatest(left_no, right_no)), -1), count(*) from match_pairs"
     ).fetchall()
     size = max(int(record_no.max(initial=-1)), int(stored_top)) + 1
     index_of_no = np.full(size, -1, dtype=np.int64)  # record_no -> customer index
     index_of_no[record_no] = np.arange(n_c)
 
     # 1. regenerate the affected blocks of every rule
-    gen_keys, gen_masks, oversized, affected = [], [], [], []
+    gen_keys, gen_masks, oversized, affected, near = [], [], [], [], []
     con.execute(
         "create table if not exists oversized_keys (rule varchar, key_hash bigint, "
         "key varchar, size bigint)"
@@ -552,6 +645,7 @@ def refresh_pairs(
         hit = unique_sorted(np.concatenate([keys[dirty & valid], old]))
         affected.append(hit)
         members = np.flatnonzero(valid & _isin(keys, hit))
+        near.append(record_no[members])
         codes = np.full(n_c, -1, dtype=np.int64)
         codes[members] = pd.factorize(keys[members])[0]
         cap = rule.cap(max_block_size)
@@ -574,7 +668,8 @@ def refresh_pairs(
     del gen_keys, gen_masks
 
     # 2. stored pairs between unchanged records keep their levels and unaffected rules
-    stored = read_frame(con, "select * from match_pairs")
+    stored = _stored_pairs_near(con, near, gen_key, size, state.stale["record_no"].to_numpy())
+    del near
     li = _lookup(index_of_no, stored["left_no"].to_numpy(dtype=np.int64))
     ri = _lookup(index_of_no, stored["right_no"].to_numpy(dtype=np.int64))
     keep = (li >= 0) & (ri >= 0)
@@ -621,13 +716,10 @@ def refresh_pairs(
     del at, stored_key, stored_levels, stored_rules
     position = np.full(size, -1, dtype=np.int64)
     position[record_no] = customers
-    # std positions of each pair, smaller first (a record's record_no and std position need
-    # not grow together: new records are numbered after the stored ones)
+    # std positions of each pair (a record's record_no and std position need not grow
+    # together: new records are numbered after the stored ones)
     lo, hi = np.divmod(all_key, size)
     lo, hi = position[lo], position[hi]
-    swap = lo > hi
-    lo[swap], hi[swap] = hi[swap], lo[swap]
-    del swap
     if not known.all():
         todo = slice(None) if not known.any() else np.flatnonzero(~known)  # a full night: all
         involved = unique_sorted(np.concatenate([lo[todo], hi[todo]]))
@@ -638,15 +730,17 @@ def refresh_pairs(
         else:
             records, compare_keys = compared_records(std, involved), None
         del involved
+        first, second = np.minimum(lo[todo], hi[todo]), np.maximum(lo[todo], hi[todo])
         fresh = compare_pairs(
             records,
             pd.DataFrame(
-                {"left": lo[todo], "right": hi[todo], "rules": rule_names(all_mask[todo], rules)},
+                {"left": first, "right": second, "rules": rule_names(all_mask[todo], rules)},
                 copy=False,
             ),
             mapper,
             compare_keys,
         )
+        del first, second
         for c in LEVEL_COLUMNS:
             levels[c][todo] = fresh[c].to_numpy(dtype=np.int8)
         del fresh
@@ -654,26 +748,67 @@ def refresh_pairs(
     del known
     gone = _gone_pairs(all_key[unchanged], stored_pairs)
     gone_ends = _gone_ends(gone, size, position)
-    fresh = ~unchanged
-    _save_pairs(con, all_key, size, all_mask, levels, unchanged, gone, first=not len(stored_pairs))
-    del all_key, unchanged, stored_pairs, gone
+    _save_pairs(con, all_key, size, all_mask, levels, unchanged, gone, first=not stored_count)
+    count = int(stored_count) - len(gone) + int((~unchanged).sum())
+    del all_key, stored_pairs, gone
 
     # 4. in the order and shape of a full run's `compare` output
-    order = lex_order(lo, hi, len(std))
-    frame = pd.DataFrame(
-        {"left": lo[order], "right": hi[order], "rules": rule_names(all_mask[order], rules)},
-        copy=False,
+    oversized_frame = pd.concat(
+        [pd.DataFrame(columns=["rule", "key_hash", "key", "size"]), *oversized], ignore_index=True
     )
-    del lo, hi, all_mask
-    for c in LEVEL_COLUMNS:
-        frame[c] = levels[c][order]
-    fresh = fresh[order]
-    del levels, order
-    columns = ["rule", "key_hash", "key", "size"]
-    oversized_frame = pd.concat([pd.DataFrame(columns=columns), *oversized], ignore_index=True)
-    return PairState(
-        frame, _merge_oversized(con, oversized_frame, affected, rules), compared, fresh, gone_ends
+    merged = _merge_oversized(con, oversized_frame, affected, rules)
+    reader = StoredPairs(con, position, std["record_no"].to_numpy(dtype=np.int64), rules)
+    if not stored_count:  # all of tonight's pairs are in memory: keep them (a full night)
+        whole = pairs_frame(lo, hi, all_mask, levels, rules, len(std))
+        return PairState(count, merged, compared, None, gone_ends, reader, whole)
+    changed = np.flatnonzero(~unchanged)
+    fresh_frame = pairs_frame(
+        lo[changed],
+        hi[changed],
+        all_mask[changed],
+        {c: v[changed] for c, v in levels.items()},
+        rules,
+        len(std),
     )
+    return PairState(count, merged, compared, fresh_frame, gone_ends, reader)
+
+
+def _stored_pairs_near(
+    con: duckdb.DuckDBPyConnection,
+    near: list[np.ndarray],
+    generated: np.ndarray,
+    size: int,
+    stale: np.ndarray,
+) -> pd.DataFrame:
+    """The stored pairs a night can change (see `refresh_pairs`): found by a rule (bit) whose
+    regenerated blocks hold their smaller-numbered end (`near`: per rule, the record numbers
+    in them), `generated` tonight (pair keys over `size`), or whose smaller-numbered end is
+    among the `stale` record numbers."""
+    bits = np.concatenate([np.full(len(nos), bit, dtype=np.int64) for bit, nos in enumerate(near)])
+    left, right = np.divmod(generated, size)
+    tables = {
+        "_near_nos": pa.table({"bit": bits, "record_no": np.concatenate(near)}),
+        "_generated": pa.table({"left_no": left, "right_no": right}),
+        "_stale_nos": pa.table({"record_no": stale.astype(np.int64)}),
+    }
+    for name, table in tables.items():
+        con.register(name, table)
+    try:
+        return read_frame(
+            con,
+            """
+            select p.* from match_pairs p
+            semi join _near_nos n on n.record_no = p.left_no and (p.rules >> n.bit) & 1 = 1
+            union
+            select p.* from match_pairs p
+            semi join _generated g on g.left_no = p.left_no and g.right_no = p.right_no
+            union
+            select p.* from match_pairs p semi join _stale_nos s on s.record_no = p.left_no
+            """,
+        )
+    finally:
+        for name in tables:
+            con.unregister(name)
 
 
 def _gone_ends(gone: np.ndarray, size: int, position: np.ndarray) -> np.ndarray:
@@ -846,7 +981,7 @@ def stored_params(con: duckdb.DuckDBPyConnection) -> ParamsChoice | None:
 def choose_params(
     stored: ParamsChoice | None,
     records: pd.DataFrame,
-    levels: pd.DataFrame,
+    levels: Callable[[], pd.DataFrame],
     min_records_to_estimate: int,
     reestimate_growth: float | None,
     run_id: str,
@@ -855,7 +990,7 @@ def choose_params(
 ) -> ParamsChoice:
     """Shipped parameters for few records; the stored ones while the record count stays within
     `reestimate_growth` of the count they were estimated on; else EM on all of tonight's pairs
-    (exactly what a full run estimates)."""
+    (exactly what a full run estimates; `levels` gives them)."""
     n = len(records)
     if n < min_records_to_estimate:
         return ParamsChoice(Params.load(DEFAULT_PARAMS_PATH), "shipped", None, None)
@@ -868,7 +1003,7 @@ def choose_params(
         seed=seed,
         keys=keys,
     )
-    params = estimate_m(levels, u, n_records=n, comparisons=DEFAULT_COMPARISONS)
+    params = estimate_m(levels(), u, n_records=n, comparisons=DEFAULT_COMPARISONS)
     return ParamsChoice(params, "estimated", run_id, n)
 
 
@@ -916,29 +1051,27 @@ class NightLinks:
 
     pairs: PairState
     score: Callable[[pd.DataFrame], pd.DataFrame]
-    """`matching.links_from_levels` of some rows of ``pairs.levels``, term frequencies added"""
+    """`matching.links_from_levels` of some of tonight's pairs (`PairState`), term frequencies
+    added"""
     params: Params | None
 
     def _result(self, links: pd.DataFrame) -> MatchResult:
-        return MatchResult(links, self.params, len(self.pairs.levels), self.pairs.oversized)
+        return MatchResult(links, self.params, self.pairs.count, self.pairs.oversized)
 
     def all(self) -> MatchResult:
         """The links among all of tonight's pairs."""
-        return self._result(self.score(self.pairs.levels))
+        return self._result(self.score(self.pairs.all()))
 
     def around(self, records: np.ndarray) -> MatchResult:
         """The links of the pairs with an end among `records` (a mask over std rows), in
         the order `all` gives them."""
-        levels = self.pairs.levels
-        left = levels["left"].to_numpy(dtype=np.int64)
-        right = levels["right"].to_numpy(dtype=np.int64)
-        rows = np.flatnonzero(records[left] | records[right])
-        return self._result(self.score(levels.iloc[rows].reset_index(drop=True)))
+        return self._result(self.score(self.pairs.around(records)))
 
     def release(self) -> None:
-        """Drop the pairs' frame once the night's links are taken: at a million customers
-        it holds ~9.5M pairs, which clustering does not need beside its own arrays."""
-        self.pairs = replace(self.pairs, levels=self.pairs.levels.iloc[:0])
+        """Drop the pairs' frame (if tonight computed them all) once the night's links are
+        taken: at a million customers it holds ~9.5M pairs, which clustering does not need
+        beside its own arrays."""
+        self.pairs = replace(self.pairs, whole=None)
 
     def touched(self) -> np.ndarray:
         """std positions of the ends of tonight's links whose pair is new or changed, and of
@@ -947,8 +1080,7 @@ class NightLinks:
         Why links only: a candidate pair below the threshold is no edge of the record graph,
         so it cannot move a cluster; the few hundred thousand pairs a 1 % night compares
         would otherwise pull most of their ends' customers into the re-clustered scope."""
-        fresh = self.pairs.levels.iloc[np.flatnonzero(self.pairs.fresh)].reset_index(drop=True)
-        links = self.score(fresh)
+        links = self.score(self.pairs.fresh_pairs())
         left = links["left"].to_numpy(dtype=np.int64)
         right = links["right"].to_numpy(dtype=np.int64)
         return unique_sorted(np.concatenate([left, right, self.pairs.gone_ends]))
@@ -974,14 +1106,12 @@ def incremental_links(
     keys = RecordKeys(records)  # part codes shared by comparing, term frequencies and u
     pairs = refresh_pairs(con, state, customers, max_block_size, mapper=mapper, record_keys=keys)
     none = ParamsChoice(None, "none", None, None)
-    work = Work(
-        len(std), state.standardised, state.removed, len(pairs.levels), pairs.compared, "none"
-    )
-    if len(customers) < 2 or pairs.levels.empty:
+    work = Work(len(std), state.standardised, state.removed, pairs.count, pairs.compared, "none")
+    if len(customers) < 2 or not pairs.count:
         nothing = NightLinks(pairs, lambda levels: EMPTY.copy(), None)
         return nothing, none, work
     choice = choose_params(
-        stored, records, pairs.levels, min_records_to_estimate, reestimate_growth, run_id, keys=keys
+        stored, records, pairs.all, min_records_to_estimate, reestimate_growth, run_id, keys=keys
     )
     counts, choice = term_counts(con, choice, keys)
     tf_adjust = choice.source != "shipped"
