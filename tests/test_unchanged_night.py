@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+
 import duckdb
 
 from ccv.config import load_config
@@ -87,3 +89,21 @@ def test_changed_settings_or_input_resolve_again(tmp_path):
     crm.write_text("".join([lines[0], ",".join(fields), *lines[2:]]), encoding="utf-8")
     changed = run_nightly(load_config(config_path)).resolve.work
     assert changed.params != "unchanged" and changed.standardised >= 1
+
+
+def test_a_library_upgrade_resolves_the_same_inputs_afresh(tmp_path, monkeypatch):
+    """After an upgrade of a library whose results identity keeps (here phonenumbers, whose
+    metadata changes with its releases) the same inputs are not skipped as unchanged, and no
+    stored standardised value, block key or comparison level is reused."""
+    config_path = make_project(tmp_path / "p")
+    run_nightly(load_config(config_path))
+    installed = importlib.metadata.version
+    monkeypatch.setattr(
+        importlib.metadata,
+        "version",
+        lambda name: "99.0" if name == "phonenumbers" else installed(name),
+    )
+    work = run_nightly(load_config(config_path)).resolve.work
+    assert work.params != "unchanged"
+    assert work.standardised == work.records
+    assert work.pairs_compared == work.candidate_pairs

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.metadata
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -167,14 +168,38 @@ def code_digest(modules: Sequence[ModuleType]) -> str:
     return digest.hexdigest()
 
 
-def state_signature(settings: object, code: str) -> str:
-    """What the persisted state was computed with: settings and `code_digest` of the code.
+IDENTITY_LIBRARIES = (
+    "anyascii",
+    "duckdb",
+    "jellyfish",
+    "nicknames",
+    "numpy",
+    "pandas",
+    "phonenumbers",
+    "pyarrow",
+    "rapidfuzz",
+)
+"""The libraries whose results the persisted identity state holds: transliteration, nickname
+groups, phonetic codes, phone parsing (whose metadata changes with its releases), string
+similarities (comparison levels), and the hashes behind fingerprints, block keys and the
+frozen term counts (DuckDB's `hash`, pandas' `hash_array`)."""
 
-    Stored standardised values, block keys and comparison levels are only valid for the code
-    and settings that made them: after an upgrade that changes how a name is folded or what an
-    e-mail level means, the first night recomputes everything instead of mixing both.
+
+def library_versions(names: Sequence[str] = IDENTITY_LIBRARIES) -> str:
+    """The installed versions of `names` ("duckdb==2.0.0,..."): part of the state's stamp."""
+    return ",".join(f"{name}=={importlib.metadata.version(name)}" for name in names)
+
+
+def state_signature(settings: object, code: str) -> str:
+    """What the persisted state was computed with: settings, `code_digest` of the code, and
+    the versions of the `IDENTITY_LIBRARIES`.
+
+    Stored standardised values, block keys and comparison levels are only valid for the code,
+    libraries and settings that made them: after an upgrade that changes how a name is folded,
+    a phone number parsed or what an e-mail level means, the first night recomputes everything
+    instead of mixing both.
     """
-    return hashlib.md5(f"{settings!r}|{code}".encode()).hexdigest()
+    return hashlib.md5(f"{settings!r}|{code}|{library_versions()}".encode()).hexdigest()
 
 
 def state_is_current(con: duckdb.DuckDBPyConnection, signature: str) -> bool:

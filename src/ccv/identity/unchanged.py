@@ -13,7 +13,8 @@ The digest is over the staged tables' whole rows (a sum of row hashes: ~1 s at a
 customers), so anything that changes them — a new, replaced, rejected or moved file, a changed
 staging model — makes the night resolve; so does any change of `[identity]` settings, of the
 sources' CRM references, or of the code under `ccv/identity` (and an erasure, which drops the
-incremental state).
+incremental state, or an upgrade of a library the state is stamped with, see
+`incremental.IDENTITY_LIBRARIES`: the state is then recomputed).
 """
 
 from __future__ import annotations
