@@ -7,11 +7,13 @@ import shutil
 from pathlib import Path
 
 import duckdb
+import numpy as np
+import pytest
 
 from ccv.config import load_config
 from ccv.identity import incremental
 from ccv.identity.blocking import DEFAULT_RULES
-from ccv.pipeline import run_nightly
+from ccv.pipeline import RunSummary, run_nightly
 from tests.conftest import make_project
 from tests.test_incremental import (
     CUSTOMER_TABLES,
@@ -238,7 +240,7 @@ def eshop_drops(config_path: Path) -> Path:
     return data / "drops"
 
 
-def rebuilt_alongside(config_path: Path, tmp_path: Path) -> tuple[Path, object]:
+def rebuilt_alongside(config_path: Path, tmp_path: Path) -> tuple[Path, RunSummary]:
     """A full rebuild of the same inputs in a project of its own: its config path and work."""
     full = tmp_path / "full"
     shutil.copytree(config_path.parent / "data", full / "data")
@@ -327,3 +329,18 @@ def test_a_block_shrinking_under_the_cap_adds_its_rule_to_stored_pairs(tmp_path)
     assert len(alice_bob) == 1 and alice_bob[0][2] >> surname_dob & 1
     assert second.candidate_pairs == rebuilt.resolve.work.candidate_pairs
     assert pair_store(nightly) == pair_store(full)
+
+
+def test_reading_a_stored_pair_of_a_gone_record_fails_loudly():
+    """A pair left in match_pairs for a record that is gone would be read back with a
+    position of -1 (the last record): the read refuses instead."""
+    con = duckdb.connect()
+    levels = ", ".join(f"0::tinyint as {c}" for c in incremental.LEVEL_COLUMNS)
+    con.execute(
+        f"create table match_pairs as select 0 as left_no, 2 as right_no, 1 as rules, {levels}"
+    )
+    kept = incremental.StoredPairs(con, np.array([0, 1, 2]), np.array([0, 1, 2]), DEFAULT_RULES)
+    assert kept.read()[["left", "right"]].values.tolist() == [[0, 2]]
+    gone = incremental.StoredPairs(con, np.array([0, 1, -1]), np.array([0, 1]), DEFAULT_RULES)
+    with pytest.raises(RuntimeError, match="gone"):
+        gone.read()

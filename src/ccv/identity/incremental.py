@@ -555,6 +555,8 @@ class StoredPairs:
 
         lo = self.position[column("left_no", np.int64)]
         hi = self.position[column("right_no", np.int64)]
+        if (lo < 0).any() or (hi < 0).any():  # `refresh_pairs` deletes the pairs of gone records
+            raise RuntimeError("match_pairs holds a pair of a record that is gone tonight")
         levels = {c: column(c, np.int8) for c in LEVEL_COLUMNS}
         return pairs_frame(
             lo, hi, column("rules", np.int64), levels, self.rules, len(self.record_no)
