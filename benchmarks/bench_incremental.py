@@ -18,6 +18,11 @@ For working on the delta night at a large size (a 1M night 1 takes ~5 minutes):
 on the next call instead of running night 1 again; `--no-rebuild` stops after night 2;
 `--phases` also prints night 2's resolve and build phases (wall, CPU, peak RSS; as
 `bench_stage.py` does for one stage); `--no-new-files` runs night 2 with no new drop.
+
+The machine's state moves timings by ±20 % between identical runs here (a VM with busy
+neighbours). So the run also times the *floor* (`benchmarks/run.py`: DuckDB scanning every
+input once) before night 1, between the nights and at the end (`floor_seconds`): compare two
+runs only when their floors agree.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench_stage import TASKS, Phases  # noqa: E402
 
-from benchmarks.run import PeakRSS, prepare, run  # noqa: E402
+from benchmarks.run import PeakRSS, floor_seconds, prepare, run  # noqa: E402
 from ccv.progress import LOGGER  # noqa: E402
 from tests.test_incremental import outcome  # noqa: E402
 
@@ -152,14 +157,17 @@ def main() -> None:
     project = config_path.parent
     saved = project.with_name(f"{project.name}-night1-{args.delta}")
     result = {"customers": args.customers, "delta": args.delta}
+    floors = result["floor_seconds"] = []
     if args.reuse_night_1 and saved.exists():
         restore_night_1(saved, project)
         result["night_1_full"] = "reused"
     else:
         split_nights(config_path, args.delta)
+        floors.append(round(floor_seconds(config_path), 2))
         result["night_1_full"] = night(config_path, full_refresh=True)
         if args.reuse_night_1:
             save_night_1(project, saved)
+    floors.append(round(floor_seconds(config_path), 2))
     later = project / "data" / "sample" / "later"
     for file in later.iterdir() if args.deliver else ():
         file.rename(project / "data" / "sample" / "drops" / file.name)
@@ -175,6 +183,7 @@ def main() -> None:
         result["night_2_phases"] = phases.rows
     else:
         result["night_2_incremental"] = night(config_path, full_refresh=False)
+    floors.append(round(floor_seconds(config_path), 2))
     if not args.rebuild:
         print(json.dumps(result, indent=2))
         return
