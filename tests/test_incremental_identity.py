@@ -118,6 +118,28 @@ def order_moves(config_path: Path) -> int:
         ).fetchall()[0][0]
 
 
+def eshop_drops(config_path: Path) -> Path:
+    """Make the sample's e-shop export a drop (`eshop_1.csv`) that later drops replace; the
+    drops folder."""
+    data = config_path.parent / "data" / "sample"
+    (data / "drops").mkdir()
+    shutil.move(data / "crm_eshop_accounts.csv", data / "drops" / "eshop_1.csv")
+    config_path.write_text(
+        config_path.read_text().replace(
+            '"data/sample/crm_eshop_accounts.csv"', '"data/sample/drops/eshop_*.csv"'
+        )
+    )
+    return data / "drops"
+
+
+def rebuilt_alongside(config_path: Path, tmp_path: Path) -> tuple[Path, RunSummary]:
+    """A full rebuild of the same inputs in a project of its own: its config path and work."""
+    rebuild = tmp_path / "full" / "ccv.toml"
+    shutil.copytree(config_path.parent / "data", rebuild.parent / "data")
+    shutil.copy(config_path, rebuild)
+    return rebuild, run_nightly(load_config(rebuild), full_refresh=True)
+
+
 def test_crm_records_over_nights_equal_a_full_rebuild(tmp_path, monkeypatch):
     nightly = make_project(tmp_path / "nightly")
     write_nights(nightly)
@@ -132,21 +154,19 @@ def test_crm_records_over_nights_equal_a_full_rebuild(tmp_path, monkeypatch):
         assert updated_tables(nightly) >= (set() if night == 1 else ORDER_TABLES | CUSTOMER_TABLES)
         moved.append(order_moves(nightly))
     monkeypatch.undo()
-    full = tmp_path / "full"
-    shutil.copytree(nightly.parent / "data", full / "data")
-    shutil.copy(nightly, full / "ccv.toml")
-    rebuilt = run_nightly(load_config(full / "ccv.toml"), full_refresh=True).resolve.work
+    full, rebuild = rebuilt_alongside(nightly, tmp_path)
+    rebuilt = rebuild.resolve.work
 
-    assert outcome(nightly) == outcome(full / "ccv.toml")
+    assert outcome(nightly) == outcome(full)
     # new CRM records merge customers that earlier orders belong to: those orders are updated
     assert moved[0] == 0 and moved[1] > 0
-    assert order_rows(nightly) == order_rows(full / "ccv.toml")
+    assert order_rows(nightly) == order_rows(full)
     # merged, changed and deleted CRM records: the customers updated by key are a rebuild's
-    assert customer_rows(nightly) == customer_rows(full / "ccv.toml")
+    assert customer_rows(nightly) == customer_rows(full)
     # merged, changed and deleted records: the identity tables written by key are a rebuild's
-    assert identity_rows(nightly) == identity_rows(full / "ccv.toml")
+    assert identity_rows(nightly) == identity_rows(full)
     # the persisted blocking result is the full run's: same pairs, rules and levels
-    assert pair_store(nightly) == pair_store(full / "ccv.toml")
+    assert pair_store(nightly) == pair_store(full)
 
     first, second, third = works
     # night 1 standardises everything; night 2 its new records and the changed account: its old
@@ -199,17 +219,14 @@ def test_blocks_crossing_the_size_cap_over_nights_store_a_full_rebuilds_pairs(tm
     for night in (1, 2, 3):
         deliver(nightly, night)
         run_nightly(load_config(nightly))
-    full = tmp_path / "full"
-    shutil.copytree(nightly.parent / "data", full / "data")
-    shutil.copy(nightly, full / "ccv.toml")
-    run_nightly(load_config(full / "ccv.toml"), full_refresh=True)
+    full, _ = rebuilt_alongside(nightly, tmp_path)
 
     db = load_config(nightly).resolve("warehouse/ccv.duckdb")
     with duckdb.connect(str(db), read_only=True) as con:
         oversized = con.execute("select count(*) from oversized_blocks").fetchall()[0][0]
     assert oversized > 0  # the cap is reached: blocks were reported instead of expanded
-    assert pair_store(nightly) == pair_store(full / "ccv.toml")
-    assert outcome(nightly) == outcome(full / "ccv.toml")
+    assert pair_store(nightly) == pair_store(full)
+    assert outcome(nightly) == outcome(full)
 
 
 def test_a_changed_customer_source_recomputes_the_identity_state(tmp_path):
@@ -224,28 +241,6 @@ def test_a_changed_customer_source_recomputes_the_identity_state(tmp_path):
     again = run_nightly(load_config(config_path)).resolve.work
     assert again.standardised == again.records
     assert again.pairs_compared == again.candidate_pairs
-
-
-def eshop_drops(config_path: Path) -> Path:
-    """Make the sample's e-shop export a drop (`eshop_1.csv`) that later drops replace; the
-    drops folder."""
-    data = config_path.parent / "data" / "sample"
-    (data / "drops").mkdir()
-    shutil.move(data / "crm_eshop_accounts.csv", data / "drops" / "eshop_1.csv")
-    config_path.write_text(
-        config_path.read_text().replace(
-            '"data/sample/crm_eshop_accounts.csv"', '"data/sample/drops/eshop_*.csv"'
-        )
-    )
-    return data / "drops"
-
-
-def rebuilt_alongside(config_path: Path, tmp_path: Path) -> tuple[Path, RunSummary]:
-    """A full rebuild of the same inputs in a project of its own: its config path and work."""
-    full = tmp_path / "full"
-    shutil.copytree(config_path.parent / "data", full / "data")
-    shutil.copy(config_path, full / "ccv.toml")
-    return full / "ccv.toml", run_nightly(load_config(full / "ccv.toml"), full_refresh=True)
 
 
 def test_a_changed_record_leaves_none_of_its_pairs_behind(tmp_path):
