@@ -301,7 +301,7 @@ def resolve(
     # tonight's identity tables can be written by key: last night's are there, and current
     keyed = delta and has_last_records(con)
     customers, events, work, evidence = link_and_write(
-        con, config, run_id, now, mapper, delta, keyed
+        con, config, run_id, now, mapper, delta, keyed, signature=signature
     )
     # the frames of the records are gone by now: the evidence's and the crosswalk's joins and
     # the golden records are DuckDB's work alone
@@ -395,6 +395,8 @@ def link_and_write(
     mapper: Mapper = LOCAL,
     delta: bool = False,
     keyed: bool = False,
+    *,
+    signature: str,
 ) -> tuple[int, dict[str, int], Work, Evidence]:
     """The pandas part of `resolve`: standardise, link, cluster, assign stable ids, and write
     identity_records. Returns the number of customers, the id events by type, the night's work
@@ -403,12 +405,12 @@ def link_and_write(
     `delta`: the persisted state is current (see `incremental.state_is_current`) and the night
     may build on it; otherwise it is dropped and everything is computed afresh. `keyed`:
     identity_records is written by key (`keyed_writes`; needs `delta` and last night's table).
+    `signature`: the state's stamp (`identity_signature`), stored with the night's work.
 
     Why a function of its own: its frames (millions of identity records, their links) are
     released when it returns, before the crosswalk's and the golden records' SQL need the memory.
     """
     identity = config.identity
-    signature = identity_signature(config)
     if not delta:
         drop_state(con)  # everything is new tonight: standardised, compared and estimated
     _phase("standardise")
