@@ -19,12 +19,14 @@ copies the DuckDB file as the stage left it, so that two versions of the code ca
 table by table (`EXCEPT ALL` both ways) on the same input. `--where N` samples the main
 thread's stack with the RSS every 50 ms and prints the N code locations (the innermost two
 frames of ccv's code, with line numbers) at which the process was largest: where to look when
-a phase's peak is too high.
+a phase's peak is too high. `--profile FILE` writes the stage's cProfile stats (read them with
+`python -m pstats FILE`).
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import datetime as dt
 import json
 import logging
@@ -206,6 +208,7 @@ def run_stage(
     statements_file: Path | None = None,
     keep: Path | None = None,
     where: int = 0,
+    profile: Path | None = None,
 ) -> dict:
     """Run `stage` on a scratch copy of `warehouse` (None: an empty one); `statements_file`
     receives every timed statement in the order run, one JSON object a line; `keep` receives
@@ -234,10 +237,16 @@ def run_stage(
                 )
             LOGGER.addHandler(phases)
             wall, cpu = time.perf_counter(), cpu_seconds()
+            profiler = cProfile.Profile() if profile else None
             try:
+                if profiler:
+                    profiler.enable()
                 getattr(pipeline, f"{stage}_stage")(nightly, config)
                 phases.close_phase("end")
             finally:
+                if profiler:
+                    profiler.disable()
+                    profiler.dump_stats(profile)
                 LOGGER.removeHandler(phases)
                 pipeline.open_build = open_build
             wall, cpu = time.perf_counter() - wall, cpu_seconds() - cpu
@@ -282,6 +291,9 @@ def main() -> None:
     parser.add_argument(
         "--where", type=int, default=0, metavar="N", help="the N code locations of highest RSS"
     )
+    parser.add_argument(
+        "--profile", type=Path, metavar="FILE", help="write the stage's cProfile stats here"
+    )
     args = parser.parse_args()
     config_path = prepare(args.customers, args.seed, args.out, clear_warehouse=False)
     warehouse = cached_warehouse(config_path, args.stage) if BEFORE[args.stage] else None
@@ -293,6 +305,7 @@ def main() -> None:
         args.statements_file,
         args.keep,
         args.where,
+        args.profile,
     )
     print(json.dumps(result, indent=2))
 

@@ -19,6 +19,7 @@ from ccv.reporting import (
     write_report,
     write_report_and_summary,
 )
+from ccv.reporting.sections import collect
 
 INJECTED = '<script>alert("quarantine")</script>'
 OPTIONAL_TABLES = ("segment_moves", "customer_value", "match_evidence", "nps_summary")
@@ -303,3 +304,19 @@ def test_write_report_replaces_the_file_atomically(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.duckdb", "report.html"]
     with pytest.raises(FileNotFoundError):
         write_report(tmp_path / "missing.duckdb", out)
+
+
+def test_identity_facts_count_the_crosswalk(tmp_path):
+    """Records, customers and cluster sizes as the crosswalk holds them (six records of three
+    customers: sizes 3, 2, 1), and the match weights of the evidence."""
+    db = make_warehouse(tmp_path / "ccv.duckdb", optional=True)
+    with duckdb.connect(str(db), read_only=True) as con:
+        _, sections = collect(con, None, draw=False)
+    facts = dict(next(s for s in sections if s.key == "identity").facts())
+
+    assert facts["Source records"] == "6"
+    assert facts["Customers (clusters)"] == "3"
+    assert facts["Single-record customers"] == "1"
+    assert facts["Largest cluster"] == "3"
+    assert facts["Scored pairs"] == "3"
+    assert facts["Match weight min / median / max"] == "-4.00 / 3.10 / 12.50"

@@ -200,6 +200,11 @@ class Warehouse:
         """Every row of a query (always fetched to the end)."""
         return self.con.execute(sql, list(params) if params else None).fetchall()
 
+    def array(self, sql: str) -> np.ndarray:
+        """The first column of a query as a numpy array (millions of values: no Python tuples)."""
+        result = self.con.execute(sql).fetchnumpy()
+        return np.asarray(next(iter(result.values())))
+
     def value(self, sql: str, params: Sequence[Any] | None = None) -> Any:
         rows = self.rows(sql, params)
         return rows[0][0] if rows else None
@@ -497,22 +502,23 @@ def identity(wh: Warehouse, run: RunInfo, draw: bool) -> Section:
     if reason:
         section.skip(reason)
     else:
-        records, customers = wh.rows(
-            "select count(*), count(distinct customer_id) from customer_xref"
-        )[0]
-        sizes = wh.rows(
+        # one pass over the crosswalk (millions of rows) for the counts and the sizes
+        by_size = wh.rows(
             """
-            select size, count(*)::bigint from (
+            select customer_id is null, size, count(*)::bigint from (
                 select customer_id, count(*) as size from customer_xref group by customer_id
-            ) group by size order by size
+            ) group by all order by size
             """
         )
+        records = sum(size * n for _, size, n in by_size)
+        sizes = [(size, n) for unassigned, size, n in by_size if not unassigned]
+        customers = sum(n for _, n in sizes)
         facts = [
             ("Source records", fmt(records)),
             ("Customers (clusters)", fmt(customers)),
             ("Records per customer", fmt(records / customers if customers else None)),
             ("Single-record customers", fmt(next((n for s, n in sizes if s == 1), 0))),
-            ("Largest cluster", fmt(max(s for s, _ in sizes))),
+            ("Largest cluster", fmt(max((s for s, _ in sizes), default=0))),
         ]
         if wh.has("customers"):
             facts.insert(2, ("Rows in customers", fmt(wh.count("customers"))))
@@ -557,19 +563,14 @@ def identity(wh: Warehouse, run: RunInfo, draw: bool) -> Section:
     else:
         reason = wh.absent_or_empty("match_evidence", "match_weight")
         weights = (
-            []
+            np.empty(0)
             if reason
-            else [
-                w
-                for (w,) in wh.rows(
-                    "select match_weight from match_evidence where match_weight is not null"
-                )
-            ]
+            else wh.array("select match_weight from match_evidence where match_weight is not null")
         )
-        if reason or not weights:
+        if reason or not len(weights):
             section.skip(reason or empty("match_evidence.match_weight"))
         else:
-            arr = np.asarray(weights, dtype=float)
+            arr = weights.astype(float)
             section.add(
                 Facts(
                     [
