@@ -183,8 +183,6 @@ def build_stage(run: Run, config: Config, as_of: dt.date | None = None) -> dt.da
     with open_build(run, config) as con:
         as_of = as_of or resolve_as_of(con, config, run.started_at.date())
         variables = {
-            # the run whose rows the checks of tables written by key look at
-            "run_id": (run.run_id, "varchar"),
             "as_of_date": (as_of, "date"),
             "rfm_window_months": (config.analytics.rfm_window_months, "integer"),
             "lapsed_after_days": (config.analytics.lapsed_after_days, "integer"),
