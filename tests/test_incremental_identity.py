@@ -274,6 +274,71 @@ def test_a_changed_record_leaves_none_of_its_pairs_behind(tmp_path):
     assert pair_store(nightly) == pair_store(full)
 
 
+def record_no(config_path: Path, source_record_id: str) -> int:
+    db = load_config(config_path).resolve("warehouse/ccv.duckdb")
+    with duckdb.connect(str(db), read_only=True) as con:
+        ((number, top),) = con.execute(
+            "select max(record_no) filter (where source_record_id = ?), max(record_no) "
+            "from identity_std",
+            [source_record_id],
+        ).fetchall()
+    assert number == top, "the test needs the record to hold the highest number"
+    return number
+
+
+def test_the_highest_numbered_record_changing_frees_its_number_and_its_pairs(tmp_path):
+    """A new account that duplicates Raj (ES-000001) arrives on night 2 and takes the highest
+    record number, with stored pairs to Raj. On night 3 its phone changes: its old state goes
+    with the highest number, and the new state is numbered from there, taking that same number
+    again. The stored pairs by record key, with their levels, are a rebuild's: none of the old
+    state's pairs is read as the new state's."""
+    nightly = make_project(tmp_path / "nightly")
+    drops = eshop_drops(nightly)
+    run_nightly(load_config(nightly))
+    export = (drops / "eshop_1.csv").read_text(encoding="utf-8")
+    raj = next(line for line in export.splitlines() if line.startswith("ES-000001,"))
+    twin = raj.replace("ES-000001,", "ES-999999,", 1)
+    (drops / "eshop_2.csv").write_text(export + twin + "\n", encoding="utf-8")
+    run_nightly(load_config(nightly))
+    number = record_no(nightly, "ES-999999")
+    twin_pairs = {p for p in pair_store(nightly) if "eshop_accounts:ES-999999" in p[:2]}
+    moved = twin.replace("0044 7875 479145", "07700 900789")
+    (drops / "eshop_3.csv").write_text(export + moved + "\n", encoding="utf-8")
+    third = run_nightly(load_config(nightly)).resolve.work
+    full, rebuilt = rebuilt_alongside(nightly, tmp_path)
+
+    assert ("eshop_accounts:ES-000001", "eshop_accounts:ES-999999") in {p[:2] for p in twin_pairs}
+    assert record_no(nightly, "ES-999999") == number
+    assert third.candidate_pairs == rebuilt.resolve.work.candidate_pairs
+    assert pair_store(nightly) == pair_store(full)
+    assert not twin_pairs & pair_store(nightly)  # the phone level of each of its pairs changed
+
+
+def test_the_highest_numbered_record_leaving_takes_its_pairs_along(tmp_path):
+    """A loyalty card that duplicates Ava's (2900010000350) arrives on night 2 and takes the
+    highest record number, with stored pairs. On night 3 the delta file is re-delivered
+    without it: the record is gone and no new record takes its number, so the stored pairs
+    name a number above every record of the night (pair keys must not alias). The stored
+    pairs are a rebuild's."""
+    nightly = make_project(tmp_path / "nightly")
+    run_nightly(load_config(nightly))
+    loyalty = nightly.parent / "data" / "sample" / "crm_store_loyalty.csv"
+    export = loyalty.read_text(encoding="utf-8")
+    ava = next(line for line in export.splitlines() if line.startswith("2900010000350;"))
+    loyalty.write_text(export + ava.replace("2900010000350;", "2900019999999;") + "\n")
+    run_nightly(load_config(nightly))
+    number = record_no(nightly, "2900019999999")
+    twin_pairs = {p[:2] for p in pair_store(nightly) if "store_loyalty:2900019999999" in p[:2]}
+    loyalty.write_text(export, encoding="utf-8")
+    third = run_nightly(load_config(nightly)).resolve.work
+    full, rebuilt = rebuilt_alongside(nightly, tmp_path)
+
+    assert twin_pairs and number > 0
+    assert third.removed >= 1 and third.standardised == 0
+    assert third.candidate_pairs == rebuilt.resolve.work.candidate_pairs
+    assert pair_store(nightly) == pair_store(full)
+
+
 QUENNELLS = [  # one surname and birth date; Alice and Bob also share an e-mail address
     (1, "Alice", "q.pair@example.net", "AB1 1AA", "Aberdeen"),
     (2, "Bob", "q.pair@example.net", "BA2 2BB", "Bath"),
