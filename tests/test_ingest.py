@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import duckdb
 import pytest
 
 from ccv.ingest.load import IngestError, ingest
@@ -256,6 +257,98 @@ def test_records_missing_from_the_latest_snapshot_are_marked_deleted_not_erased(
     ).fetchall()
     assert rows == [("1", False, False, "IE"), ("2", True, True, "IE")]
     assert con.execute("select count(*) from raw_customers").fetchone()[0] == 3
+
+
+SNAPSHOT_CRM = CRM | {
+    "path": "drops/crm_*.csv",
+    "load": "snapshot",
+    "columns": CRM["columns"] | {"updated_at": "upd"},
+}
+# four nightly exports: Ann renamed on night 2; Bo renamed on night 2, gone from night 3; Cy's
+# first export carries the newest update time (the CRM's clock went back); Di new on night 4
+EXPORTS = [
+    ["1,Ann,a@x.com,,2026-01-01", "2,Bo,b@x.com,,2026-01-01", "3,Cy,c@x.com,,2026-03-01"],
+    ["1,Anne,a@x.com,,2026-02-01", "2,Bob,b@x.com,,2026-02-01", "3,Cyd,c@x.com,,2026-01-01"],
+    ["1,Anne,a@x.com,,2026-02-01", "3,Cyd,c@x.com,,2026-01-01"],
+    ["1,Anne,a@x.com,,2026-02-01", "3,Cyd,c@x.com,,2026-01-01", "4,Di,d@x.com,,2026-04-01"],
+]
+HEAD = "id,first,mail,dob,upd\n"
+
+
+def snapshot_nights(con, folder) -> list[tuple[list[tuple], dict[str, int]]]:
+    """Ingest the four exports night by night, then a broken re-delivery of the fourth (a
+    column missing: rejected, its rows go); after night 4 and after that night: the staged
+    records and the raw rows per file."""
+    (folder / "drops").mkdir(parents=True)
+    seen = []
+    for night, rows in enumerate([*EXPORTS, None], start=1):
+        if rows is None:  # night 5: crm_4.csv comes again without its `upd` column
+            files = {"drops/crm_4.csv": "id,first,mail,dob\n4,Di,d@x.com,\n"}
+        else:
+            files = {f"drops/crm_{night}.csv": HEAD + "\n".join(rows) + "\n"}
+        run_ingest(con, folder, files, SNAPSHOT_CRM)
+        if night >= 4:
+            build_staging(con)
+            staged = con.execute(
+                "select source_record_id, first_name, is_deleted, source_file "
+                "from stg_customers order by 1"
+            ).fetchall()
+            per_file = dict(
+                con.execute("select source_file, count(*) from raw_customers group by 1").fetchall()
+            )
+            seen.append((staged, per_file))
+    return seen
+
+
+def test_old_snapshot_exports_keep_only_what_staging_can_still_choose(con, tmp_path, monkeypatch):
+    """Of a snapshot source's exports older than the last two, only each record's best version
+    stays in raw_customers; staging gives what it gives with every version kept, also after
+    the latest export is re-delivered broken and rejected (the previous export takes over)."""
+    from ccv.ingest import load
+
+    pruned = snapshot_nights(con, tmp_path / "pruned")
+    monkeypatch.setattr(load, "prune_superseded_snapshot_rows", lambda con: 0)
+    with duckdb.connect() as everything:
+        everything.execute("set TimeZone = 'UTC'")
+        kept = snapshot_nights(everything, tmp_path / "kept")
+
+    (night4, files4), (night5, files5) = pruned
+    assert night4 == kept[0][0] and night5 == kept[1][0]
+    assert [r[:3] for r in night4] == [
+        ("1", "Anne", False),
+        ("2", "Bob", True),
+        ("3", "Cy", False),
+        ("4", "Di", False),
+    ]
+    assert [r[:3] for r in night5] == [
+        ("1", "Anne", False),
+        ("2", "Bob", True),
+        ("3", "Cy", False),
+    ]  # Di was only ever in the rejected export; Cy's and Anne's versions are unchanged
+    # crm_1 keeps Cy's newest version only (Ann's and Bo's are superseded in crm_2), crm_2
+    # keeps Ann's and Bob's; the last two exports stay whole
+    assert files4 == {
+        "drops/crm_1.csv": 1,
+        "drops/crm_2.csv": 2,
+        "drops/crm_3.csv": 2,
+        "drops/crm_4.csv": 3,
+    }
+    assert kept[0][1] == {
+        "drops/crm_1.csv": 3,
+        "drops/crm_2.csv": 3,
+        "drops/crm_3.csv": 2,
+        "drops/crm_4.csv": 3,
+    }
+    assert "drops/crm_4.csv" not in files5
+
+
+def test_pruning_follows_stagings_choice_of_version():
+    from pathlib import Path
+
+    from ccv.ingest.snapshots import VERSION_ORDER
+
+    staging = Path(__file__).parents[1] / "sql" / "staging" / "stg_customers.sql"
+    assert f"order by {VERSION_ORDER}" in staging.read_text(encoding="utf-8")
 
 
 def test_delta_sources_never_delete(con, tmp_path):

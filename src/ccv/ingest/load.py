@@ -40,6 +40,7 @@ from ccv.ingest.readers import (
     streamed_in_pieces,
     unreadable_lines,
 )
+from ccv.ingest.snapshots import prune_superseded_snapshot_rows
 from ccv.ingest.streaming import check_streamed, quarantine_checked, streams, unordered
 from ccv.privacy.suppression import quarantine_erased, suppression_hashes
 from ccv.progress import advance
@@ -114,6 +115,9 @@ def ingest(
             )
             done += 1
     advance("input files", done, total)
+    pruned = prune_superseded_snapshot_rows(con)
+    if pruned:
+        log.info("%d superseded rows of old snapshot exports pruned", pruned)
     failed = [
         r
         for r in results

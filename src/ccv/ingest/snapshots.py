@@ -1,0 +1,80 @@
+"""Keep a snapshot source's raw history bounded: superseded versions of old exports are pruned.
+
+A `load = "snapshot"` CRM source delivers its whole export every night, and every export used
+to stay in `raw_customers`: at a million customers ~700k rows a night, so that after a year
+staging would rank some 250M rows every night and the warehouse file (copied by every run)
+would have grown by tens of gigabytes for versions nobody reads. `stg_customers` only ever
+uses each record's best version (newest `updated_at`, then latest load, file, row) and the
+source's latest file (to mark records missing from it as deleted).
+
+So after a night's files are loaded, rows of a snapshot source's *old* files — all but the two
+with the greatest names, the order in which `stg_customers` finds the latest export — are
+pruned, except each record's best row among the old files. What stays:
+
+* the latest export whole: staging's choice and its deleted marks are as before;
+* the previous export whole: if the latest file is later replaced by a broken version and
+  rejected (its rows go), the night falls back to the previous export, as it would have
+  without pruning;
+* per record, its best version from all older exports: a record that left the exports keeps
+  its last version (marked deleted), and any choice staging could make among the old files
+  is still there.
+
+Every row pruned is one that no choice of `stg_customers` can reach, unless an old export (not
+one of the two latest) is itself re-delivered with different content: its rows are then
+replaced, and the versions pruned from it earlier do not come back. Delta sources are left as
+they are (they grow by changed records only). `ingest_log` keeps every file's counts.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+# exports of a snapshot source kept whole (the latest, and the previous one to fall back to)
+KEPT_EXPORTS = 2
+
+# the order in which `sql/staging/stg_customers.sql` picks a record's version (best first)
+VERSION_ORDER = "updated_at desc nulls last, loaded_at desc, source_file desc, row_number desc"
+
+
+def prune_superseded_snapshot_rows(con: duckdb.DuckDBPyConnection) -> int:
+    """Delete the rows of snapshot sources' old exports that are not their record's best among
+    those exports (see the module docstring); return how many were deleted."""
+    con.execute(
+        f"""
+        create or replace temp table _superseded as
+        with snapshot_files as (
+            select distinct r.source, r.source_file
+            from raw_customers as r
+            semi join ingest_sources as s on s.source = r.source and s.load = 'snapshot'
+        ),
+
+        old_files as (
+            select source, source_file
+            from snapshot_files
+            qualify row_number() over (partition by source order by source_file desc)
+                > {KEPT_EXPORTS}
+        ),
+
+        old_rows as (
+            select r.rowid as row_id, r.source, r.source_record_id, r.updated_at, r.loaded_at,
+                r.source_file, r.row_number
+            from raw_customers as r
+            semi join old_files as f on f.source = r.source and f.source_file = r.source_file
+        ),
+
+        final as (
+            select row_id
+            from old_rows
+            qualify row_number() over (
+                partition by source, source_record_id order by {VERSION_ORDER}
+            ) > 1
+        )
+
+        select * from final
+        """
+    )
+    ((pruned,),) = con.execute("select count(*) from _superseded").fetchall()
+    if pruned:
+        con.execute("delete from raw_customers where rowid in (select row_id from _superseded)")
+    con.execute("drop table _superseded")
+    return pruned
