@@ -1087,3 +1087,28 @@ def test_committed_data_dictionary_equals_the_generator_output():
     assert DOCS_PATH.read_text(encoding="utf-8") == render(), (
         "docs/data_dictionary.md is stale: run .venv/bin/python -m ccv.analytics.dictionary"
     )
+
+
+def test_segment_history_keeps_the_latest_snapshots_and_moves_still_diff_the_last_one():
+    from ccv.analytics.segment_history import SNAPSHOTS_KEPT, snapshot_segments
+
+    con = new_con()
+    add_customers(con, "a")
+    add_orders(con, *completed_orders("a", 1, date(2025, 6, 1)))
+    build_marts(con)
+    nights = [AS_OF + timedelta(days=n) for n in range(SNAPSHOTS_KEPT + 3)]
+    for night in nights:
+        assert snapshot_segments(con, night) == 1
+    kept = [
+        d for (d,) in con.execute("select snapshot_on from segment_history order by 1").fetchall()
+    ]
+    assert kept == nights[-SNAPSHOTS_KEPT:]
+    # a backfill of a date older than every kept snapshot keeps nothing of it
+    assert snapshot_segments(con, AS_OF - timedelta(days=30)) == 0
+    later = AS_OF + timedelta(days=800)
+    con.execute("set variable as_of_date = ?", [later])
+    build_marts(con)
+    ((previous,),) = con.execute(
+        "select distinct previous_snapshot_on from segment_moves"
+    ).fetchall()
+    assert previous == nights[-1]

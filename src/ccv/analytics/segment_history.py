@@ -4,6 +4,12 @@
 the published warehouse, so the table carries over night to night. The pipeline creates it (empty
 on the first run) before the marts build, and appends this run's snapshot after they built. A
 re-run for the same as-of date replaces that date's snapshot instead of doubling it.
+
+Only the latest `SNAPSHOTS_KEPT` snapshots stay: `segment_moves` reads the latest one before
+the run's as-of date, while each snapshot is a row per customer (a million rows a night at a
+million customers) in the DuckDB file that every run copies. The whole history is in the
+published `loyalty_segments` Parquet snapshots (`loyalty_segments_history`, which carries the
+same three segment columns per customer and as-of date) and is never pruned there.
 """
 
 from __future__ import annotations
@@ -11,6 +17,9 @@ from __future__ import annotations
 import datetime as dt
 
 import duckdb
+
+# snapshots kept: re-running any of the last seven as-of dates still finds the snapshot before it
+SNAPSHOTS_KEPT = 8
 
 DDL = """
 create table if not exists segment_history (
@@ -29,7 +38,9 @@ def ensure_segment_history(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def snapshot_segments(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> int:
-    """Store today's segments from `loyalty_segments` as the snapshot of `as_of`; return its rows.
+    """Store today's segments from `loyalty_segments` as the snapshot of `as_of` and drop
+    the snapshots before the latest `SNAPSHOTS_KEPT`; return the rows of `as_of`'s snapshot
+    (0 when it is older than every kept one, as for a backfill of a long-past date).
 
     Call after the marts built and their checks passed.
     """
@@ -42,6 +53,14 @@ def snapshot_segments(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> int:
         from loyalty_segments
         """,
         [as_of],
+    )
+    con.execute(
+        """
+        delete from segment_history where snapshot_on not in (
+            select distinct snapshot_on from segment_history order by snapshot_on desc limit ?
+        )
+        """,
+        [SNAPSHOTS_KEPT],
     )
     return con.execute(
         "select count(*) from segment_history where snapshot_on = ?", [as_of]
