@@ -224,3 +224,22 @@ def test_only_the_newest_versions_are_kept(tmp_path):
     layout = versions.Layout.from_config(config)
     assert versions.published_versions(layout) == runs[1:]
     assert versions.current_run_id(layout) == runs[2]
+
+
+def test_a_run_starts_from_an_identical_copy_cloned_where_the_filesystem_can(tmp_path, monkeypatch):
+    """`clone_or_copy` gives the same bytes whether the filesystem clones (XFS, Btrfs) or not
+    (ext4, tmpfs: a byte copy), and falls back to copying when the clone is refused."""
+    import errno
+
+    source = tmp_path / "published.duckdb"
+    source.write_bytes(os.urandom(3 << 20))
+    how = versions.clone_or_copy(source, tmp_path / "run.duckdb")
+    assert how in ("clone", "copy")
+    assert (tmp_path / "run.duckdb").read_bytes() == source.read_bytes()
+
+    def refuse(*args):
+        raise OSError(errno.EOPNOTSUPP, "Operation not supported")
+
+    monkeypatch.setattr(versions.fcntl, "ioctl", refuse)
+    assert versions.clone_or_copy(source, tmp_path / "other.duckdb") == "copy"
+    assert (tmp_path / "other.duckdb").read_bytes() == source.read_bytes()

@@ -10,7 +10,8 @@ Layout (paths from `[warehouse]`)::
         20261123T020000-1a2b3c/ccv.duckdb, marts/, PUBLISHED
         20261122T020000-9f8e7d/...                     (kept for rollback)
 
-A run copies the current DuckDB file into its own version folder and hard-links the previous
+A run copies the current DuckDB file into its own version folder (a clone sharing its blocks
+where the filesystem can, see `clone_or_copy`) and hard-links the previous
 Parquet snapshots into it (cheap, and old snapshots are never rewritten), builds there, and only
 then swaps the `current` symlink with one atomic rename. A run killed at any point leaves
 `current` — and so everything analysts read — exactly as it was. An analyst's open DuckDB session
@@ -20,8 +21,10 @@ keeps reading the version it opened; reconnecting shows the new one.
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import os
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,8 +105,34 @@ def prepare_version(layout: Layout, run_id: str, full_refresh: bool) -> Path:
     (folder / "marts").mkdir(parents=True)
     previous = current_run_id(layout)
     if previous and not full_refresh:
-        shutil.copyfile(layout.db(previous), layout.db(run_id))
+        clone_or_copy(layout.db(previous), layout.db(run_id))
     return layout.db(run_id)
+
+
+# Linux's FICLONE ioctl, _IOW(0x94, 9, int): the target shares the source's blocks
+FICLONE = 0x40049409
+
+
+def clone_or_copy(source: Path, target: Path) -> str:
+    """Make `target` a copy of `source`: a clone where the filesystem can make one, else a
+    byte copy; return which ("clone" or "copy").
+
+    Why: every run starts from the published DuckDB file, and copying it costs time in
+    proportion to its size (at a million customers 4.5 GB, ~6-8 s of a ~80 s delta night). A
+    clone (reflink: XFS, Btrfs and other copy-on-write filesystems on Linux) takes
+    milliseconds whatever the size, and the run's writes then go to new blocks: the published
+    file is untouched, as with a copy. ext4 and tmpfs refuse (EOPNOTSUPP), as does a target
+    on another filesystem (EXDEV): those get the byte copy.
+    """
+    if sys.platform.startswith("linux"):
+        with open(source, "rb") as src, open(target, "wb") as dst:
+            try:
+                fcntl.ioctl(dst.fileno(), FICLONE, src.fileno())
+                return "clone"
+            except OSError:
+                pass
+    shutil.copyfile(source, target)
+    return "copy"
 
 
 def carry_snapshots(
