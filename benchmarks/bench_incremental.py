@@ -144,7 +144,7 @@ def main() -> None:
     parser.add_argument(
         "--phases",
         action="store_true",
-        help="print night 2's resolve and build phases",
+        help="print night 2's ingest, resolve and build phases",
     )
     parser.add_argument(
         "--no-rebuild",
@@ -173,7 +173,7 @@ def main() -> None:
         file.rename(project / "data" / "sample" / "drops" / file.name)
     if args.phases:
         with PeakRSS() as memory:
-            phases = Phases((*TASKS["resolve"], *TASKS["build"]), memory)
+            phases = Phases((*TASKS["ingest"], *TASKS["resolve"], *TASKS["build"]), memory)
             LOGGER.addHandler(phases)
             try:
                 result["night_2_incremental"] = night(config_path, full_refresh=False)
