@@ -370,3 +370,18 @@ def test_volume_knobs_scale_orders_and_surveys_per_person(tmp_path: Path) -> Non
     assert 0.28 * persons <= counts[sd.SURVEY_FILE] <= 0.39 * persons
     default = sd.generate(tmp_path / "default", seed=3, persons=persons)
     assert default[sd.WEB_FILE] + default[sd.STORE_FILE] < 0.7 * orders
+
+
+def test_every_person_gets_a_mailbox_of_their_own() -> None:
+    """Two people never get addresses that reach one inbox: at gmail.com dots and +tags do not
+    count, so "emma.smith20@" and "emmasmith20@" would be one person's mailbox (at a million
+    customers such pairs made the matcher's 'mistakes' on the generated data)."""
+    import random
+
+    from ccv.sample_data import _email, _mailbox
+
+    assert _mailbox("Emma.Smith20+shop@gmail.com") == "emmasmith20@gmail.com"
+    assert _mailbox("emma.smith@mail.co.uk") == "emma.smith@mail.co.uk"
+    rng, used = random.Random(1), set()
+    boxes = [_mailbox(_email(rng, "Emma", "Smith", 725000, used)) for _ in range(3000)]
+    assert len(set(boxes)) == len(boxes)

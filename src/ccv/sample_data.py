@@ -336,6 +336,15 @@ def _phone(rng: random.Random) -> str:
     return f"07{rng.choice(MOBILE_BLOCKS)}{rng.randrange(1_000_000):06d}"
 
 
+def _mailbox(email: str) -> str:
+    """The mailbox an address reaches: case-insensitive, and at gmail.com without dots or a
+    +tag ("emma.smith20@" and "emmasmith20+shop@" are one inbox, so one owner)."""
+    local, domain = email.lower().split("@")
+    if domain == "gmail.com":
+        local = local.split("+")[0].replace(".", "")
+    return f"{local}@{domain}"
+
+
 def _email(rng: random.Random, first: str, last: str, dob: int, used: set[str]) -> str:
     f, last_ = _slug(first), _slug(last)
     pattern = rng.randrange(6)
@@ -350,10 +359,10 @@ def _email(rng: random.Random, first: str, last: str, dob: int, used: set[str]) 
     domain = DOMAIN_POOL.draw(rng)
     email = f"{local}@{domain}"
     n = 1
-    while email in used:  # rare; keeps every person's own address unique
+    while _mailbox(email) in used:  # rare; keeps every person's own mailbox unique
         n += 1
         email = f"{local}{n}@{domain}"
-    used.add(email)
+    used.add(_mailbox(email))
     return email
 
 
