@@ -39,42 +39,40 @@ VERSION_ORDER = "updated_at desc nulls last, loaded_at desc, source_file desc, r
 def prune_superseded_snapshot_rows(con: duckdb.DuckDBPyConnection) -> int:
     """Delete the rows of snapshot sources' old exports that are not their record's best among
     those exports (see the module docstring); return how many were deleted."""
-    con.execute(
+    ((pruned,),) = con.execute(
         f"""
-        create or replace temp table _superseded as
-        with snapshot_files as (
-            select distinct r.source, r.source_file
-            from raw_customers as r
-            semi join ingest_sources as s on s.source = r.source and s.load = 'snapshot'
-        ),
+        delete from raw_customers where rowid in (
+            with snapshot_files as (
+                select distinct r.source, r.source_file
+                from raw_customers as r
+                semi join ingest_sources as s on s.source = r.source and s.load = 'snapshot'
+            ),
 
-        old_files as (
-            select source, source_file
-            from snapshot_files
-            qualify row_number() over (partition by source order by source_file desc)
-                > {KEPT_EXPORTS}
-        ),
+            old_files as (
+                select source, source_file
+                from snapshot_files
+                qualify row_number() over (partition by source order by source_file desc)
+                    > {KEPT_EXPORTS}
+            ),
 
-        old_rows as (
-            select r.rowid as row_id, r.source, r.source_record_id, r.updated_at, r.loaded_at,
-                r.source_file, r.row_number
-            from raw_customers as r
-            semi join old_files as f on f.source = r.source and f.source_file = r.source_file
-        ),
+            old_rows as (
+                select r.rowid as row_id, r.source, r.source_record_id, r.updated_at,
+                    r.loaded_at, r.source_file, r.row_number
+                from raw_customers as r
+                semi join old_files as f
+                    on f.source = r.source and f.source_file = r.source_file
+            ),
 
-        final as (
-            select row_id
-            from old_rows
-            qualify row_number() over (
-                partition by source, source_record_id order by {VERSION_ORDER}
-            ) > 1
+            final as (
+                select row_id
+                from old_rows
+                qualify row_number() over (
+                    partition by source, source_record_id order by {VERSION_ORDER}
+                ) > 1
+            )
+
+            select row_id from final
         )
-
-        select * from final
         """
-    )
-    ((pruned,),) = con.execute("select count(*) from _superseded").fetchall()
-    if pruned:
-        con.execute("delete from raw_customers where rowid in (select row_id from _superseded)")
-    con.execute("drop table _superseded")
+    ).fetchall()
     return pruned
