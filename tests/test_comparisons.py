@@ -228,11 +228,13 @@ def test_postcode_city_loyalty_levels():
         ("leeds", "london"),  # 0 JW 0.58
         ("leeds", None),  # -1
         ("leeds", "leeds"),  # -1: same postcode below, the city would count it twice
+        ("leeds", "leeds"),  # -1: same district (outward code) below: one post town
+        ("leeds", "leeds"),  # 2: different districts
     ]
     postcodes = [(None, None), ("M1 1AE", "M2 2AB"), ("LS1 1AA", None), (None, None)]
-    postcodes.append(("LS1 1AA", "LS1 1AA"))
+    postcodes += [("LS1 1AA", "LS1 1AA"), ("LS1 1AA", "LS1 4BB"), ("LS1 1AA", "LS2 1AA")]
     got = levels(CITY, {"std_city": city, "std_postcode": postcodes})
-    assert got == [2, 1, 0, -1, -1]
+    assert got == [2, 1, 0, -1, -1, -1, 2]
     loyalty = [("L1", "L1"), ("L1", "L2"), (None, "L2")]  # 1 exact, 0 else, -1 null
     assert levels(LOYALTY_ID, {"std_loyalty_id": loyalty}) == [1, 0, -1]
 

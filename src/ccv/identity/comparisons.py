@@ -569,10 +569,12 @@ CITY = Comparison(
     "city",
     (exact("std_city", "exact"), jaro_winkler("std_city", 0.9)),
     null_when=("std_city",),
-    null_if=(exact("std_postcode", "same postcode"),),
+    null_if=(Level("same outward code", lambda ctx: ctx.equal("outward(std_postcode)")),),
 )
-"""2 exact, 1 JW ≥ 0.9. Null when the postcodes are equal: the city adds nothing to the same
-postcode, and counting both (+15 and +9.5 bits) made households at one address look alike."""
+"""2 exact, 1 JW ≥ 0.9. Null when the postcodes share their outward code (the district; equal
+postcodes do): a district lies in one post town, so the city adds nothing to it. Counting both
+(+15 and +9.5 bits for one postcode; +6.8 and +3.7 for one district) broke the independence
+Fellegi–Sunter assumes: households at one address, and namesakes in one district, looked alike."""
 
 LOYALTY_ID = Comparison(
     "loyalty_id",
