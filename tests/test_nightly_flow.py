@@ -123,6 +123,41 @@ def test_every_record_with_an_identifier_gets_a_customer(first_run, project):
     ]
 
 
+def test_consents_from_crm_flags_follow_their_record_without_records_of_their_own(
+    first_run, project
+):
+    """A consent event derived from a CRM record's opt-in flag maps to that record's customer
+    (rule customer_record_id) and is no identity record: the golden record does not count a
+    record's own flag as evidence that its e-mail or phone is in use."""
+    ((flags, mapped, own_customer, consent_records),) = query(
+        project,
+        """
+        select
+            count(*),
+            count(x.customer_id),
+            count(*) filter (where x.customer_id = crm.customer_id
+                             and x.match_rule = 'customer_record_id'),
+            (select count(*) from identity_records where record_kind = 'consent')
+        from stg_consents c
+        left join customer_xref x
+            on x.record_kind = 'consent' and x.source = c.source
+            and x.source_record_id = c.consent_id
+        left join customer_xref crm
+            on crm.record_kind = 'customer' and crm.source = c.customer_source
+            and crm.source_record_id = c.customer_record_id
+        where c.method = 'crm_opt_in_flag'
+        """,
+    )
+    assert flags > 500 and mapped == flags and own_customer == flags
+    # the consent file's events are identity records as before; the flags add none
+    ((from_files,),) = query(
+        project,
+        "select count(distinct source || record_key) from stg_consents "
+        "where method <> 'crm_opt_in_flag' and record_key is not null",
+    )
+    assert consent_records == from_files
+
+
 def test_customer_provenance_counts_the_crosswalk(first_run, project):
     """customers.record_count / source_count / sources are counted from identity records; they
     must equal what the crosswalk itself says for every customer."""

@@ -10,6 +10,10 @@ identity_records as (
     select * from identity_records
 ),
 
+stg_consents as (
+    select * from stg_consents
+),
+
 golden as (
     select
         customer_id,
@@ -35,13 +39,36 @@ golden as (
 -- carry the same identifiers (`transactions` counts them), so summing it per customer and source
 -- counts the customer's rows in customer_xref without reading the crosswalk's millions of rows.
 -- The earliest observation rides along, so identity_records is grouped once, not twice.
+-- Consent events derived from a CRM record's opt-in flags are crosswalk rows of that record's
+-- customer but no identity records of their own (src/ccv/identity/resolve.py,
+-- FROM_CRM_FLAGS): they are counted from the staged consents, under the record's source.
+crm_flag_consents as (
+    select
+        ir.customer_id,
+        ir.source,
+        count(*) as records,
+        cast(null as timestamp) as first_observed_at
+    from stg_consents as c
+    inner join identity_records as ir
+        on ir.record_kind = 'customer'
+        and ir.source = c.customer_source
+        and ir.source_record_id = c.customer_record_id
+    where c.method = 'crm_opt_in_flag'
+    group by ir.customer_id, ir.source
+),
+
 records_per_source as (
     select
         customer_id,
         source,
-        sum(transactions) as records,
+        sum(records) as records,
         min(first_observed_at) as first_observed_at
-    from identity_records
+    from (
+        select customer_id, source, transactions as records, first_observed_at
+        from identity_records
+        union all
+        select * from crm_flag_consents
+    )
     group by customer_id, source
 ),
 

@@ -130,6 +130,17 @@ TRANSACTIONS = {
     "consent": ("stg_consents", "consent_id", "consented_at", "customer_source"),
 }
 
+# Consent events derived from a CRM record's own opt-in flags (sql/staging/stg_consents.sql)
+# belong to that record by construction: they are not identity records of their own but map
+# to the record's customer in the crosswalk (`crosswalk_parts`, rule `customer_record_id`). As
+# identity records they were a third of all records at a million customers (one per CRM record
+# with a flag), each a copy of its record's identifiers: resolve standardised, keyed, linked
+# and clustered them all, a flag could bridge two CRM records sharing a phone, and the golden
+# record counted a record's own flag as evidence that its e-mail and phone are in use
+# (`verified_first`), which only an order, survey or consent event of its own should be.
+FROM_CRM_FLAGS = "method = 'crm_opt_in_flag'"
+TRANSACTION_FILTERS = {"consent": f"not coalesce({FROM_CRM_FLAGS}, false)"}
+
 
 def gather_sql(config: Config) -> str:
     """The identity records, unordered: every CRM record, plus one per distinct identifier
@@ -146,7 +157,7 @@ def gather_sql(config: Config) -> str:
                max({time_col}), any_value({ref_sql or config_ref}), any_value(customer_record_id),
                count(*), min({time_col})
         from {table}
-        where record_key is not null
+        where record_key is not null and {TRANSACTION_FILTERS.get(kind, "true")}
         group by source, record_key
         """
         for kind, (table, _, time_col, ref_sql) in TRANSACTIONS.items()
@@ -180,6 +191,17 @@ def crosswalk_parts() -> dict[str, str]:
                 on ir.record_kind = '{kind}'
                 and ir.source = t.source
                 and ir.source_record_id = t.record_key
+            where {TRANSACTION_FILTERS.get(kind, "true")}
+            """
+    parts["consent"] += f"""
+            union all
+            select t.source, t.consent_id, ir.customer_id, 'customer_record_id'
+            from stg_consents as t
+            inner join identity_records as ir
+                on ir.record_kind = 'customer'
+                and ir.source = t.customer_source
+                and ir.source_record_id = t.customer_record_id
+            where {FROM_CRM_FLAGS}
             """
     return parts
 
