@@ -1,10 +1,14 @@
 """Stable customer ids across runs: merge keeps the oldest, split keeps the largest part."""
 
+import datetime as dt
+
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
 
 from ccv.identity.stable_ids import _anchors, assign_ids
+from ccv.identity.store import ensure_identity_tables, record_assignment
 
 
 def clusters(**groups: list[str]) -> pd.DataFrame:
@@ -110,3 +114,22 @@ def test_a_clusters_anchor_is_its_smallest_record_key(dtype):
     got = _anchors(new)
     assert got.index.tolist() == expected.index.tolist()
     assert got.tolist() == expected.tolist()
+
+
+def test_recorded_events_name_the_moved_record_by_source_and_id():
+    """identity_events splits a record key at its first colon (record ids may hold colons);
+    events about a whole customer (new, split, merge) name no record."""
+    previous = crosswalk(C1=["shop:A:1", "shop:A:2"], C2=["till:7"])
+    result = assign_ids(
+        clusters(x=["shop:A:1"], y=["shop:A:2", "till:7"], z=["new:9"]),
+        previous,
+        registry("C1", "C2"),
+    )
+    con = duckdb.connect()
+    ensure_identity_tables(con)
+    record_assignment(con, result, "run-1", dt.datetime(2026, 12, 6, 2))
+    rows = con.execute(
+        "select event_type, source, source_record_id, run_id from identity_events "
+        "order by event_type"
+    ).fetchall()
+    assert rows == [("new", None, None, "run-1"), ("record_moved", "shop", "A:2", "run-1")]
