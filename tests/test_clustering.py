@@ -8,14 +8,14 @@ from ccv.identity.clustering import Guards, cluster
 STRONG = 5.0
 
 
-def run(n, edges, loyalty=None, births=None, check_loyalty=True):
+def run(n, edges, loyalty=None, births=None, check_loyalty=True, crm=None):
     frame = pd.DataFrame(edges, columns=["left", "right", "weight"])
     guards = Guards(
         loyalty_ids=np.array(loyalty or [None] * n, dtype=object),
         birth_dates=np.array(births or [None] * n, dtype=object),
         check_loyalty=check_loyalty,
     )
-    labels, used = cluster(n, frame, guards, strong=STRONG)
+    labels, used = cluster(n, frame, guards, strong=STRONG, crm=crm)
     groups = pd.Series(range(n)).groupby(labels).apply(list).tolist()
     return sorted(groups), used
 
@@ -64,12 +64,25 @@ def test_lone_record_joins_the_cluster_of_its_strongest_weak_link():
     assert groups == [[0, 1], [2, 3, 4]]
 
 
+def test_a_crm_records_own_transactions_leave_it_on_its_own():
+    """CRM records 0, 1 (one customer), 2 and 3; 4 is an order of 2's, 5 an order of 3's (their
+    deterministic links are strong). 2 with its order is still on its own: a weak link attaches
+    it, order and all; 3 could then only join through 2, itself attached weakly: no chains."""
+    crm = [True, True, True, True, False, False]
+    edges = [(0, 1, 9.0), (2, 4, 9.0), (3, 5, 9.0), (1, 2, 4.0), (2, 3, 3.0)]
+    groups, _ = run(6, edges, crm=crm)
+    assert groups == [[0, 1, 2, 4], [3, 5]]
+    # counting every record, no set of two is on its own: no weak link is used
+    groups, _ = run(6, edges)
+    assert groups == [[0, 1], [2, 4], [3, 5]]
+
+
 def test_weak_link_respects_the_guards():
     groups, _ = run(3, [(0, 1, 9.0), (1, 2, 3.0)], loyalty=["L1", None, "L2"])
     assert groups == [[0, 1], [2]]
 
 
-def reference_clusters(n, edges, loyalty, births, gap=366):
+def reference_clusters(n, edges, loyalty, births, crm, gap=366):
     """The clustering rules of `clustering.py` restated plainly: every set's values kept
     eagerly, one union-find over Python lists, no shortcuts."""
     from ccv.identity.clustering import birth_dates_conflict
@@ -90,6 +103,7 @@ def reference_clusters(n, edges, loyalty, births, gap=366):
     for i in range(n):
         groups.setdefault(component[i], []).append(i)
     parent, size, values, weak = list(range(n)), [1] * n, list(own), [False] * n
+    crm_count = [int(c) for c in crm]  # CRM records per set: "on its own" counts only these
 
     def find(i):
         while parent[i] != i:
@@ -100,6 +114,7 @@ def reference_clusters(n, edges, loyalty, births, gap=366):
         if size[a] < size[b]:
             a, b = b, a
         parent[b], size[a] = a, size[a] + size[b]
+        crm_count[a] += crm_count[b]
         values[a] = (values[a][0] | values[b][0], values[a][1] | values[b][1])
 
     broken = set()
@@ -113,6 +128,7 @@ def reference_clusters(n, edges, loyalty, births, gap=366):
             for m in members:
                 parent[m] = root
             size[root], values[root] = len(members), whole
+            crm_count[root] = sum(int(crm[m]) for m in members)
     rebuilt = [s for s in strong if component[s[2]] in broken]
     for _, _, a, b in sorted(rebuilt, key=lambda s: (-s[0], s[1])):  # strongest first
         a, b = find(a), find(b)
@@ -124,7 +140,8 @@ def reference_clusters(n, edges, loyalty, births, gap=366):
     )
     for _, _, x, y in weak_links:
         a, b = find(x), find(y)
-        lone_a, lone_b = size[a] == 1 and not weak[x], size[b] == 1 and not weak[y]
+        lone_a = crm_count[a] == 1 and not weak[x]
+        lone_b = crm_count[b] == 1 and not weak[y]
         if a == b or not (lone_a or lone_b):
             continue
         if (lone_a and weak[y]) or (lone_b and weak[x]) or conflict(values[a], values[b]):
@@ -152,5 +169,6 @@ def test_clustering_equals_the_plain_statement_of_its_rules_on_random_graphs():
             rng.choice([None, None, "1980-01-02", "1980-02-01", "1990-05-05", "1970-07-07"])
             for _ in range(n)
         ]
-        got, _ = run(n, edges, loyalty, births)
-        assert got == reference_clusters(n, edges, loyalty, births), seed
+        crm = [bool(rng.random() < 0.8) for _ in range(n)]
+        got, _ = run(n, edges, loyalty, births, crm=crm)
+        assert got == reference_clusters(n, edges, loyalty, births, crm), seed

@@ -357,7 +357,7 @@ class IdentityConfig(_Strict):
     match_probability: float = Field(default=0.9, gt=0, lt=1)
     """customer records scoring at least this are linked"""
     strong_match_probability: float = Field(default=0.999, gt=0, lt=1)
-    """links at least this sure form clusters; weaker ones may only attach a lone record"""
+    """links at least this sure form clusters; weaker ones may only attach a lone CRM record"""
     max_block_size: int = Field(default=50, ge=2)
     """blocks larger than this are reported, not compared (they would explode the pair count)"""
     min_records_to_estimate: int = Field(default=1000, ge=2)

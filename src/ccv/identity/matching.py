@@ -8,7 +8,7 @@ are estimated afresh every run, on that run's records, and saved in `match_param
 `ccv explain` can show how each weight came about.
 
 Pairs at or above `match_probability` become links; those at or above `strong_match_probability`
-are *strong* (they form clusters), the rest *weak* (they may only attach a lone record) — see
+are *strong* (they form clusters), the rest *weak* (they may only attach a lone CRM record) — see
 `clustering.py`.
 """
 

@@ -793,7 +793,8 @@ def cluster_links(
     edges = pd.concat([deterministic, probabilistic], ignore_index=True)
     del deterministic, probabilistic
     strong = probability_to_weight(identity.strong_match_probability)
-    labels, used = cluster(len(std), edges, guards_for(std, identity), strong=strong)
+    crm = (std["record_kind"] == "customer").to_numpy()
+    labels, used = cluster(len(std), edges, guards_for(std, identity), strong=strong, crm=crm)
     # components over all links = clusters joined by the links clustering left unused (the
     # used ones lie inside a cluster): a graph of ~1M clusters and few links instead of
     # ~3.7M records and ~10M links at a million customers
