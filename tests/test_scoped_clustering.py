@@ -3,6 +3,9 @@ where re-clustering every record with the same parameters ends."""
 
 from __future__ import annotations
 
+import csv
+import json
+from collections import Counter
 from pathlib import Path
 
 import duckdb
@@ -82,6 +85,74 @@ def crm_nights_with_a_leaving_card(config_path: Path) -> None:
     corrected.write_text("".join(x for x in lines if not x.startswith(LEAVING_CARD)))
 
 
+def quiet_account(data: Path, rows: range) -> str:
+    """The first e-shop account of `rows` (data rows of the export) that nothing else reaches:
+    no order or survey names it or carries its e-mail, and no other account or loyalty card has
+    its surname (no probabilistic link either). A night's other records never pull its cluster
+    into the scope, so only the reference rules of `scoped.scope` can."""
+    others = "".join(
+        (data / name).read_text(encoding="utf-8").lower()
+        for name in ("web_orders.jsonl", "survey_responses.csv", "store_orders.csv")
+    )
+    cards = (data / "crm_store_loyalty.csv").read_text(encoding="utf-8").lower()
+    accounts = list(csv.reader((data / "crm_eshop_accounts.csv").open(encoding="utf-8")))[1:]
+    surnames = Counter(a[2].lower() for a in accounts)
+    for account in (accounts[i] for i in rows):
+        account_id, surname, email = account[0], account[2].lower(), account[3].lower()
+        if (
+            account_id.lower() not in others
+            and (not email or email not in others)
+            and surnames[surname] == 1
+            and f"{surname}," not in cards
+        ):
+            return account_id
+    raise AssertionError("no quiet account in the sample")
+
+
+def order_naming(account_id: str, order_id: str) -> str:
+    """A web order naming `account_id` under an e-mail address no other record has."""
+    order = {
+        "order_id": order_id,
+        "account_id": account_id,
+        "email": f"{order_id.lower()}@new-address.example.org",
+        "placed_at": "2024-06-01T10:00:00Z",
+        "status": "completed",
+        "currency": "GBP",
+        "subtotal": 10.0,
+        "discount": 0.0,
+        "total": 10.0,
+        "items": [{"sku": "HM-0001", "category": "Home", "qty": 1, "unit_price": 10.0}],
+    }
+    return json.dumps(order) + "\n"
+
+
+def an_old_account_orders_under_a_new_address(config_path: Path) -> None:
+    """The order nights, where night 3 also brings an order naming an account known since night
+    1 under an e-mail nobody has: only the named record rule of `scoped.scope` puts the account
+    in the scope (without it the order stays a customer of its own)."""
+    data = config_path.parent / "data" / "sample"
+    account = quiet_account(data, range(0, 860))
+    test_incremental.split_into_nights(config_path)
+    with (data / "drops" / "web_orders_3.jsonl.later").open("a", encoding="utf-8") as drop:
+        drop.write(order_naming(account, "W9000001"))
+
+
+def an_order_comes_before_its_account(config_path: Path) -> None:
+    """The CRM nights, with an order delivered on night 1 that names an account first exported
+    on night 3 (night 2 estimates parameters and re-clusters everything; night 3 builds on it),
+    under an e-mail nobody has: only the naming transaction rule of `scoped.scope` puts the
+    order in night 3's scope (without it the order stays a customer of its own)."""
+    data = config_path.parent / "data" / "sample"
+    first, second = test_incremental_identity.ESHOP_ROWS[:2]
+    account = quiet_account(data, range(first, second))
+    with (data / "web_orders.jsonl").open("a", encoding="utf-8") as orders:
+        orders.write(order_naming(account, "W9000002"))
+    test_incremental_identity.write_nights(config_path)
+    night_2 = data / "drops" / "eshop_2.csv.later"
+    lines = night_2.read_text(encoding="utf-8").splitlines(True)
+    night_2.write_text("".join(x for x in lines if not x.startswith(f"{account},")))
+
+
 SCENARIOS = {
     # new order files each night: new transactions link to existing customers
     "orders": (test_incremental.split_into_nights, test_incremental.deliver, ""),
@@ -90,6 +161,18 @@ SCENARIOS = {
     # a loyalty card with receipts leaves: the receipts' link goes with it
     "crm-leaving": (
         crm_nights_with_a_leaving_card,
+        test_incremental_identity.deliver,
+        "",
+    ),
+    # a known account orders under a new e-mail: the reference alone links them
+    "order-names-an-old-account": (
+        an_old_account_orders_under_a_new_address,
+        test_incremental.deliver,
+        "",
+    ),
+    # an order names an account that arrives a night later
+    "account-after-its-order": (
+        an_order_comes_before_its_account,
         test_incremental_identity.deliver,
         "",
     ),
