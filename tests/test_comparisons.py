@@ -47,7 +47,7 @@ def levels(comparison: Comparison, column_pairs: dict[str, list[tuple]]) -> list
 def test_level_convention_and_labels():
     assert FIRST_NAME.level_values == [-1, 0, 1, 2, 3, 4, 5, 6]
     assert FIRST_NAME.label(6) == "exact"  # strictest = highest
-    assert FIRST_NAME.label(3) == "Jaro-Winkler ≥ 0.92"
+    assert FIRST_NAME.label(3) == "Jaro-Winkler ≥ 0.92, of the names or of their nickname groups"
     assert FIRST_NAME.label(0) == "else"
     assert FIRST_NAME.label(-1) == "null"
     assert EMAIL.exact_level() == 4
@@ -75,6 +75,12 @@ def test_first_name_levels():
         ("j", "john"),  # 1 initial only (JW 0.78 < 0.80)
         ("ann", "peter"),  # 0 else
         (None, "ann"),  # -1 null
+        ("rebcca", "becky"),  # 3 a misspelt name vs a nickname: groups "rebcca" / "rebecca"
+        ("billy", "willliam"),  # 3 the same the other way round
+        ("m", "peggy"),  # 1 the initial of peggy's group, margaret
+        ("peggy", "m"),  # 1 either side
+        ("p", "peggy"),  # 1 the initial of the name itself
+        ("l", "peggy"),  # 0 neither
     ]
     keys = [
         ("john", "john"),
@@ -87,14 +93,20 @@ def test_first_name_levels():
         ("j", "john"),
         ("ann", "peter"),
         (None, "ann"),
+        ("rebcca", "rebecca"),
+        ("william", "willliam"),
+        ("m", "margaret"),
+        ("margaret", "m"),
+        ("p", "margaret"),
+        ("l", "margaret"),
     ]
-    last = [("lee", "lee")] * 10
+    last = [("lee", "lee")] * 16
     last[1] = ("smith", "john")
     got = levels(
         FIRST_NAME,
         {"std_first_name": first, "std_first_name_key": keys, "std_last_name": last},
     )
-    assert got == [6, 5, 4, 3, 3, 3, 2, 1, 0, -1]
+    assert got == [6, 5, 4, 3, 3, 3, 2, 1, 0, -1, 3, 3, 1, 1, 1, 0]
 
 
 def test_last_name_levels_and_swap_counted_once():

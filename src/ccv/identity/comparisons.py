@@ -270,25 +270,39 @@ def names_swapped(first: str, last: str, threshold: float = 0.9) -> Level:
     return Level(f"names swapped (Jaro-Winkler ≥ {threshold:g})", condition)
 
 
-def initial_matches(spec: str) -> Level:
-    """One side is a single letter equal to the other's first letter ("j" vs "john").
+def initial_matches(spec: str, key: str | None = None) -> Level:
+    """One side is a single letter equal to the other's first letter ("j" vs "john") — or,
+    with `key` (the nickname-group column), to the first letter of the other's group ("m" vs
+    "peggy", whose group is "margaret").
 
     Why: forms and tills often keep only the initial; Jaro-Winkler of "j" vs "john" is 0.78.
+    And the initial is of the formal name while another source has the nickname: without the
+    group, "m" and "peggy" read as different first names, and with a shared e-mail and no birth
+    date the household guard keeps the two records apart.
     """
 
-    def condition(ctx: PairContext) -> np.ndarray:
-        left, right = ctx.codes(spec)
-        text = arrow_values(ctx.uniques(spec))
-        # per distinct value: its first letter's code and whether it is a single letter; the
-        # appended entry serves code -1 (missing), which `valid` excludes anyway
-        initial = pc.dictionary_encode(pc.utf8_slice_codeunits(text, 0, 1)).indices
-        initial = np.append(pc.fill_null(initial, -1).to_numpy(zero_copy_only=False), -2)
+    def initials(ctx: PairContext, column: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per pair: the left and right value's first letter (-1: missing) as Unicode code
+        points, and per pair whether the left / right value is a single letter."""
+        left, right = ctx.codes(column)
+        text = arrow_values(ctx.uniques(column))
+        first = pc.utf8_slice_codeunits(text, 0, 1).to_numpy(zero_copy_only=False)
+        point = np.array([ord(c) if c else -1 for c in first] + [-1], dtype=np.int64)
         single = pc.fill_null(pc.equal(pc.utf8_length(text), 1), False)
         single = np.append(single.to_numpy(zero_copy_only=False), False)
-        valid = (left >= 0) & (right >= 0)
-        return valid & (single[left] | single[right]) & (initial[left] == initial[right])
+        return point[left], point[right], (single[left], single[right])
 
-    return Level("initial matches", condition)
+    def condition(ctx: PairContext) -> np.ndarray:
+        left, right, (single_left, single_right) = initials(ctx, spec)
+        valid = (left >= 0) & (right >= 0)
+        same = (single_left | single_right) & (left == right)
+        if key is not None:
+            left_key, right_key, _ = initials(ctx, key)
+            same |= (single_left & (left == right_key)) | (single_right & (right == left_key))
+        return valid & same
+
+    label = "initial matches" if key is None else "initial matches (or its nickname group's)"
+    return Level(label, condition)
 
 
 def email_masked_compatible(email: str = "std_email") -> Level:
@@ -463,15 +477,20 @@ FIRST_NAME = Comparison(
         exact("std_first_name", "exact"),
         names_swapped("std_first_name", "std_last_name"),
         exact("std_first_name_key", "same nickname group"),
-        jaro_winkler("std_first_name", 0.92),
+        any_of(
+            "Jaro-Winkler ≥ 0.92, of the names or of their nickname groups",
+            jaro_winkler("std_first_name", 0.92),
+            jaro_winkler("std_first_name_key", 0.92),
+        ),
         jaro_winkler("std_first_name", 0.80),
-        initial_matches("std_first_name"),
+        initial_matches("std_first_name", key="std_first_name_key"),
     ),
     null_when=("std_first_name",),
     tf_column="std_first_name",
 )
-"""6 exact, 5 names swapped, 4 nickname (bob/robert), 3 JW ≥ 0.92 (jon/john), 2 JW ≥ 0.80,
-1 initial only ("j" / "john")."""
+"""6 exact, 5 names swapped, 4 nickname (bob/robert), 3 JW ≥ 0.92 of the names or of their
+nickname groups (jon/john; a misspelt formal name against its nickname: "rebcca" / "becky",
+whose group is "rebecca"), 2 JW ≥ 0.80, 1 initial only ("j" / "john", "m" / "peggy")."""
 
 LAST_NAME = Comparison(
     "last_name",
