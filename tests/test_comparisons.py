@@ -81,6 +81,10 @@ def test_first_name_levels():
         ("peggy", "m"),  # 1 either side
         ("p", "peggy"),  # 1 the initial of the name itself
         ("l", "peggy"),  # 0 neither
+        ("white", "thomas"),  # 5 swapped, the other's nickname in the last-name box: tom
+        ("thomas", "white"),  # 5 the same the other way round
+        ("w", "amelia"),  # 5 swapped, the surname's initial in the first-name box
+        ("white", "john"),  # 0 swapped surname but "tom" is not john's
     ]
     keys = [
         ("john", "john"),
@@ -99,14 +103,19 @@ def test_first_name_levels():
         ("margaret", "m"),
         ("p", "margaret"),
         ("l", "margaret"),
+        ("white", "thomas"),
+        ("thomas", "white"),
+        ("w", "amelia"),
+        ("white", "john"),
     ]
-    last = [("lee", "lee")] * 16
+    last = [("lee", "lee")] * 20
     last[1] = ("smith", "john")
+    last[16:] = [("tom", "white"), ("white", "tom"), ("amelia", "williams"), ("tom", "white")]
     got = levels(
         FIRST_NAME,
         {"std_first_name": first, "std_first_name_key": keys, "std_last_name": last},
     )
-    assert got == [6, 5, 4, 3, 3, 3, 2, 1, 0, -1, 3, 3, 1, 1, 1, 0]
+    assert got == [6, 5, 4, 3, 3, 3, 2, 1, 0, -1, 3, 3, 1, 1, 1, 0, 5, 5, 5, 0]
 
 
 def test_last_name_levels_and_swap_counted_once():
@@ -120,11 +129,19 @@ def test_last_name_levels_and_swap_counted_once():
         ("smith", "john"),  # -1: the pair is swapped (first names below), scored by first_name
         ("smith", "jones"),  # 0 else: JW 0.0 (no common letters in reach)
         ("smith", None),  # -1 null
+        ("tom", "white"),  # -1: swapped with a nickname ("white tom" / "thomas white")
     ]
-    first = [("ann", "ann")] * 9
+    first = [("ann", "ann")] * 10
     first[6] = ("john", "smith")
-    got = levels(LAST_NAME, {"std_last_name": last, "std_first_name": first})
-    assert got == [4, 3, 3, 1, 2, 2, -1, 0, -1]
+    first[9] = ("white", "thomas")
+    keys = [("ann", "ann")] * 10
+    keys[6] = ("john", "smith")
+    keys[9] = ("white", "thomas")
+    got = levels(
+        LAST_NAME,
+        {"std_last_name": last, "std_first_name": first, "std_first_name_key": keys},
+    )
+    assert got == [4, 3, 3, 1, 2, 2, -1, 0, -1, -1]
 
 
 def test_email_levels():
@@ -265,6 +282,7 @@ def test_compare_output_and_term_frequencies():
             "record_idx": np.array([10, 11, 12, 13], dtype=np.int64),
             "std_last_name": ["smith", "smith", "smith", "featherstone"],
             "std_first_name": ["ann", "bob", "cy", "di"],  # needed for the swap check
+            "std_first_name_key": ["ann", "robert", "cy", "di"],
         }
     )
     pairs = pd.DataFrame({"left": [10, 10, 12], "right": [11, 13, 13]})

@@ -129,6 +129,7 @@ def test_tf_adjustment_rare_surname_beats_common():
             # 100 smiths and a pair of featherstonehaughs (plus one stray)
             "std_last_name": ["smith"] * 100 + ["featherstonehaugh"] * 2 + ["lee"],
             "std_first_name": [f"f{i}" for i in range(103)],
+            "std_first_name_key": [f"f{i}" for i in range(103)],
         }
     )
     pairs = pd.DataFrame({"left": [0, 100], "right": [1, 101]})

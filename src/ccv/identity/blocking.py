@@ -40,6 +40,8 @@ expression                      value (NA when an input is NA)
 ``last_digits(c)``              last 8 digits of a phone number
 ``digits(c)``                   only the digits ("" when there are none)
 ``month_day(c)``                month and day of a date, as 100·month + day
+``nickname(c)``                 the nickname group of a folded name ("tom" -> "thomas"), for a
+                                first name standing in another column (swapped names)
 ``unordered(a, b)``             the two values as an unordered pair: ("JN", "SM0") and
                                 ("SM0", "JN") give one key (swapped first/last names)
 ==============================  ===============================================================
@@ -70,6 +72,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ccv.identity.arrays import unique_sorted
+from ccv.identity.standardize.names import nickname_key
 from ccv.identity.threads import parallel_map
 
 __all__ = [
@@ -173,6 +176,10 @@ def _prefix(n: int) -> Callable[[pd.Series], pa.Array]:
     return lambda s: pc.utf8_slice_codeunits(arrow_text(s), 0, n)
 
 
+def _nickname(s: pd.Series) -> pa.Array:
+    return arrow_text(nickname_key(s))
+
+
 def _year(s: pd.Series) -> pa.Array:
     return pc.year(_arrow_date(s))
 
@@ -221,6 +228,7 @@ KEY_FUNCTIONS: dict[str, Callable[..., pa.Array]] = {
     "email_initial": _email_initial,
     "prefix3": _prefix(3),
     "first": _prefix(1),
+    "nickname": _nickname,
     "year": _year,
     "date_unordered": _date_unordered,
     "outward": _outward,

@@ -255,19 +255,33 @@ def all_of(label: str, *levels: Level) -> Level:
     return Level(label, condition)
 
 
-def names_swapped(first: str, last: str, threshold: float = 0.9) -> Level:
+def names_swapped(
+    first: str, last: str, threshold: float = 0.9, first_key: str | None = None
+) -> Level:
     """First name ≈ the other's last name and last name ≈ the other's first (Jaro-Winkler).
 
     Why: forms with one "name" box, and exports with the columns the wrong way round, give
-    "Smith John" for "John Smith".
+    "Smith John" for "John Smith". With `first_key` (the nickname-group column) the first name
+    standing in the last-name column may also be a nickname or an initial of the other's:
+    "White Tom" / "Thomas White", "Campbell Margaret" / "Maggie Campbell", "W Amelia" /
+    "Amelia Williams" (the initial of the surname in the first-name box).
     """
 
     def condition(ctx: PairContext) -> np.ndarray:
-        return (ctx.measure("jaro_winkler", first, last) >= threshold) & (
-            ctx.measure("jaro_winkler", last, first) >= threshold
-        )
+        first_last = ctx.measure("jaro_winkler", first, last) >= threshold
+        last_first = ctx.measure("jaro_winkler", last, first) >= threshold
+        swapped = first_last & last_first
+        if first_key is not None:
+            nickname = f"nickname({last})"
+            swapped |= first_last & ctx.equal(nickname, first_key)
+            swapped |= last_first & ctx.equal(first_key, nickname)
+            initial = f"first({last})"
+            swapped |= last_first & ctx.equal(first, initial)
+            swapped |= first_last & ctx.equal(initial, first)
+        return swapped
 
-    return Level(f"names swapped (Jaro-Winkler ≥ {threshold:g})", condition)
+    label = f"names swapped (Jaro-Winkler ≥ {threshold:g}"
+    return Level(label + (", or a nickname or initial)" if first_key else ")"), condition)
 
 
 def initial_matches(spec: str, key: str | None = None) -> Level:
@@ -475,7 +489,7 @@ FIRST_NAME = Comparison(
     "first_name",
     (
         exact("std_first_name", "exact"),
-        names_swapped("std_first_name", "std_last_name"),
+        names_swapped("std_first_name", "std_last_name", first_key="std_first_name_key"),
         exact("std_first_name_key", "same nickname group"),
         any_of(
             "Jaro-Winkler ≥ 0.92, of the names or of their nickname groups",
@@ -502,7 +516,7 @@ LAST_NAME = Comparison(
     ),
     null_when=("std_last_name",),
     tf_column="std_last_name",
-    null_if=(names_swapped("std_first_name", "std_last_name"),),
+    null_if=(names_swapped("std_first_name", "std_last_name", first_key="std_first_name_key"),),
 )
 """4 exact, 3 token-set ratio 100 (the words of one are all in the other: "smith jones" vs
 "jones", or a title left in by name splitting: "mrs bell" vs "bell"), 2 JW ≥ 0.92,
