@@ -147,6 +147,11 @@ def test_nickname_groups_share_a_key():
     assert set(key_of("bob", "robert", "rob", "bobby")) == {"robert"}
     assert set(key_of("liz", "beth", "betty", "elizabeth")) == {"elizabeth"}
     assert set(key_of("bill", "william", "will")) == {"william"}
+    # common UK nicknames the package files elsewhere or not at all (trish: none; cathy:
+    # under katherine, a different spelling; pat stays patrick's, being both)
+    assert set(key_of("trish", "patty", "patsy", "patricia")) == {"patricia"}
+    assert set(key_of("cathy", "cath", "catherine")) == {"catherine"}
+    assert set(key_of("babs", "barbara")) == {"barbara"}
 
 
 def test_nickname_distinct_names_stay_distinct():

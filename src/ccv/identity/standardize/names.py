@@ -304,6 +304,11 @@ _PREFERRED_CANONICAL: dict[str, str] = {
     "raymond": "ray",
     "peter": "pete",
     "oliver": "olly ollie",
+    "patricia": "trish trisha tricia patty patsy",
+    "catherine": "cathy cath",
+    "christine": "chrissie chrissy",
+    "barbara": "barb babs",
+    "gillian": "gill gilly",
     # common UK given names in their own right, which the package files under older names
     # (daisy -> margaret, ali -> almena, lily -> lillah, noah -> manoah): they key to themselves
     "ali": "",
@@ -370,7 +375,7 @@ def nickname_key(first_folded: pd.Series) -> pd.Series:
     Why: "Bob Smith" and "Robert Smith" should block and compare as the same first name.
     How the key is chosen (deterministic; a matching key, never shown):
 
-    1. About 150 common English nicknames of 60 formal names are pinned (bob/rob/bobby ->
+    1. About 160 common English nicknames of 65 formal names are pinned (bob/rob/bobby ->
        robert, bill/will -> william, liz/beth/betty -> elizabeth, jim/jimmy -> james,
        jack/jon -> john, ...), because the `nicknames` data is symmetric and noisy: it links
        "bill" to both robert and william, and lists "jane" as a nickname of virginia. A few
