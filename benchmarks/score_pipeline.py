@@ -6,7 +6,8 @@
 night of the pipeline (`benchmarks/run.py`, `bench_stage.py --stage resolve --keep FILE`, or
 `ccv run` on `data/sample/`) wrote: the CRM records of `customer_xref` against the
 `ground_truth.csv` that `ccv.sample_data` writes beside its inputs. Pairwise precision and
-recall (pairs of CRM records put in one customer / truly one person), and the links that
+recall (pairs of CRM records put in one customer / truly one person; counted by
+`identity_score.py`, as for the held-out benchmark), and the links that
 `match_evidence` holds by tier — deterministic rules, probabilistic links at or above
 `strong` (default 0.999) and the weak ones below it — with how many join two different people.
 
@@ -23,12 +24,14 @@ import json
 from pathlib import Path
 
 import duckdb
+from identity_score import score as score_clusters
 
 DETERMINISTIC = ("email", "phone", "loyalty_id", "customer_record_id")
 
 
 def score(warehouse: Path, truth: Path, strong: float = 0.999) -> dict:
-    """Pairwise precision / recall of the CRM records and the links by tier."""
+    """Pairwise precision / recall of the CRM records (`identity_score.score` on the records
+    both the crosswalk and the truth hold) and the links by tier."""
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
         con.execute(
@@ -41,35 +44,18 @@ def score(warehouse: Path, truth: Path, strong: float = 0.999) -> dict:
             """,
             [str(truth)],
         )
-        records, predicted, true, correct, customers = con.execute(
+        crm = con.execute(
             """
-            with crm as (
-                select x.customer_id, t.person_id
-                from customer_xref as x
-                inner join truth as t using (source, source_record_id)
-                where x.record_kind = 'customer'
-            ),
-
-            pairs as (
-                select n * (n - 1) // 2 as pairs, grouping as kind
-                from (
-                    select count(*) as n, 'predicted' as grouping from crm group by customer_id
-                    union all
-                    select count(*), 'true' from crm group by person_id
-                    union all
-                    select count(*), 'correct' from crm group by customer_id, person_id
-                )
-            )
-
-            select
-                (select count(*) from crm),
-                coalesce(sum(pairs) filter (where kind = 'predicted'), 0),
-                coalesce(sum(pairs) filter (where kind = 'true'), 0),
-                coalesce(sum(pairs) filter (where kind = 'correct'), 0),
-                (select count(distinct customer_id) from customer_xref)
-            from pairs
+            select x.source || ':' || x.source_record_id as record_id, t.person_id,
+                x.customer_id as cluster_id
+            from customer_xref as x
+            inner join truth as t using (source, source_record_id)
+            where x.record_kind = 'customer'
             """
-        ).fetchone()
+        ).df()
+        ((customers,),) = con.execute(
+            "select count(distinct customer_id) from customer_xref"
+        ).fetchall()
         deterministic = ", ".join(f"'{rule}'" for rule in DETERMINISTIC)
         tiers = con.execute(
             f"""
@@ -91,15 +77,14 @@ def score(warehouse: Path, truth: Path, strong: float = 0.999) -> dict:
         ).fetchall()
     finally:
         con.close()
-    precision = correct / predicted if predicted else 1.0
-    recall = correct / true if true else 1.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    scores = score_clusters(crm[["record_id", "person_id"]], crm[["record_id", "cluster_id"]])
     return {
-        "crm_records": records,
+        "crm_records": scores.records,
         "customers": customers,
-        "pairwise_precision": round(precision, 5),
-        "pairwise_recall": round(recall, 5),
-        "pairwise_f1": round(f1, 5),
+        "pairwise_precision": round(scores.pair_precision, 5),
+        "pairwise_recall": round(scores.pair_recall, 5),
+        "pairwise_f1": round(scores.pair_f1, 5),
+        "bcubed_f1": round(scores.bcubed_f1, 5),
         "links_between_crm_records": [
             {"tier": tier, "links": links, "wrong": wrong} for tier, links, wrong in tiers
         ],
@@ -117,7 +102,14 @@ def main() -> None:
     if args.json:
         print(json.dumps(result, indent=2))
         return
-    for key in ("crm_records", "customers", "pairwise_precision", "pairwise_recall", "pairwise_f1"):
+    for key in (
+        "crm_records",
+        "customers",
+        "pairwise_precision",
+        "pairwise_recall",
+        "pairwise_f1",
+        "bcubed_f1",
+    ):
         print(f"{key:<22} {result[key]}")
     for tier in result["links_between_crm_records"]:
         print(f"  {tier['tier']:<24} {tier['links']:>10,} links, {tier['wrong']:>8,} wrong")

@@ -12,10 +12,19 @@ import duckdb
 from ccv.config import load_config
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-spec = importlib.util.spec_from_file_location("score_pipeline", BENCH / "score_pipeline.py")
-score_pipeline = importlib.util.module_from_spec(spec)
-sys.modules["score_pipeline"] = score_pipeline
-spec.loader.exec_module(score_pipeline)
+
+
+def _load(name: str):
+    """A benchmarks/ script as a module (registered: score_pipeline imports identity_score)."""
+    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+_load("identity_score")
+score_pipeline = _load("score_pipeline")
 
 
 def test_the_sample_night_scores_against_its_ground_truth(published_sample, tmp_path):
