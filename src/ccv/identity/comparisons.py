@@ -295,25 +295,19 @@ def initial_matches(spec: str, key: str | None = None) -> Level:
     date the household guard keeps the two records apart.
     """
 
-    def initials(ctx: PairContext, column: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per pair: the left and right value's first letter (-1: missing) as Unicode code
-        points, and per pair whether the left / right value is a single letter."""
-        left, right = ctx.codes(column)
-        text = arrow_values(ctx.uniques(column))
-        first = pc.utf8_slice_codeunits(text, 0, 1).to_numpy(zero_copy_only=False)
-        point = np.array([ord(c) if c else -1 for c in first] + [-1], dtype=np.int64)
+    def condition(ctx: PairContext) -> np.ndarray:
+        left, right = ctx.codes(spec)
+        text = arrow_values(ctx.uniques(spec))
+        # per distinct value whether it is a single letter; the appended entry serves code -1
         single = pc.fill_null(pc.equal(pc.utf8_length(text), 1), False)
         single = np.append(single.to_numpy(zero_copy_only=False), False)
-        return point[left], point[right], (single[left], single[right])
-
-    def condition(ctx: PairContext) -> np.ndarray:
-        left, right, (single_left, single_right) = initials(ctx, spec)
-        valid = (left >= 0) & (right >= 0)
-        same = (single_left | single_right) & (left == right)
-        if key is not None:
-            left_key, right_key, _ = initials(ctx, key)
-            same |= (single_left & (left == right_key)) | (single_right & (right == left_key))
-        return valid & same
+        single_left, single_right = single[left], single[right]
+        initial = f"first({spec})"
+        same = (single_left | single_right) & ctx.equal(initial)
+        if key is not None:  # the key expressions share one code space per pair of specs
+            same |= single_left & ctx.equal(initial, f"first({key})")
+            same |= single_right & ctx.equal(f"first({key})", initial)
+        return same
 
     label = "initial matches" if key is None else "initial matches (or its nickname group's)"
     return Level(label, condition)
