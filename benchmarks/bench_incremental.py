@@ -17,7 +17,9 @@ For working on the delta night at a large size (a 1M night 1 takes ~5 minutes):
 `--reuse-night-1` keeps the project's state after night 1 in a sibling folder and restores it
 on the next call instead of running night 1 again; `--no-rebuild` stops after night 2;
 `--phases` also prints night 2's resolve and build phases (wall, CPU, peak RSS; as
-`bench_stage.py` does for one stage); `--no-new-files` runs night 2 with no new drop.
+`bench_stage.py` does for one stage); `--statements FILE` (implies `--phases`) also times every
+SQL statement of night 2 and writes them to FILE, one JSON object a line, and prints the
+costliest; `--no-new-files` runs night 2 with no new drop.
 
 The machine's state moves timings by ±20 % between identical runs here (a VM with busy
 neighbours). So the run also times the *floor* (`benchmarks/run.py`: DuckDB scanning every
@@ -36,9 +38,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench_stage import TASKS, Phases  # noqa: E402
+from bench_stage import TASKS, Phases, Statements  # noqa: E402
 
 from benchmarks.run import PeakRSS, floor_seconds, prepare, run  # noqa: E402
+from ccv import pipeline  # noqa: E402
 from ccv.progress import LOGGER  # noqa: E402
 from tests.test_incremental import outcome  # noqa: E402
 
@@ -147,6 +150,11 @@ def main() -> None:
         help="print night 2's ingest, resolve and build phases",
     )
     parser.add_argument(
+        "--statements",
+        type=Path,
+        help="time every SQL statement of night 2 and write them to this file (JSON lines)",
+    )
+    parser.add_argument(
         "--no-rebuild",
         dest="rebuild",
         action="store_false",
@@ -171,16 +179,29 @@ def main() -> None:
     later = project / "data" / "sample" / "later"
     for file in later.iterdir() if args.deliver else ():
         file.rename(project / "data" / "sample" / "drops" / file.name)
-    if args.phases:
+    if args.phases or args.statements:
+        timed: list[Statements] = []
+        open_build = pipeline.open_build
         with PeakRSS() as memory:
             phases = Phases((*TASKS["ingest"], *TASKS["resolve"], *TASKS["build"]), memory)
+            if args.statements:
+                pipeline.open_build = lambda *a: (
+                    timed.append(Statements(open_build(*a), lambda: phases.current)) or timed[-1]
+                )
             LOGGER.addHandler(phases)
             try:
                 result["night_2_incremental"] = night(config_path, full_refresh=False)
             finally:
                 LOGGER.removeHandler(phases)
+                pipeline.open_build = open_build
             phases.close_phase("end")
         result["night_2_phases"] = phases.rows
+        if args.statements:
+            rows = [row for statements in timed for row in statements.rows]
+            args.statements.write_text("".join(json.dumps(row) + "\n" for row in rows))
+            result["night_2_costliest_statements"] = sorted(rows, key=lambda r: -r["cpu_seconds"])[
+                :25
+            ]
     else:
         result["night_2_incremental"] = night(config_path, full_refresh=False)
     floors.append(round(floor_seconds(config_path), 2))
