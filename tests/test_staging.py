@@ -110,6 +110,37 @@ def _web_file(rng: random.Random, night_no: int, ids: list[int]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def test_a_resent_order_keeps_only_its_latest_lines_and_others_pass_through(con, tmp_path):
+    """Lines come from the latest delivery of their order: a re-sent order with fewer items
+    loses the stale ones; an order delivered once keeps all of its lines."""
+
+    def order(order_id: str, skus: list[str], day: int) -> str:
+        items = [{"sku": s, "qty": 1, "price": 2.5} for s in skus]
+        record = {"id": order_id, "at": f"2026-10-{day:02d}T10:00:00Z", "status": "completed"}
+        return json.dumps(record | {"total": 10, "items": items}) + "\n"
+
+    (tmp_path / "drops").mkdir()
+    config = make_config(tmp_path, CRM | {"path": "none.csv"}, WEB_DROPS)
+    deliveries = {
+        1: order("A", ["a1", "a2", "a3"], 1) + order("B", ["b1", "b2"], 1),
+        2: order("A", ["a2"], 2) + order("C", ["c1"], 2),
+    }
+    for day, text in deliveries.items():
+        (tmp_path / "drops" / f"web_{day}.jsonl").write_text(text, encoding="utf-8")
+        ingest(con, config, f"run-{day}", dt.datetime(2026, 11, day, 2, 0))
+        models.build(con, layers=("staging",))
+    rows = con.execute(
+        "select order_id, sku, source_file like '%web_2.jsonl' from stg_order_lines order by 1, 2"
+    ).fetchall()
+    assert rows == [
+        ("A", "a2", True),
+        ("B", "b1", False),
+        ("B", "b2", False),
+        ("C", "c1", True),
+    ]
+    assert con.execute("select count(*) from raw_order_lines").fetchone() == (7,)
+
+
 def _shop_file(rng: random.Random, night_no: int, ids: list[int]) -> str:
     head = "order,customer,at,status,net\n"
     rows = [
