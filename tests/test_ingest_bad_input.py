@@ -133,6 +133,14 @@ CASES = {
     "dayfirst_flag": Case(CRM, crm("1,Ann,a@x.com,05-03-1990,\n"), 1, 0,
                           options={"formats": {}, "dayfirst": True}),
     "email_without_at": Case(CRM, crm(ANN, "2,Bo,bo.example.com,,\n"), 1, 1, ("email_syntax",)),
+    "email_at_spelled_out": Case(
+        CRM, crm(ANN, "2,Bo,bo at example.com,,\n", "3,Cy,cy (AT) example dot com,,\n",
+                 "4,Di,di @ x.com,,\n", "5,Ed,ed@@x.com,,\n"), 5, 0,
+    ),
+    "email_at_spelled_out_still_invalid": Case(
+        CRM, crm(ANN, "2,Bo,bo at example,,\n", "3,Cy,cy at home@x.com,,\n"), 1, 2,
+        ("email_syntax",),
+    ),
     "duplicate_id_in_file": Case(CRM, crm(ANN, ANN), 1, 1, ("duplicate_id",)),
     "missing_key": Case(CRM, crm(ANN, ",Bo,b@x.com,,\n"), 1, 1, ("required",)),
     "excel_mangled_phone": Case(CRM, crm(ANN.replace("07911 123456", "4.47E+11")), 1, 0),
@@ -207,6 +215,21 @@ def test_bad_input_is_loaded_or_quarantined_never_lost(con, tmp_path, name):
 
 def raw_customer(con, column: str):
     return con.execute(f"select {column} from raw_customers").fetchone()[0]
+
+
+def test_an_at_typed_as_a_word_is_repaired_and_nothing_is_guessed(con, tmp_path):
+    """ "bo at example.com" loads as bo@example.com; an address the repair would not make valid
+    is quarantined as delivered, and one that lost its "@" is never guessed at."""
+    content = crm(
+        ANN, "2,Bo,Bo at Example.com,,\n", "3,Cy,cy at example,,\n", "4,Di,di.gmail.com,,\n"
+    )
+    run_case(con, tmp_path, CASES["email_without_at"], {"in.csv": content})
+    loaded = con.execute("select source_record_id, email from raw_customers order by 1").fetchall()
+    assert loaded == [("1", "ann@x.com"), ("2", "Bo@Example.com")]
+    quarantined = con.execute(
+        "select raw_value, rule from quarantine order by row_number"
+    ).fetchall()
+    assert quarantined == [("cy at example", "email_syntax"), ("di.gmail.com", "email_syntax")]
 
 
 def test_extra_and_duplicated_columns_are_kept_as_json(con, tmp_path):

@@ -93,7 +93,9 @@ def _amount(text) -> Decimal | None:
 
 
 def _email_ok(text: str) -> bool:
-    return not text.strip() or bool(EMAIL.match(text.strip()))
+    """Valid as delivered, or once an "@" typed as " at " is read as one (ingest repairs that)."""
+    text = text.strip()
+    return not text or bool(EMAIL.match(text) or EMAIL.match(text.replace(" at ", "@", 1)))
 
 
 def _dated(text: str, fmt: str, errors: set[str]) -> None:

@@ -18,7 +18,8 @@ Design choices, and why:
   the csv/json modules, so ``persons=100_000`` stays fast enough for benchmarks.
 * Dirt is realistic rather than random noise: nicknames, dropped accents,
   swapped names, one-character typos, alternative phone layouts, gmail dot and
-  plus-tag variants, shared household e-mails, namesakes, second accounts.
+  plus-tag variants, shared household e-mails, namesakes, second accounts, an
+  e-mail's "@" typed as " at " (valid once ingest repairs it).
 * A handful of plainly invalid rows are planted and labelled in
   ``ground_truth.csv``; every other row is valid by the obvious rules, so a
   validator can be scored exactly.
@@ -905,7 +906,7 @@ def plant_errors(seed: int, tables: dict[str, Table], people: list[Person], coun
     web, store, survey = tables["web"], tables["store"], tables["survey"]
     taken: set[tuple[str, int]] = set()
 
-    def pick(table: Table, ok=lambda row: True) -> int:
+    def pick(table: Table, ok=lambda row: True, rng: random.Random = rng) -> int:
         for _ in range(10_000):
             i = rng.randrange(len(table.rows))
             if (table.source, i) not in taken and not table.errors[i] and ok(table.rows[i]):
@@ -944,13 +945,18 @@ def plant_errors(seed: int, tables: dict[str, Table], people: list[Person], coun
         web.rows[i]["placed_at"] = bad + stamp[10:]
         web.errors[i] = "impossible_date"
 
-    for _ in range(count):
+    for _ in range(count):  # the "@" lost: ingest never guesses where it was
         i = pick(eshop)
         local, domain = eshop.rows[i][3].split("@")
-        eshop.rows[i][3] = rng.choice(
-            [f"{local}{domain}", f"{local}.{domain}", f"{local} at {domain}"]
-        )
+        eshop.rows[i][3] = rng.choice([f"{local}{domain}", f"{local}.{domain}"])
         eshop.errors[i] = "malformed_email"
+    # Dirt that is no error: an "@" typed as " at ", which ingest repairs (`ingest.mapping`).
+    # From a random stream of its own: the errors' stream decides where errors go.
+    spelled = _rng(seed, "spelled-out at")
+    for _ in range(count):
+        i = pick(eshop, rng=spelled)
+        local, domain = eshop.rows[i][3].split("@")
+        eshop.rows[i][3] = f"{local} at {domain}"
 
     for _ in range(count):
         i = pick(survey)

@@ -26,9 +26,8 @@ from pandera.errors import SchemaErrors
 
 from ccv.config import CHANNELS, CONSENT_CHANNELS, KEY_FIELD, ORDER_STATUSES
 from ccv.ingest.contract_sql import violations_sql
-from ccv.ingest.mapping import parse_violations_sql
+from ccv.ingest.mapping import EMAIL_PATTERN, parse_violations_sql
 
-EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s.]+$"
 EARLIEST = pd.Timestamp("1900-01-01")
 AMOUNT_TOLERANCE = 0.01
 # Row-level checks that look at several fields: the field the quarantine row names.

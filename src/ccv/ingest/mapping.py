@@ -21,6 +21,13 @@ INTEGER_FIELDS = {"nps", "csat", "quantity", "line_number"}
 BOOLEAN_FIELDS = {"email_opt_in", "sms_opt_in", "is_opt_in"}
 TRUE_WORDS = ("true", "t", "yes", "y", "1", "opt-in", "opted in")
 FALSE_WORDS = ("false", "f", "no", "n", "0", "opt-out", "opted out")
+# What the contracts accept as an e-mail address (`contracts.EMAIL_PATTERN` is this one).
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s.]+$"
+# The "@" and "." spelled out or blurred, as people type an address to keep it from spam
+# robots: "ann at example.com", "ann (at) example.com", "ann [at] example dot com", "ann @ x.com",
+# "ann@@x.com". Case-insensitive; "at" and "dot" only between spaces or in brackets.
+EMAIL_AT = r"\s*(?:@+|\(at\)|\[at\])\s*|\s+at\s+"
+EMAIL_DOT = r"\s*(?:\(dot\)|\[dot\])\s*|\s+dot\s+"
 # `dayfirst`: the day-first spellings tried in order (ISO 8601 is always accepted too).
 DAYFIRST_DATES = ("%d/%m/%Y", "%d-%m-%Y", "%d.%m.%Y")
 DAYFIRST_TIMES = ("", " %H:%M", " %H:%M:%S")
@@ -140,6 +147,22 @@ def _boolean_expr(source: SourceConfig, raw: str) -> str:
     )
 
 
+def _email_expr(raw: str) -> str:
+    """An address with its "@" or "." spelled out or blurred (`EMAIL_AT`, `EMAIL_DOT`) is
+    repaired when the repair gives a valid address, and only then: "ann at example.com" loads
+    as ann@example.com. Anything else is left as delivered for the contract to judge, so an
+    address that lost its "@" ("ann.gmail.com", "anngmail.com") is never guessed at (gmail.com
+    or g@mail.com?): a guessed address could reach someone else. Valid addresses, with an "@"
+    and no space, skip the regular expressions."""
+    suspect = f"(not contains({raw}, '@') or contains({raw}, ' ') or contains({raw}, '@@'))"
+    repaired = (
+        f"regexp_replace(regexp_replace({raw}, {_sql_str(EMAIL_AT)}, '@', 'gi'), "
+        f"{_sql_str(EMAIL_DOT)}, '.', 'gi')"
+    )
+    valid = f"regexp_matches({repaired}, {_sql_str(EMAIL_PATTERN)})"
+    return f"(case when {suspect} and {valid} then {repaired} else {raw} end)"
+
+
 def _typed_expr(source: SourceConfig, field: str, raw: str) -> str:
     kind = field_type(field)
     if kind in ("date", "timestamp"):
@@ -152,6 +175,8 @@ def _typed_expr(source: SourceConfig, field: str, raw: str) -> str:
         return _boolean_expr(source, raw)
     if field == "channel":  # an enumeration: `SMS` and `sms` are the same channel
         return f"lower({raw})"
+    if field == "email":
+        return _email_expr(raw)
     return raw
 
 
