@@ -85,6 +85,10 @@ def test_first_name_levels():
         ("thomas", "white"),  # 5 the same the other way round
         ("w", "amelia"),  # 5 swapped, the surname's initial in the first-name box
         ("white", "john"),  # 0 swapped surname but "tom" is not john's
+        ("b", "rebecca"),  # 1 the initial of a name in rebecca's group: becky
+        ("becky", "b"),  # 1 either side, whichever name the other side has
+        ("t", "eddie"),  # 1 ted, of edward's group
+        ("z", "becky"),  # 0 no name of rebecca's group starts with z
     ]
     keys = [
         ("john", "john"),
@@ -107,15 +111,19 @@ def test_first_name_levels():
         ("thomas", "white"),
         ("w", "amelia"),
         ("white", "john"),
+        ("b", "rebecca"),
+        ("rebecca", "b"),
+        ("t", "edward"),
+        ("z", "rebecca"),
     ]
-    last = [("lee", "lee")] * 20
+    last = [("lee", "lee")] * 24
     last[1] = ("smith", "john")
-    last[16:] = [("tom", "white"), ("white", "tom"), ("amelia", "williams"), ("tom", "white")]
+    last[16:20] = [("tom", "white"), ("white", "tom"), ("amelia", "williams"), ("tom", "white")]
     got = levels(
         FIRST_NAME,
         {"std_first_name": first, "std_first_name_key": keys, "std_last_name": last},
     )
-    assert got == [6, 5, 4, 3, 3, 3, 2, 1, 0, -1, 3, 3, 1, 1, 1, 0, 5, 5, 5, 0]
+    assert got == [6, 5, 4, 3, 3, 3, 2, 1, 0, -1, 3, 3, 1, 1, 1, 0, 5, 5, 5, 0, 1, 1, 1, 0]
 
 
 def test_last_name_levels_and_swap_counted_once():

@@ -39,6 +39,7 @@ from rapidfuzz import distance, fuzz, process
 
 from ccv.identity.arrays import pair_chunks, unique_sorted
 from ccv.identity.blocking import RecordKeys, arrow_text, split_email
+from ccv.identity.standardize.names import group_initials
 from ccv.identity.threads import parallel_map
 
 __all__ = [
@@ -286,8 +287,9 @@ def names_swapped(
 
 def initial_matches(spec: str, key: str | None = None) -> Level:
     """One side is a single letter equal to the other's first letter ("j" vs "john") — or,
-    with `key` (the nickname-group column), to the first letter of the other's group ("m" vs
-    "peggy", whose group is "margaret").
+    with `key` (the nickname-group column), to the first letter of any name in the other's
+    group ("m" vs "peggy", whose group is "margaret"; "b" vs "rebecca", whose group holds
+    "becky": `names.group_initials`).
 
     Why: forms and tills often keep only the initial; Jaro-Winkler of "j" vs "john" is 0.78.
     And the initial is of the formal name while another source has the nickname: without the
@@ -304,12 +306,26 @@ def initial_matches(spec: str, key: str | None = None) -> Level:
         single_left, single_right = single[left], single[right]
         initial = f"first({spec})"
         same = (single_left | single_right) & ctx.equal(initial)
-        if key is not None:  # the key expressions share one code space per pair of specs
-            same |= single_left & ctx.equal(initial, f"first({key})")
-            same |= single_right & ctx.equal(f"first({key})", initial)
+        if key is not None:
+            # the letter (a-z, -1 otherwise) per distinct value; the appended entry serves -1
+            first = pc.utf8_slice_codeunits(pc.fill_null(text, ""), 0, 1)
+            letter = np.array(
+                [
+                    ord(c) - ord("a") if len(c) == 1 and "a" <= c <= "z" else -1
+                    for c in first.to_pylist()
+                ]
+                + [-1],
+                dtype=np.int64,
+            )
+            key_left, key_right = ctx.codes(key)
+            masks = np.append(group_initials(arrow_values(ctx.uniques(key))), 0)
+            for side, other in ((left, key_right), (right, key_left)):
+                one = np.where(single[side], letter[side], -1)
+                hit = (masks[other] >> np.maximum(one, 0)) & 1
+                same |= (one >= 0) & hit.astype(bool)
         return same
 
-    label = "initial matches" if key is None else "initial matches (or its nickname group's)"
+    label = "initial matches" if key is None else "initial matches (a name of its nickname group)"
     return Level(label, condition)
 
 

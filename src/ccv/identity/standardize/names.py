@@ -8,6 +8,7 @@ from collections.abc import Collection
 from functools import cache
 
 import jellyfish
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -353,6 +354,37 @@ def _nickname_table() -> dict[str, str]:
 
     names = set(nicknames_of) | set(canonicals_of) | set(pinned)
     return {name: key(name) for name in names}
+
+
+@cache
+def _group_initials() -> dict[str, int]:
+    """nickname-group key -> bit mask of the first letters (a–z) of the names in the group."""
+    masks: dict[str, int] = {}
+    for name, key in _nickname_table().items():
+        for letter in {name[:1], key[:1]}:
+            if key and "a" <= letter <= "z":
+                masks[key] = masks.get(key, 0) | 1 << (ord(letter) - ord("a"))
+    return masks
+
+
+def group_initials(keys: pa.Array) -> np.ndarray:
+    """Per nickname-group key (`nickname_key`), a bit mask (bit 0 = "a") of the first letters
+    of every name in its group — "rebecca" (becky, becca) has r and b — or, for a name the
+    nickname table does not know, of its own first letter; 0 for null or a non-letter.
+
+    Why: a source that keeps only the initial may keep the initial of the name the person goes
+    by ("b" for Becky, whose formal name is Rebecca; "t" for Ted, of Edward)."""
+    masks = _group_initials()
+
+    def mask(key: str | None) -> int:
+        if not key:
+            return 0
+        found = masks.get(key)
+        if found is not None:
+            return found
+        return 1 << (ord(key[0]) - ord("a")) if "a" <= key[0] <= "z" else 0
+
+    return np.array([mask(k) for k in keys.to_pylist()], dtype=np.int64)
 
 
 def _nickname_values(first_folded: pa.Array) -> pa.Array:
