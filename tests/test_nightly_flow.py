@@ -199,7 +199,7 @@ def test_resolution_recovers_the_sample_ground_truth(first_run, project, ground_
         [truth[k] for k in keys], [assigned[k] for k in keys]
     )
     print(f"pairwise precision {precision:.3f} recall {recall:.3f}")
-    # measured 0.999 / 0.981 on the sample (session 18); a drop below these bounds is a
+    # measured 0.999 / 0.982 on the sample (session 18); a drop below these bounds is a
     # regression
     assert precision >= 0.99
     assert recall >= 0.95
