@@ -89,6 +89,8 @@ def test_first_name_levels():
         ("becky", "b"),  # 1 either side, whichever name the other side has
         ("t", "eddie"),  # 1 ted, of edward's group
         ("z", "becky"),  # 0 no name of rebecca's group starts with z
+        ("walker", "isla"),  # 5 swapped, one crossing exact and the other a typo: iska / isla
+        ("walker", "isla"),  # 0 one crossing exact, the other unlike (brown / isla)
     ]
     keys = [
         ("john", "john"),
@@ -115,15 +117,17 @@ def test_first_name_levels():
         ("rebecca", "b"),
         ("t", "edward"),
         ("z", "rebecca"),
+        ("walker", "isla"),
+        ("walker", "isla"),
     ]
-    last = [("lee", "lee")] * 24
+    last = [("lee", "lee")] * 24 + [("iska", "walker"), ("brown", "walker")]
     last[1] = ("smith", "john")
     last[16:20] = [("tom", "white"), ("white", "tom"), ("amelia", "williams"), ("tom", "white")]
     got = levels(
         FIRST_NAME,
         {"std_first_name": first, "std_first_name_key": keys, "std_last_name": last},
     )
-    assert got == [6, 5, 4, 3, 3, 3, 2, 1, 0, -1, 3, 3, 1, 1, 1, 0, 5, 5, 5, 0, 1, 1, 1, 0]
+    assert got == [6, 5, 4, 3, 3, 3, 2, 1, 0, -1, 3, 3, 1, 1, 1, 0, 5, 5, 5, 0, 1, 1, 1, 0, 5, 0]
 
 
 def test_last_name_levels_and_swap_counted_once():
@@ -138,18 +142,21 @@ def test_last_name_levels_and_swap_counted_once():
         ("smith", "jones"),  # 0 else: JW 0.0 (no common letters in reach)
         ("smith", None),  # -1 null
         ("tom", "white"),  # -1: swapped with a nickname ("white tom" / "thomas white")
+        ("iska", "walker"),  # -1: swapped with a typo ("walker iska" / "isla walker")
     ]
-    first = [("ann", "ann")] * 10
+    first = [("ann", "ann")] * 11
     first[6] = ("john", "smith")
     first[9] = ("white", "thomas")
-    keys = [("ann", "ann")] * 10
+    first[10] = ("walker", "isla")
+    keys = [("ann", "ann")] * 11
     keys[6] = ("john", "smith")
     keys[9] = ("white", "thomas")
+    keys[10] = ("walker", "isla")
     got = levels(
         LAST_NAME,
         {"std_last_name": last, "std_first_name": first, "std_first_name_key": keys},
     )
-    assert got == [4, 3, 3, 1, 2, 2, -1, 0, -1, -1]
+    assert got == [4, 3, 3, 1, 2, 2, -1, 0, -1, -1, -1]
 
 
 def test_email_levels():

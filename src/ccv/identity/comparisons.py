@@ -256,6 +256,10 @@ def all_of(label: str, *levels: Level) -> Level:
     return Level(label, condition)
 
 
+TYPO_CROSSING = 0.8
+"""`names_swapped`: the Jaro-Winkler a crossing needs when the other crossing is exact."""
+
+
 def names_swapped(
     first: str, last: str, threshold: float = 0.9, first_key: str | None = None
 ) -> Level:
@@ -265,13 +269,20 @@ def names_swapped(
     "Smith John" for "John Smith". With `first_key` (the nickname-group column) the first name
     standing in the last-name column may also be a nickname or an initial of the other's:
     "White Tom" / "Thomas White", "Campbell Margaret" / "Maggie Campbell", "W Amelia" /
-    "Amelia Williams" (the initial of the surname in the first-name box).
+    "Amelia Williams" (the initial of the surname in the first-name box). When one crossing
+    is exact, the other needs only Jaro-Winkler ≥ `TYPO_CROSSING`: "Walker Iska" / "Isla
+    Walker" (held-out 200k: hard F1 0.8268 -> 0.8282, medium 0.9572 -> 0.9575, precision
+    unchanged).
     """
 
     def condition(ctx: PairContext) -> np.ndarray:
-        first_last = ctx.measure("jaro_winkler", first, last) >= threshold
-        last_first = ctx.measure("jaro_winkler", last, first) >= threshold
+        first_last_jw = ctx.measure("jaro_winkler", first, last)
+        last_first_jw = ctx.measure("jaro_winkler", last, first)
+        first_last, last_first = first_last_jw >= threshold, last_first_jw >= threshold
         swapped = first_last & last_first
+        # one crossing exact, the other with a typo ("walker iska" / "isla walker")
+        swapped |= ctx.equal(first, last) & (last_first_jw >= TYPO_CROSSING)
+        swapped |= ctx.equal(last, first) & (first_last_jw >= TYPO_CROSSING)
         if first_key is not None:
             nickname = f"nickname({last})"
             swapped |= first_last & ctx.equal(nickname, first_key)
@@ -281,8 +292,8 @@ def names_swapped(
             swapped |= first_last & ctx.equal(initial, first)
         return swapped
 
-    label = f"names swapped (Jaro-Winkler ≥ {threshold:g}"
-    return Level(label + (", or a nickname or initial)" if first_key else ")"), condition)
+    label = f"names swapped (Jaro-Winkler ≥ {threshold:g}, or one exact and one ≥ {TYPO_CROSSING:g}"
+    return Level(label + ("; or a nickname or initial)" if first_key else ")"), condition)
 
 
 def initial_matches(spec: str, key: str | None = None) -> Level:
