@@ -318,22 +318,21 @@ def initial_matches(spec: str, key: str | None = None) -> Level:
         initial = f"first({spec})"
         same = (single_left | single_right) & ctx.equal(initial)
         if key is not None:
-            # the letter (a-z, -1 otherwise) per distinct value; the appended entry serves -1
-            first = pc.utf8_slice_codeunits(pc.fill_null(text, ""), 0, 1)
-            letter = np.array(
-                [
-                    ord(c) - ord("a") if len(c) == 1 and "a" <= c <= "z" else -1
-                    for c in first.to_pylist()
-                ]
-                + [-1],
-                dtype=np.int64,
-            )
+            # the letter (0 = "a" .. 25, else -1) of each distinct single-letter value (few)
+            letter = np.full(len(single), -1, dtype=np.int64)
+            letters = np.flatnonzero(single)
+            for at, c in zip(letters, text.take(letters).to_pylist(), strict=True):
+                letter[at] = ord(c) - ord("a") if "a" <= c <= "z" else -1
             key_left, key_right = ctx.codes(key)
-            masks = np.append(group_initials(arrow_values(ctx.uniques(key))), 0)
+            keys = arrow_values(ctx.uniques(key))
+            # per pair with an initial on one side: is it an initial of the other's group?
             for side, other in ((left, key_right), (right, key_left)):
-                one = np.where(single[side], letter[side], -1)
-                hit = (masks[other] >> np.maximum(one, 0)) & 1
-                same |= (one >= 0) & hit.astype(bool)
+                rows = np.flatnonzero((letter[side] >= 0) & (other >= 0))
+                if not len(rows):
+                    continue
+                needed, at = np.unique(other[rows], return_inverse=True)
+                masks = group_initials(keys.take(needed))[at]
+                same[rows] |= ((masks >> letter[side][rows]) & 1).astype(bool)
         return same
 
     label = "initial matches" if key is None else "initial matches (a name of its nickname group)"
