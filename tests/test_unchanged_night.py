@@ -107,23 +107,3 @@ def test_a_library_upgrade_resolves_the_same_inputs_afresh(tmp_path, monkeypatch
     assert work.params != "unchanged"
     assert work.standardised == work.records
     assert work.pairs_compared == work.candidate_pairs
-
-
-def test_the_staged_rows_digest_is_the_row_hash_a_warehouse_stored_before(tmp_path):
-    """`inputs_digest` hashes a table's columns (`hash(a, b, ...)`); warehouses whose last
-    digest was made by hashing whole rows (`hash(t)`) must still see an unchanged night as one,
-    so the two have to agree, whatever the column names and types."""
-    from ccv.identity.unchanged import _columns
-
-    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
-        con.execute('create table t ("odd ""name""" varchar, n integer, d date, x decimal(18, 2))')
-        con.execute(
-            "insert into t values ('a', 1, date '2024-01-02', 1.50), (null, null, null, null), "
-            "('b', -3, date '1999-12-31', 0)"
-        )
-        by_row = con.execute("select sum(hash(t)::hugeint) from t as t").fetchone()
-        by_columns = con.execute(
-            f"select sum(hash({_columns(con, 't')})::hugeint) from t"
-        ).fetchone()
-        assert by_row == by_columns
-        assert by_row[0] is not None

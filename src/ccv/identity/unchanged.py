@@ -9,7 +9,7 @@ its inputs (`inputs_digest`, in `model_state` as the pseudo-model ``resolve``), 
 with the same digest leaves the identity tables as they are: no event, no new id, the tables'
 ``run_id`` columns still name the run that resolved them.
 
-The digest is over the staged tables' whole rows (a sum of row hashes: ~0.6 s at a million
+The digest is over the staged tables' whole rows (a sum of row hashes: ~1 s at a million
 customers), so anything that changes them — a new, replaced, rejected or moved file, a changed
 staging model — makes the night resolve; so does any change of `[identity]` settings, of the
 sources' CRM references, or of the code under `ccv/identity` (and an erasure, which drops the
@@ -45,25 +45,11 @@ CODE = code_digest((sys.modules["ccv.identity"], standardize))
 
 def inputs_digest(con: duckdb.DuckDBPyConnection, config: Config) -> str:
     """A digest of everything resolve reads: staged rows, settings and code."""
-    sums = ", ".join(
-        f"(select sum(hash({_columns(con, table)})::hugeint) from {table})" for table in STAGED
-    )
+    sums = ", ".join(f"(select sum(hash(t)::hugeint) from {table} as t)" for table in STAGED)
     staged = con.execute(f"select {sums}").fetchall()[0]
     references = sorted((s.name, s.customer_source) for s in config.sources)
     text = f"{staged!r}|{config.identity!r}|{references!r}|{CODE}"
     return hashlib.md5(text.encode()).hexdigest()
-
-
-def _columns(con: duckdb.DuckDBPyConnection, table: str) -> str:
-    """The table's columns, for `hash(a, b, ...)`: the same value as hashing the row as one
-    struct (`hash(t)`), computed without building the struct (~40 % less time at 10M rows)."""
-    names = con.execute(
-        "select column_name from duckdb_columns() where database_name = current_database() "
-        "and schema_name = 'main' and table_name = ? "
-        "order by column_index",
-        [table],
-    ).fetchall()
-    return ", ".join('"' + name.replace('"', '""') + '"' for (name,) in names)
 
 
 def last_digest(con: duckdb.DuckDBPyConnection) -> str | None:
