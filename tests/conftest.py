@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 import shutil
+import sys
 from pathlib import Path
 
 import duckdb
@@ -13,6 +15,18 @@ from ccv.config import Config, load_config, parse_config
 from ccv.pipeline import run_nightly
 
 NOW = dt.datetime(2026, 11, 1, 2, 0)
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def load_benchmark(name: str):
+    """A `benchmarks/` script as a module, registered under its name: dataclasses need that,
+    and so does a script that imports another (score_pipeline imports identity_score)."""
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
 
 # A consent-events source whose customer_record_id names records of a customers source "crm".
 CONSENTS = {

@@ -8,10 +8,6 @@ pairs name; and probabilistic matching gives the same links through any mapper.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -22,17 +18,13 @@ from ccv.identity.comparisons import compare
 from ccv.identity.matching import probabilistic_links
 from ccv.identity.partitions import Mapper, compare_pairs, partition_of_pairs, split_pairs
 from ccv.identity.resolve import standardize
-
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+from tests.conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def records() -> pd.DataFrame:
     """Standardised dirty customer records with a `record_idx` that is not their position."""
-    spec = importlib.util.spec_from_file_location("identity_data", BENCH / "identity_data.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["identity_data"] = module
-    spec.loader.exec_module(module)
+    module = load_benchmark("identity_data")
     raw, _ = module.generate(3000, "medium", seed=3)
     raw = raw.rename(columns={"record_id": "source_record_id"}).assign(
         record_kind="customer", ref_source=None, ref_record_id=None

@@ -8,28 +8,16 @@ persons with several records, and levels that really differ in how dirty they ar
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+from tests.conftest import load_benchmark
 
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses need the module registered
-    spec.loader.exec_module(module)
-    return module
-
-
-ids = _load("identity_data")
-isc = _load("identity_score")
+ids = load_benchmark("identity_data")
+isc = load_benchmark("identity_score")
 
 
 def frames(truth: dict[str, str], pred: dict[str, str]) -> tuple[pd.DataFrame, pd.DataFrame]:

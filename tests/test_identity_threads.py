@@ -7,10 +7,7 @@ at once must be encoded once.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import threading
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -21,21 +18,12 @@ from ccv.identity.blocking import DEFAULT_RULES, RecordKeys, candidate_pairs
 from ccv.identity.comparisons import DEFAULT_COMPARISONS, compare
 from ccv.identity.resolve import standardize
 from ccv.identity.standalone import resolve_frame
-
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def _generator():
-    spec = importlib.util.spec_from_file_location("identity_data", BENCH / "identity_data.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["identity_data"] = module
-    spec.loader.exec_module(module)
-    return module
+from tests.conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def records() -> pd.DataFrame:
-    data, _ = _generator().generate(3000, "medium", seed=4)
+    data, _ = load_benchmark("identity_data").generate(3000, "medium", seed=4)
     data = data.rename(columns={"record_id": "source_record_id"})
     data["birth_date"] = None  # each source has its own format; not needed here
     return data

@@ -2,29 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
-import sys
-from pathlib import Path
 
 import duckdb
 
 from ccv.config import load_config
+from tests.conftest import load_benchmark
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def _load(name: str):
-    """A benchmarks/ script as a module (registered: score_pipeline imports identity_score)."""
-    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-_load("identity_score")
-score_pipeline = _load("score_pipeline")
+load_benchmark("identity_score")
+score_pipeline = load_benchmark("score_pipeline")
 
 
 def test_the_sample_night_scores_against_its_ground_truth(published_sample, tmp_path):
