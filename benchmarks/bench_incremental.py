@@ -38,10 +38,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench_stage import TASKS, Phases, Statements  # noqa: E402
+from bench_stage import TASKS, Phases, timed_statements  # noqa: E402
 
 from benchmarks.run import PeakRSS, floor_seconds, prepare, run  # noqa: E402
-from ccv import pipeline  # noqa: E402
 from ccv.progress import LOGGER  # noqa: E402
 from tests.test_incremental import outcome  # noqa: E402
 
@@ -180,24 +179,17 @@ def main() -> None:
     for file in later.iterdir() if args.deliver else ():
         file.rename(project / "data" / "sample" / "drops" / file.name)
     if args.phases or args.statements:
-        timed: list[Statements] = []
-        open_build = pipeline.open_build
         with PeakRSS() as memory:
             phases = Phases((*TASKS["ingest"], *TASKS["resolve"], *TASKS["build"]), memory)
-            if args.statements:
-                pipeline.open_build = lambda *a: (
-                    timed.append(Statements(open_build(*a), lambda: phases.current)) or timed[-1]
-                )
             LOGGER.addHandler(phases)
             try:
-                result["night_2_incremental"] = night(config_path, full_refresh=False)
+                with timed_statements(phases, bool(args.statements)) as rows:
+                    result["night_2_incremental"] = night(config_path, full_refresh=False)
             finally:
                 LOGGER.removeHandler(phases)
-                pipeline.open_build = open_build
             phases.close_phase("end")
         result["night_2_phases"] = phases.rows
         if args.statements:
-            rows = [row for statements in timed for row in statements.rows]
             args.statements.write_text("".join(json.dumps(row) + "\n" for row in rows))
             result["night_2_costliest_statements"] = sorted(rows, key=lambda r: -r["cpu_seconds"])[
                 :25

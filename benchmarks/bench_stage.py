@@ -26,6 +26,7 @@ a phase's peak is too high. `--profile FILE` writes the stage's cProfile stats (
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import datetime as dt
 import json
@@ -35,6 +36,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -190,6 +192,26 @@ class WhereRSS(PeakRSS):
         return [{"where": where, "peak_rss_mb": round(kb / 1024)} for where, kb in ranked]
 
 
+@contextlib.contextmanager
+def timed_statements(phases: Phases, enabled: bool = True) -> Iterator[list[dict]]:
+    """While open (and `enabled`), every connection a stage opens (`pipeline.open_build`) times
+    its statements (`Statements`) under `phases`' current phase; the rows are in the yielded
+    list once the block has closed."""
+    connections: list[Statements] = []
+    open_build = pipeline.open_build
+    if enabled:
+        pipeline.open_build = lambda *a: (
+            connections.append(Statements(open_build(*a), lambda: phases.current))
+            or connections[-1]
+        )
+    rows: list[dict] = []
+    try:
+        yield rows
+    finally:
+        pipeline.open_build = open_build
+        rows.extend(row for c in connections for row in c.rows)
+
+
 def empty_warehouse(db: Path) -> None:
     """The DuckDB file as a full-refresh run starts it: the schema and the run's row."""
     with pipeline.connect(db) as con:
@@ -227,28 +249,22 @@ def run_stage(
         nightly = SimpleNamespace(
             run_id=run_id, started_at=started_at or dt.datetime.now(), build_path=db
         )
-        timed: list[Statements] = []
-        open_build = pipeline.open_build
         with WhereRSS() as memory:
             phases = Phases(TASKS[stage], memory)
-            if statements:
-                pipeline.open_build = lambda *a: (
-                    timed.append(Statements(open_build(*a), lambda: phases.current)) or timed[-1]
-                )
             LOGGER.addHandler(phases)
             wall, cpu = time.perf_counter(), cpu_seconds()
             profiler = cProfile.Profile() if profile else None
             try:
-                if profiler:
-                    profiler.enable()
-                getattr(pipeline, f"{stage}_stage")(nightly, config)
-                phases.close_phase("end")
+                with timed_statements(phases, statements) as rows:
+                    if profiler:
+                        profiler.enable()
+                    getattr(pipeline, f"{stage}_stage")(nightly, config)
+                    phases.close_phase("end")
             finally:
                 if profiler:
                     profiler.disable()
                     profiler.dump_stats(profile)
                 LOGGER.removeHandler(phases)
-                pipeline.open_build = open_build
             wall, cpu = time.perf_counter() - wall, cpu_seconds() - cpu
         if keep is not None:
             shutil.copy(db, keep)
@@ -262,7 +278,6 @@ def run_stage(
     if where:
         result["peak_rss_by_location"] = memory.top(where)
     if statements:
-        rows = [row for t in timed for row in t.rows]
         if statements_file:
             statements_file.write_text("".join(json.dumps(row) + "\n" for row in rows))
         result["statements"] = sorted(rows, key=lambda r: -r["cpu_seconds"])[:40]
