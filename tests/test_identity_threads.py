@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 
+import duckdb
 import pandas as pd
 import pytest
 
@@ -87,3 +88,36 @@ def test_pairs_levels_and_ids_do_not_depend_on_the_number_of_threads(records, mo
     assert len(threaded[1]) > 0  # and a block over the cap, reported by its rule's thread
     for got, want in zip(threaded, looped, strict=True):
         assert got.equals(want)
+
+
+def test_writes_beside_run_on_a_second_connection_and_are_done_when_the_block_ends(tmp_path):
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    con.execute("create table t (i integer)")
+    caller, writer = threading.get_ident(), []
+
+    def write(target):
+        writer.append((threading.get_ident(), target is con))
+        target.execute("insert into t select * from range(100000)")
+
+    with threads.writes_beside(con) as submit:
+        submit(write)
+        submit(lambda target: target.execute("insert into t values (-1)"))
+    assert con.execute("select count(*), min(i) from t").fetchall() == [(100001, -1)]
+    assert writer and writer[0][0] != caller and not writer[0][1]
+
+
+def test_writes_beside_raise_a_failed_write_and_the_blocks_own_error_first(tmp_path):
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    with (
+        pytest.raises(duckdb.CatalogException, match="missing"),
+        threads.writes_beside(con) as submit,
+    ):
+        submit(lambda target: target.execute("insert into missing values (1)"))
+    # the block's own error is the one raised (the write's outcome is not)
+    with (
+        pytest.raises(RuntimeError, match="the block failed"),
+        threads.writes_beside(con) as submit,
+    ):
+        submit(lambda target: target.execute("insert into missing values (1)"))
+        raise RuntimeError("the block failed")
+    assert con.execute("select 42").fetchall() == [(42,)]  # the connection is usable

@@ -230,6 +230,7 @@ def refresh_records(
     standardize: Callable[[pd.DataFrame], pd.DataFrame],
     blank_dates: Callable[[pd.Series], pd.Series],
     rules: Sequence[BlockingRule] = DEFAULT_RULES,
+    write: Callable[[Callable[[duckdb.DuckDBPyConnection], object]], None] | None = None,
 ) -> RecordState:
     """Bring ``identity_std`` up to date with the gathered records and return the night's state.
 
@@ -242,6 +243,9 @@ def refresh_records(
     in place (an update) costs as much as writing them; so the night's frame is put together
     from the stored records (read from ``identity_std``) and the fresh ones (kept in Arrow as
     they are standardised), and the fresh ones are written once, complete.
+
+    ``write``: where that final write goes (e.g. `threads.writes_beside`, so the caller goes on
+    while DuckDB writes); by default it is done here, on `con`.
     """
     ensure_state_tables(con, rules)
     # written in key order, so a record's ``rowid`` is its place in key order (a table made
@@ -305,7 +309,12 @@ def refresh_records(
             values[rows] = hashes[column].array
             std[column] = values
     _save_record_flags(con, std.loc[reblanked, ["record_no", "birth_blanked", *bk]])
-    _insert_fresh(con, std, new, unblanked, fingerprints, first_no, bk)
+    # a copy-on-write selection: what is written does not change when the caller, going on
+    # beside the write, drops or replaces columns of `std`
+    stored = std[stored_columns(bk)]
+    (write or (lambda step: step(con)))(
+        lambda target: _insert_fresh(target, stored, new, unblanked, fingerprints, first_no)
+    )
     return RecordState(
         std=std.drop(columns=["birth_blanked"]),
         dirty=dirty,
@@ -437,6 +446,11 @@ def _standardise_fresh(
     return pa.concat_tables(tables), pa.chunked_array(fingerprints, pa.uint64())
 
 
+def stored_columns(bk: list[str]) -> list[str]:
+    """The night frame's columns ``identity_std`` stores (`bk`: the block key hash columns)."""
+    return [*KEY, "record_no", "first_name", "last_name", *STD_COLUMNS, "birth_blanked", *bk]
+
+
 def _insert_fresh(
     con: duckdb.DuckDBPyConnection,
     std: pd.DataFrame,
@@ -444,21 +458,18 @@ def _insert_fresh(
     unblanked: pd.Series,
     fingerprints: pa.ChunkedArray,
     first_no: int,
-    bk: list[str],
 ) -> None:
     """Write tonight's new and changed records to ``identity_std``, complete: standardised
     values (birth dates as standardised, before blanking), whether the date was blanked, and
-    the block key hashes."""
-    columns = [*KEY, "record_no", "first_name", "last_name", *STD_COLUMNS, "birth_blanked", *bk]
+    the block key hashes. `std` holds the night's records with the stored columns
+    (`stored_columns`)."""
     rows = np.flatnonzero(new)
     # a chunk at a time: on a full night every record is new, and a copy of all their columns
     # at once was the standardise phase's memory peak
     for start in range(0, len(rows), RECORDS_CHUNK):
         chunk = rows[start : start + RECORDS_CHUNK]
-        frame = (
-            std[columns]
-            .iloc[chunk]
-            .rename(columns={"first_name": "display_first_name", "last_name": "display_last_name"})
+        frame = std.iloc[chunk].rename(
+            columns={"first_name": "display_first_name", "last_name": "display_last_name"}
         )
         frame["std_birth_date"] = unblanked.iloc[chunk].array
         # the fingerprints are in record_no order (from `first_no`)

@@ -76,6 +76,7 @@ from ccv.identity.store import (
     record_assignment,
     record_work,
 )
+from ccv.identity.threads import writes_beside
 from ccv.progress import advance
 from ccv.warehouse.models import save_state
 
@@ -436,14 +437,18 @@ def link_and_write(
     if not delta:
         drop_state(con)  # everything is new tonight: standardised, compared and estimated
     _phase("standardise")
-    state = refresh_records(
-        con,
-        gather_sql(config),
-        lambda records: standardize_rows(records, identity),
-        blank_default_dates,
-    )
-    with duckdb_beside_frames(con, config.warehouse.memory_limit):
-        return _link_cluster_write(con, config, run_id, now, mapper, state, signature, keyed)
+    # the night's new standardised records are written to identity_std beside the linking
+    # (nothing reads that table again tonight)
+    with writes_beside(con) as write:
+        state = refresh_records(
+            con,
+            gather_sql(config),
+            lambda records: standardize_rows(records, identity),
+            blank_default_dates,
+            write=write,
+        )
+        with duckdb_beside_frames(con, config.warehouse.memory_limit):
+            return _link_cluster_write(con, config, run_id, now, mapper, state, signature, keyed)
 
 
 def _link_cluster_write(

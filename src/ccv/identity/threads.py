@@ -15,10 +15,12 @@ its threads are done (`frames.release_freed_memory`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+import contextlib
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
+import duckdb
 import pyarrow as pa
 
 from ccv.identity.frames import release_freed_memory
@@ -47,3 +49,37 @@ def parallel_map(fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
 def run_together(*steps: Callable[[], R]) -> list[R]:
     """Run independent zero-argument steps side by side; their results in order."""
     return parallel_map(lambda step: step(), steps)
+
+
+Write = Callable[[duckdb.DuckDBPyConnection], object]
+
+
+@contextlib.contextmanager
+def writes_beside(con: duckdb.DuckDBPyConnection) -> Iterator[Callable[[Write], None]]:
+    """A `submit(write)` that runs `write(connection)` on a second connection to `con`'s
+    database, in one background thread (writes in the order submitted), while this thread goes
+    on; when the block ends every write is done, and the first error is raised.
+
+    Why: a first night writes millions of standardised records (`identity_std`) that nothing
+    reads again until the next night, and DuckDB compressing them into the file is seconds of
+    work that needs no Python; beside it, this thread goes on with blocking and comparing,
+    whose NumPy and rapidfuzz steps leave a core free part of the time. A write must only touch
+    tables nothing else reads or writes until the block ends, and must not share mutable
+    objects with this thread (pandas frames are copy-on-write: a column selection is a
+    snapshot). On an error in the block the running write is interrupted and its outcome
+    ignored: the block's error is the one raised.
+    """
+    writer = con.cursor()
+    pool = ThreadPoolExecutor(max_workers=1)
+    done: list[Future] = []
+    try:
+        yield lambda write: done.append(pool.submit(write, writer))
+    except BaseException:
+        writer.interrupt()
+        pool.shutdown(wait=True, cancel_futures=True)
+        writer.close()
+        raise
+    pool.shutdown(wait=True)
+    writer.close()
+    for future in done:
+        future.result()
