@@ -150,14 +150,26 @@ def _boolean_expr(source: SourceConfig, raw: str) -> str:
 def _email_expr(raw: str) -> str:
     """An address with its "@" or "." spelled out or blurred (`EMAIL_AT`, `EMAIL_DOT`) is
     repaired when the repair gives a valid address, and only then: "ann at example.com" loads
-    as ann@example.com. Anything else is left as delivered for the contract to judge, so an
+    as ann@example.com; so is a comma typed for a dot in the domain ("ann@gmail,com"). Anything
+    else is left as delivered for the contract to judge, so an
     address that lost its "@" ("ann.gmail.com", "anngmail.com") is never guessed at (gmail.com
     or g@mail.com?): a guessed address could reach someone else. Valid addresses, with an "@"
     and no space, skip the regular expressions."""
-    suspect = f"(not contains({raw}, '@') or contains({raw}, ' ') or contains({raw}, '@@'))"
-    repaired = (
+    suspect = (
+        f"(not contains({raw}, '@') or contains({raw}, ' ') or contains({raw}, '@@') "
+        f"or contains({raw}, ','))"
+    )
+    blurred = (
         f"regexp_replace(regexp_replace({raw}, {_sql_str(EMAIL_AT)}, '@', 'gi'), "
         f"{_sql_str(EMAIL_DOT)}, '.', 'gi')"
+    )
+    # a comma in the domain is a "." mistyped (the keys are neighbours): "ann@gmail,com". Only
+    # in the domain of an address with one "@": a comma before it, or a second address
+    # ("a@x.com,b@y.com"), is not a typo this can tell
+    repaired = (
+        f"(case when length({blurred}) - length(replace({blurred}, '@', '')) = 1 "
+        f"then split_part({blurred}, '@', 1) || '@' || replace(split_part({blurred}, '@', 2), "
+        f"',', '.') else {blurred} end)"
     )
     valid = f"regexp_matches({repaired}, {_sql_str(EMAIL_PATTERN)})"
     return f"(case when {suspect} and {valid} then {repaired} else {raw} end)"
