@@ -77,6 +77,7 @@ from ccv.identity.partitions import LOCAL, Mapper, compare_pairs, term_frequenci
 from ccv.identity.scoring import Params, estimate_m, estimate_u
 from ccv.identity.standardize import STD_COLUMNS, parse_date
 from ccv.identity.term_counts import FrozenCounts, save_counts
+from ccv.identity.threads import Submit
 
 RAW_FIELDS = (
     "first_name",
@@ -230,7 +231,7 @@ def refresh_records(
     standardize: Callable[[pd.DataFrame], pd.DataFrame],
     blank_dates: Callable[[pd.Series], pd.Series],
     rules: Sequence[BlockingRule] = DEFAULT_RULES,
-    write: Callable[[Callable[[duckdb.DuckDBPyConnection], object]], None] | None = None,
+    write: Submit | None = None,
 ) -> RecordState:
     """Bring ``identity_std`` up to date with the gathered records and return the night's state.
 

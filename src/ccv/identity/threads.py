@@ -51,11 +51,12 @@ def run_together(*steps: Callable[[], R]) -> list[R]:
     return parallel_map(lambda step: step(), steps)
 
 
-Write = Callable[[duckdb.DuckDBPyConnection], object]
+Write = Callable[[duckdb.DuckDBPyConnection], object]  # a write, given the connection to use
+Submit = Callable[[Write], None]  # takes a write and does it, now or beside
 
 
 @contextlib.contextmanager
-def writes_beside(con: duckdb.DuckDBPyConnection) -> Iterator[Callable[[Write], None]]:
+def writes_beside(con: duckdb.DuckDBPyConnection) -> Iterator[Submit]:
     """A `submit(write)` that runs `write(connection)` on a second connection to `con`'s
     database, in one background thread (writes in the order submitted), while this thread goes
     on; when the block ends every write is done, and the first error is raised.

@@ -151,10 +151,10 @@ def _email_expr(raw: str) -> str:
     """An address with its "@" or "." spelled out or blurred (`EMAIL_AT`, `EMAIL_DOT`) is
     repaired when the repair gives a valid address, and only then: "ann at example.com" loads
     as ann@example.com; so is a comma typed for a dot in the domain ("ann@gmail,com"). Anything
-    else is left as delivered for the contract to judge, so an
-    address that lost its "@" ("ann.gmail.com", "anngmail.com") is never guessed at (gmail.com
-    or g@mail.com?): a guessed address could reach someone else. Valid addresses, with an "@"
-    and no space, skip the regular expressions."""
+    else is left as delivered for the contract to judge, so an address that lost its "@"
+    ("ann.gmail.com", "anngmail.com") is never guessed at (gmail.com or g@mail.com?): a guessed
+    address could reach someone else. Valid addresses, with one "@" and no space or comma, skip
+    the regular expressions."""
     suspect = (
         f"(not contains({raw}, '@') or contains({raw}, ' ') or contains({raw}, '@@') "
         f"or contains({raw}, ','))"
