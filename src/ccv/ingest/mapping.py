@@ -21,8 +21,14 @@ INTEGER_FIELDS = {"nps", "csat", "quantity", "line_number"}
 BOOLEAN_FIELDS = {"email_opt_in", "sms_opt_in", "is_opt_in"}
 TRUE_WORDS = ("true", "t", "yes", "y", "1", "opt-in", "opted in")
 FALSE_WORDS = ("false", "f", "no", "n", "0", "opt-out", "opted out")
-# What the contracts accept as an e-mail address (`contracts.EMAIL_PATTERN` is this one).
-EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s.]+$"
+# What the contracts accept as an e-mail address (`contracts.EMAIL_PATTERN` is this one): one
+# "@", a dot in the domain, and none of the characters an address may hold only inside quotes
+# (RFC 5321: space, comma, semicolon, colon, angle and round brackets, square brackets,
+# backslash, double quote). A list ("a@x.com, b@y.com") or a display form ("<ann@x.com>") is
+# not one address a campaign can send to. Other characters, UTF-8 letters included
+# (internationalised addresses), are accepted.
+EMAIL_NOT = r'@\s,;:<>()\[\]\\"'
+EMAIL_PATTERN = rf"^[^{EMAIL_NOT}]+@[^{EMAIL_NOT}]+\.[^{EMAIL_NOT}.]+$"
 # The "@" and "." spelled out or blurred, as people type an address to keep it from spam
 # robots: "ann at example.com", "ann (at) example.com", "ann [at] example dot com", "ann @ x.com",
 # "ann@@x.com". Case-insensitive; "at" and "dot" only between spaces or in brackets.
