@@ -312,7 +312,7 @@ def refresh_records(
     _save_record_flags(con, std.loc[reblanked, ["record_no", "birth_blanked", *bk]])
     # a copy-on-write selection: what is written does not change when the caller, going on
     # beside the write, drops or replaces columns of `std`
-    stored = std[stored_columns(bk)]
+    stored = std[_stored_columns(bk)]
     (write or (lambda step: step(con)))(
         lambda target: _insert_fresh(target, stored, new, unblanked, fingerprints, first_no)
     )
@@ -447,7 +447,7 @@ def _standardise_fresh(
     return pa.concat_tables(tables), pa.chunked_array(fingerprints, pa.uint64())
 
 
-def stored_columns(bk: list[str]) -> list[str]:
+def _stored_columns(bk: list[str]) -> list[str]:
     """The night frame's columns ``identity_std`` stores (`bk`: the block key hash columns)."""
     return [*KEY, "record_no", "first_name", "last_name", *STD_COLUMNS, "birth_blanked", *bk]
 
@@ -463,7 +463,7 @@ def _insert_fresh(
     """Write tonight's new and changed records to ``identity_std``, complete: standardised
     values (birth dates as standardised, before blanking), whether the date was blanked, and
     the block key hashes. `std` holds the night's records with the stored columns
-    (`stored_columns`)."""
+    (`_stored_columns`)."""
     rows = np.flatnonzero(new)
     # a chunk at a time: on a full night every record is new, and a copy of all their columns
     # at once was the standardise phase's memory peak
