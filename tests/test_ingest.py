@@ -63,13 +63,6 @@ def test_valid_rows_load_typed_and_unmapped_columns_go_to_extra(con, tmp_path):
 @pytest.mark.parametrize(
     ("line", "field", "rule"),
     [
-        ("2,Bob,bob-at-example.com,01/01/1980", "email", "email_syntax"),  # no @
-        ("2,Bob,bob@example.com,31/02/1980", "birth_date", "parse_date"),  # 31 Feb
-        (
-            "2,Bob,bob@example.com,01/01/2099",
-            "birth_date",
-            "date_out_of_range",
-        ),  # born in the future
         (",Bob,bob@example.com,01/01/1980", "source_record_id", "required"),  # no key
         ("1,Bob,bob@example.com,01/01/1980", "source_record_id", "duplicate_id"),  # id reused
     ],
@@ -83,6 +76,31 @@ def test_invalid_rows_are_quarantined_with_field_and_rule(con, tmp_path, line, f
     assert q[0] == 2 and q[2] == field and rule in q[3]
     # the first occurrence of a reused id is the one that stays
     assert con.execute("select first_name from raw_customers").fetchall() == [("Ann",)]
+
+
+@pytest.mark.parametrize(
+    ("line", "field", "rule"),
+    [
+        ("2,Bob,bob-at-example.com,01/01/1980", "email", "email_syntax"),  # no @
+        ("2,Bob,bob@example.com,31/02/1980", "birth_date", "parse_date"),  # 31 Feb
+        ("2,Bob,bob@example.com,01/01/2099", "birth_date", "date_out_of_range"),  # future
+    ],
+)
+def test_a_bad_email_or_birth_date_is_withheld_and_the_record_loads(
+    con, tmp_path, line, field, rule
+):
+    content = f"id,first,mail,dob\n1,Ann,ann@example.com,05/03/1990\n{line}\n"
+    results = run_ingest(con, tmp_path, {"crm.csv": content})
+    assert_accounted(results)
+    assert results[0].rows_loaded == 2 and results[0].rows_quarantined == 0
+    assert quarantine(con) == []
+    assert con.execute("select row_number, field, rule from withheld_values").fetchall() == [
+        (2, field, rule)
+    ]
+    bob = con.execute(
+        f"select first_name, {field} from raw_customers where source_record_id = '2'"
+    ).fetchall()
+    assert bob == [("Bob", None)]
 
 
 def test_rows_the_reader_cannot_split_are_quarantined_with_their_line(con, tmp_path):
@@ -244,12 +262,20 @@ def build_staging(con):
 
 
 def test_records_missing_from_the_latest_snapshot_are_marked_deleted_not_erased(con, tmp_path):
-    source = CRM | {"path": "drops/crm_*.csv", "load": "snapshot", "phone_region": "IE"}
+    source = CRM | {
+        "path": "drops/crm_*.csv",
+        "load": "snapshot",
+        "phone_region": "IE",
+        "columns": CRM["columns"] | {"updated_at": "upd"},
+    }
     (tmp_path / "drops").mkdir()
-    head = "id,first,mail,dob\n"
-    run_ingest(con, tmp_path, {"drops/crm_1.csv": head + "1,Ann,a@x.com,\n2,Bo,b@x.com,\n"}, source)
-    # night 2: Bo is gone; Cy's row is quarantined but she is still in the file
-    run_ingest(con, tmp_path, {"drops/crm_2.csv": head + "1,Ann,a@x.com,\n3,Cy,bad,\n"}, source)
+    head = "id,first,mail,dob,upd\n"
+    night_1 = head + "1,Ann,a@x.com,,\n2,Bo,b@x.com,,\n"
+    run_ingest(con, tmp_path, {"drops/crm_1.csv": night_1}, source)
+    # night 2: Bo is gone; Cy's row is quarantined (its update time is no time) but she is
+    # still in the file
+    night_2 = head + "1,Ann,a@x.com,,\n3,Cy,c@x.com,,yesterday\n"
+    run_ingest(con, tmp_path, {"drops/crm_2.csv": night_2}, source)
     build_staging(con)
     rows = con.execute(
         "select source_record_id, is_deleted, deleted_at is not null, phone_region "
@@ -512,15 +538,16 @@ def test_an_erased_person_is_quarantined_without_data_on_both_paths(
     result = ingest_file(
         con, config, config.source("crm"), tmp_path / "crm.csv", "r", NOW, suppressed=suppressed
     )
-    assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (4, 2, 2)
+    assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (4, 3, 1)
     assert con.execute("select source_record_id from raw_customers order by 1").fetchall() == [
         ("1",),
         ("2",),  # the second id 2 is no duplicate: the first one was erased
+        ("3",),  # loaded without its e-mail
     ]
-    assert quarantine(con) == [
-        (2, None, "email", "erased", None),
-        (3, None, "email", "email_syntax", "bad"),
-    ]
+    assert quarantine(con) == [(2, None, "email", "erased", None)]
+    assert con.execute(
+        "select row_number, field, rule, raw_value from withheld_values"
+    ).fetchall() == [(3, "email", "email_syntax", "bad")]
     assert con.execute("select raw_record from quarantine where rule = 'erased'").fetchall() == [
         (None,)
     ]

@@ -1,8 +1,10 @@
 """Bad input, one line of intent per case: each file either loads or is quarantined with a rule.
 
-For every case: the run does not crash, rows read = loaded + quarantined, and the quarantine holds
-exactly the expected rules. A case names its source (`CRM`, `ORDERS`, `SURVEYS`, `WEB`), the
-files to write (bytes; `None` makes a directory), what must load and be quarantined, and the rule.
+For every case: the run does not crash, rows read = loaded + quarantined, the quarantine holds
+exactly the expected rules, and `withheld_values` the rules of values withheld from rows that
+loaded (a bad e-mail or birth date, `ccv.ingest.withheld`). A case names its source (`CRM`,
+`ORDERS`, `SURVEYS`, `WEB`), the files to write (bytes; `None` makes a directory), what must load
+and be quarantined, and the rules.
 """
 
 from __future__ import annotations
@@ -86,6 +88,7 @@ class Case:
     rules: tuple[str, ...] = ()
     options: dict = field(default_factory=dict)
     message: str | None = None  # a substring of the file's ingest message
+    withheld: tuple[str, ...] = ()  # rules in withheld_values (the rows loaded)
 
 
 CASES = {
@@ -128,11 +131,17 @@ CASES = {
     "missing_columns": Case(CRM, b"id,first\n1,Ann\n", 0, 1, ("file_rejected",),
                             message="'mail', 'dob', 'tel'"),
     # --- values -------------------------------------------------------------------------------
-    "unparseable_date": Case(CRM, crm(ANN, "2,Bo,b@x.com,yesterday,\n"), 1, 1, ("parse_date",)),
-    "date_31_feb": Case(CRM, crm(ANN, "2,Bo,b@x.com,31/02/1990,\n"), 1, 1, ("parse_date",)),
+    "unparseable_date": Case(CRM, crm(ANN, "2,Bo,b@x.com,yesterday,\n"), 2, 0,
+                             withheld=("parse_date",)),
+    "date_31_feb": Case(CRM, crm(ANN, "2,Bo,b@x.com,31/02/1990,\n"), 2, 0,
+                        withheld=("parse_date",)),
     "dayfirst_flag": Case(CRM, crm("1,Ann,a@x.com,05-03-1990,\n"), 1, 0,
                           options={"formats": {}, "dayfirst": True}),
-    "email_without_at": Case(CRM, crm(ANN, "2,Bo,bo.example.com,,\n"), 1, 1, ("email_syntax",)),
+    "email_without_at": Case(CRM, crm(ANN, "2,Bo,bo.example.com,,\n"), 2, 0,
+                             withheld=("email_syntax",)),
+    # a row with a row rule's failure is quarantined whole, its withholdable faults listed too
+    "email_and_key_missing": Case(CRM, crm(ANN, ",Bo,bo.example.com,yesterday,\n"), 1, 1,
+                                  ("required", "email_syntax", "parse_date")),
     "email_at_spelled_out": Case(
         CRM, crm(ANN, "2,Bo,bo at example.com,,\n", "3,Cy,cy (AT) example dot com,,\n",
                  "4,Di,di @ x.com,,\n", "5,Ed,ed@@x.com,,\n", '6,Fay,"fay@gmail,com",,\n',
@@ -140,18 +149,19 @@ CASES = {
     ),
     "email_forbidden_characters": Case(
         CRM, crm(ANN, '2,Bo,"bo,smith@x.com",,\n', "3,Cy,<cy@x.com>,,\n", "4,Di,di;x@y.com,,\n",
-                 '5,Ed,"ed""s@x.com",,\n', "6,Fay,fay(x)@y.com,,\n"), 1, 5, ("email_syntax",),
+                 '5,Ed,"ed""s@x.com",,\n', "6,Fay,fay(x)@y.com,,\n"), 6, 0,
+        withheld=("email_syntax",),
     ),
     "email_at_spelled_out_still_invalid": Case(
         CRM, crm(ANN, "2,Bo,bo at example,,\n", "3,Cy,cy at home@x.com,,\n",
-                 '4,Ed,"ed@x.com,fay@y.com",,\n'), 1, 3,
-        ("email_syntax",),
+                 '4,Ed,"ed@x.com,fay@y.com",,\n'), 4, 0,
+        withheld=("email_syntax",),
     ),
     "duplicate_id_in_file": Case(CRM, crm(ANN, ANN), 1, 1, ("duplicate_id",)),
     "missing_key": Case(CRM, crm(ANN, ",Bo,b@x.com,,\n"), 1, 1, ("required",)),
     "excel_mangled_phone": Case(CRM, crm(ANN.replace("07911 123456", "4.47E+11")), 1, 0),
-    "birth_in_future": Case(CRM, crm(ANN, "2,Bo,b@x.com,01/01/2099,\n"), 1, 1,
-                            ("date_out_of_range",)),
+    "birth_in_future": Case(CRM, crm(ANN, "2,Bo,b@x.com,01/01/2099,\n"), 2, 0,
+                            withheld=("date_out_of_range",)),
     "negative_amount": Case(ORDERS, orders(O1, "O2,2025-06-01,completed,-10,0,-10\n"), 1, 1,
                             ("negative_amount",)),
     "non_numeric_amount": Case(ORDERS, orders(O1, 'O2,2025-06-01,completed,"12,5O",0,1\n'), 1, 1,
@@ -174,6 +184,33 @@ CASES = {
                    ("csat_out_of_range",)),
     "nps_not_a_number": Case(SURVEYS, surveys("S1,2025-06-01,9,5\n", "S2,2025-06-01,ten,5\n"),
                              1, 1, ("parse_integer",)),
+    # an order or an answer keeps its revenue or score without its bad e-mail; a consent event
+    # states what one address agreed to, so it is quarantined whole
+    "order_email_withheld": Case(
+        ORDERS | {"columns": ORDERS["columns"] | {"email": "mail"}},
+        (ORD_HEAD.strip() + ",mail\n" + O1.strip() + ",a@x.com\n"
+         + O1.replace("O1", "O2").strip() + ",a.x.com\n").encode(),
+        2, 0, withheld=("email_syntax",),
+    ),
+    "survey_email_withheld": Case(
+        SURVEYS | {"columns": SURVEYS["columns"] | {"email": "mail"}},
+        (SRV_HEAD.strip() + ",mail\n" + "S1,2025-06-01,9,5,<s@x.com>\n").encode(),
+        1, 0, withheld=("email_syntax",),
+    ),
+    "consent_email_quarantined": Case(
+        {"name": "optins", "kind": "consents", "path": "in.csv", "format": "csv",
+         "columns": {"consent_id": "id", "email": "mail", "channel": "channel",
+                     "is_opt_in": "yes", "consented_at": "at"}},
+        b"id,mail,channel,yes,at\nK1,a@x.com,email,true,2025-06-01\n"
+        b"K2,a.x.com,email,true,2025-06-01\n",
+        1, 1, ("email_syntax",),
+    ),
+    "web_order_email_withheld": Case(
+        WEB | {"columns": WEB["columns"] | {"email": "mail"}},
+        b'{"id":"W1","at":"2025-06-01","status":"completed","total":1,"mail":"w@x.com"}\n'
+        b'{"id":"W2","at":"2025-06-01","status":"completed","total":2,"mail":"w at x"}\n',
+        2, 0, withheld=("email_syntax",),
+    ),
     # --- JSON lines ---------------------------------------------------------------------------
     "jsonl_truncated": Case(
         WEB, b'{"id":"W1","at":"2025-06-01","status":"completed","total":1}\n{"id":"W2","at', 1, 1,
@@ -213,6 +250,8 @@ def test_bad_input_is_loaded_or_quarantined_never_lost(con, tmp_path, name):
     assert (result.rows_loaded, result.rows_quarantined) == (case.loaded, case.quarantined)
     rules = {r for (r,) in con.execute("select distinct rule from quarantine").fetchall()}
     assert rules == set(case.rules)
+    withheld = {r for (r,) in con.execute("select distinct rule from withheld_values").fetchall()}
+    assert withheld == set(case.withheld)
     no_reason = con.execute("select count(*) from quarantine where coalesce(message, '') = ''")
     assert no_reason.fetchone()[0] == 0
     if case.message:
@@ -225,7 +264,8 @@ def raw_customer(con, column: str):
 
 def test_an_at_typed_as_a_word_is_repaired_and_nothing_is_guessed(con, tmp_path):
     """ "bo at example.com" loads as bo@example.com; an address the repair would not make valid
-    is quarantined as delivered, and one that lost its "@" is never guessed at."""
+    is withheld as delivered (its record loads without it), and one that lost its "@" is never
+    guessed at."""
     content = crm(
         ANN,
         "2,Bo,Bo at Example.com,,\n",
@@ -236,15 +276,51 @@ def test_an_at_typed_as_a_word_is_repaired_and_nothing_is_guessed(con, tmp_path)
     )
     run_case(con, tmp_path, CASES["email_without_at"], {"in.csv": content})
     loaded = con.execute("select source_record_id, email from raw_customers order by 1").fetchall()
-    assert loaded == [("1", "ann@x.com"), ("2", "Bo@Example.com"), ("5", "ed@gmail.com")]
-    quarantined = con.execute(
-        "select raw_value, rule from quarantine order by row_number"
+    assert loaded == [
+        ("1", "ann@x.com"),
+        ("2", "Bo@Example.com"),
+        ("3", None),
+        ("4", None),
+        ("5", "ed@gmail.com"),
+        ("6", None),
+    ]
+    assert con.execute("select count(*) from quarantine").fetchall() == [(0,)]
+    withheld = con.execute(
+        "select raw_value, rule from withheld_values order by row_number"
     ).fetchall()
-    assert quarantined == [
+    assert withheld == [
         ("cy at example", "email_syntax"),
         ("di.gmail.com", "email_syntax"),
         ("fay,smith@x.com", "email_syntax"),  # a comma before the "@" is not read as a dot
     ]
+
+
+def test_a_withheld_value_loads_its_record_and_is_kept_with_its_reason(con, tmp_path):
+    """The record loads with the bad field NULL and every other field; withheld_values keeps the
+    value, the rule, the row and the record's key; a re-delivered file replaces them."""
+    case = CASES["unparseable_date"]
+    content = crm(ANN, "2,Bo,bo.example.com,31/02/1990,07911 654321\n")
+    (result,) = [r for r in run_case(con, tmp_path, case, {"in.csv": content}) if r.source == "crm"]
+    assert (result.rows_loaded, result.rows_quarantined) == (2, 0)
+    bo = con.execute(
+        "select first_name, email, birth_date, phone from raw_customers "
+        "where source_record_id = '2'"
+    ).fetchall()
+    assert bo == [("Bo", None, None, "07911 654321")]
+    withheld = con.execute(
+        "select source, source_file, row_number, record_key, field, rule, raw_value, message "
+        "from withheld_values order by field"
+    ).fetchall()
+    assert withheld == [
+        ("crm", "in.csv", 2, "2", "birth_date", "parse_date", "31/02/1990",
+         "birth_date: parse_date (value 31/02/1990); the record loaded without it"),
+        ("crm", "in.csv", 2, "2", "email", "email_syntax", "bo.example.com",
+         "email: email_syntax (value bo.example.com); the record loaded without it"),
+    ]  # fmt: skip
+    (tmp_path / "in.csv").write_bytes(crm(ANN, "2,Bo,bo@example.com,,\n"))
+    ingest(con, make_config(tmp_path, CRM), "run-2", NOW)
+    assert con.execute("select count(*) from withheld_values").fetchall() == [(0,)]
+    assert raw_customer(con, "max(email)") == "bo@example.com"
 
 
 def test_extra_and_duplicated_columns_are_kept_as_json(con, tmp_path):
@@ -294,7 +370,10 @@ def test_contract_run_in_duckdb_agrees_with_pandera(con, tmp_path, monkeypatch, 
     import ccv.ingest.contracts as contracts
 
     case = CASES[name]
-    query = "select row_number, line_number, field, rule from quarantine order by all"
+    query = (
+        "select 'q', row_number, line_number, field, rule from quarantine union all "
+        "select 'w', row_number, null, field, rule from withheld_values order by all"
+    )
     run_case(con, tmp_path, case, {case.source["path"]: case.content})
     by_pandera = con.execute(query).fetchall()
     monkeypatch.setattr(contracts, "PANDAS_MAX_ROWS", -1)
@@ -310,8 +389,11 @@ QUARANTINE_COLUMNS = (
 
 
 def loaded_tables(con) -> dict[str, list[tuple]]:
-    """Raw and quarantine rows, less the columns that name the run."""
+    """Raw, quarantine and withheld rows, less the columns that name the run."""
     out = {"quarantine": con.execute(f"select {QUARANTINE_COLUMNS} from quarantine order by all")}
+    out["withheld_values"] = con.execute(
+        "select * exclude (run_id, withheld_at) from withheld_values order by all"
+    )
     for table in ("raw_customers", "raw_orders", "raw_survey_responses"):
         out[table] = con.execute(f"select * exclude (run_id, loaded_at) from {table} order by all")
     return {table: result.fetchall() for table, result in out.items()}

@@ -332,7 +332,11 @@ CRM_FILE = "\n".join(
         f"yes,{UPDATED}",
         f"2,Ann,Lee,ann.lee@example.org,07911 123456,1 High St,LS2 2BB,yes,{UPDATED}",
         f"3,Bob,Roe,bob.roe@example.org,,2 Low St,LS3 3CC,no,{UPDATED}",
+        # loads without its e-mail (withheld_values keeps the text)
         f"4,Zeb,Quuxworth,not-an-email,07911 777777,9 Quux Lane,LS1 1AA,yes,{UPDATED}",
+        # quarantined: its update time is no time
+        "6,Zeb,Quuxworth,zebedee.quuxworth@example.net,07911 777777,9 Quux Lane,LS1 1AA,yes,"
+        "not-a-time",
         "",
     ]
 )
@@ -358,6 +362,7 @@ ORDERS_FILE = (
             ("W1", "1", "zebedee.quuxworth@example.net"),
             ("W2", None, "zebedee.quuxworth@example.net"),  # a guest order: email only
             ("W3", "2", "ann.lee@example.org"),
+            ("W4", "1", "zeb.quux-mail"),  # loads; the bad e-mail goes to withheld_values
         )
     )
     + "\n"
@@ -444,6 +449,7 @@ def test_forget_on_tables_built_by_the_real_ingest_and_identity_stages(tmp_path)
         b"07911 777777",
         b"quuxworth",
         b"quux lane",
+        b"zeb.quux-mail",
     ]
     before = b"".join(p.read_bytes() for p in files_under(warehouse)).lower()
     assert all(n in before for n in needles)
@@ -456,6 +462,7 @@ def test_forget_on_tables_built_by_the_real_ingest_and_identity_stages(tmp_path)
         "raw_order_lines",
         "raw_consents",
         "quarantine",
+        "withheld_values",
         "stg_customers",
         "stg_consents",
         "identity_records",

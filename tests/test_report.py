@@ -61,6 +61,14 @@ insert into quarantine values
   ('20261101T020000-bbbbbb', 'web', '/in/web.jsonl', 5, null, 'order_id', 'duplicate_id',
    'W1', 'order_id: duplicate_id', '{}', '2026-11-01 02:00');
 
+create table withheld_values (run_id varchar, source varchar, source_file varchar,
+  row_number bigint, field varchar, rule varchar, raw_value varchar, message varchar,
+  withheld_at timestamp, record_key varchar);
+insert into withheld_values values
+  ('20261101T020000-bbbbbb', 'crm', '/in/crm.csv', 4, 'birth_date', 'parse_date', '31/02/1990',
+   'birth_date: parse_date (value 31/02/1990); the record loaded without it',
+   '2026-11-01 02:00', 'd');
+
 create table raw_customers (source varchar, source_record_id varchar);
 insert into raw_customers values ('crm', 'a'), ('crm', 'b'), ('crm', 'c');
 create table stg_customers as select * from raw_customers;
@@ -275,6 +283,7 @@ def test_markdown_summary(warehouse):
         assert segment in md
     assert "| web | orders | 1 | 8 | 6 | 2 |" in md  # rows per source
     assert "| merge | 1 | 1 |" in md  # identity events of the run
+    assert "| crm | birth_date | parse_date | 1 | 1 | 1 |" in md  # values withheld
     assert "<script" not in md and "base64" not in md
     assert ("Loyal Customers" in md) is optional  # segment moves
     assert len(md) < 4000

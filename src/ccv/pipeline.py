@@ -277,7 +277,8 @@ def summarize(
         report_path=report,
     )
     with connect(run.layout.db_link, read_only=True) as con:
-        for table in ("customers", "orders", "survey_responses", "quarantine", *MART_TABLES):
+        tables = ("customers", "orders", "survey_responses", "quarantine", "withheld_values")
+        for table in (*tables, *MART_TABLES):
             summary.table_rows[table] = con.execute(f"select count(*) from {table}").fetchone()[0]
         summary.sources = _source_counts(con, run.run_id)
         summary.segments = dict(

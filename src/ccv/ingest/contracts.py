@@ -13,6 +13,10 @@ csat_out_of_range, discount_exceeds_gross, net_amount_mismatch (net ≠ gross �
 0.01; both are quarantined, not warned about: revenue is computed from these amounts, and a row
 whose amounts contradict each other has no right revenue), non_positive_quantity; parse failures
 from the mapping are parse_<type> (parse_date, parse_decimal…).
+
+A few failures of descriptive fields (a CRM e-mail or birth date, an order's or answer's e-mail)
+withhold the value instead of quarantining the row: the contract finds them like any other, and
+`ccv.ingest.withheld` decides what each costs.
 """
 
 from __future__ import annotations

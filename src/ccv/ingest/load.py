@@ -42,6 +42,7 @@ from ccv.ingest.readers import (
 )
 from ccv.ingest.snapshots import prune_superseded_snapshot_rows
 from ccv.ingest.streaming import check_streamed, quarantine_checked, streams, unordered
+from ccv.ingest.withheld import field_sql, record_withheld, split_withheld
 from ccv.privacy.suppression import quarantine_erased, suppression_hashes
 from ccv.progress import advance
 from ccv.warehouse.schema import RAW_TABLES, ensure_schema
@@ -224,7 +225,10 @@ def ingest_file(
         con.execute(
             f"delete from {table} where source = ? and source_file = ?", [source.name, name]
         )
-    con.execute("delete from quarantine where source = ? and source_file = ?", [source.name, name])
+    for table in ("quarantine", "withheld_values"):
+        con.execute(
+            f"delete from {table} where source = ? and source_file = ?", [source.name, name]
+        )
     status = "loaded" if previous is None else "replaced"
     job = _FileLoad(
         source,
@@ -316,13 +320,16 @@ def _check_and_load(con, job: _FileLoad, streamed) -> tuple[int, int, int] | Non
             con.execute("drop table if exists _checked")
             return None
         rejects = csv_rejects(con, streamed.rejects)
-        quarantined = job.quarantine_erased(con, "_checked") + quarantine_checked(
+        erased = job.quarantine_erased(con, "_checked")
+        quarantined, withheld = quarantine_checked(
             con, source, streamed, schema, mapped.fields, run_id, name, now
         )
+        quarantined += erased
         loaded = _insert_raw(
-            con, source, mapped.fields, run_id, name, now, f"({mapped.sql})", "_skip"
+            con, source, mapped.fields, run_id, name, now, f"({mapped.sql})", "_skip", withheld
         )
     con.execute("drop table _skip")
+    con.execute("drop table _withheld")
     if rejects:
         _quarantine_rejects(con, run_id, source, name, now, rejects)
     return rows + len(rejects), loaded, quarantined + len(rejects)
@@ -342,15 +349,20 @@ def _validate_and_load(con, job: _FileLoad, read, mapped) -> int:
                 "delete from _mapped_lines where _order_row not in (select _row from _mapped)"
             )
         bad = pd.concat([bad, line_violations(con, lines, now, job.tolerance)], ignore_index=True)
-    con.register("_bad", bad)
+    con.register("_bad_found", bad)
+    con.execute("create or replace temp table _bad as select * from _bad_found")
+    con.unregister("_bad_found")
+    withheld = split_withheld(con, source.kind)
+    record_withheld(con, run_id, source.name, name, now, "_mapped", KEY_FIELD[source.kind])
     _quarantine_violations(con, run_id, source, name, now, read)
     con.execute(f"drop table {read.table}")  # free the text copy before the big insert
-    _insert_raw(con, source, mapped.fields, run_id, name, now, "_mapped", "_bad")
+    _insert_raw(con, source, mapped.fields, run_id, name, now, "_mapped", "_bad", withheld)
     if source.lines_from:
         load_lines(con, lines, run_id, name, now)
-    con.unregister("_bad")
-    con.execute("drop table _mapped")
-    return int(bad["_row"].nunique()) + erased
+    ((quarantined,),) = con.execute("select count(distinct _row) from _bad").fetchall()
+    for table in ("_bad", "_withheld", "_mapped"):
+        con.execute(f"drop table {table}")
+    return quarantined + erased
 
 
 def _quarantine_violations(con, run_id, source: SourceConfig, name, now, read) -> None:
@@ -368,9 +380,12 @@ def _quarantine_violations(con, run_id, source: SourceConfig, name, now, read) -
     )
 
 
-def _insert_raw(con, source: SourceConfig, fields, run_id, name, now, rows: str, skip: str) -> int:
+def _insert_raw(
+    con, source: SourceConfig, fields, run_id, name, now, rows: str, skip: str, withheld=()
+) -> int:
     """Append the mapped rows `rows` (SQL: a table or subquery with `_row` and the mapped fields)
-    whose `_row` is not in table `skip` to the source's raw table; return how many.
+    whose `_row` is not in table `skip` to the source's raw table; return how many. The
+    `withheld` fields load as NULL in the rows of `_withheld` (see withheld.py).
 
     `not in` rather than `anti join`: DuckDB estimates a CSV scan read with given columns at a
     few dozen rows, so it built the anti join's hash table on the whole file (`RIGHT_ANTI`; under
@@ -383,7 +398,8 @@ def _insert_raw(con, source: SourceConfig, fields, run_id, name, now, rows: str,
         f"""
         insert into {RAW_TABLES[source.kind]} by name
         select ? as run_id, ? as source, ? as source_file, _row as row_number,
-               {", ".join(fields)}, {per_source}extra, ? as loaded_at
+               {", ".join(field_sql(f, list(withheld)) for f in fields)}, {per_source}extra,
+               ? as loaded_at
         from {rows}
         where _row not in (select _row from {skip} where _row is not null)
         """,

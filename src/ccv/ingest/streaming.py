@@ -32,6 +32,7 @@ from ccv.ingest.contract_sql import duplicates_sql, row_checks, unique_keys
 from ccv.ingest.contracts import CROSS_FIELD_SQL
 from ccv.ingest.mapping import MappedSelect, RowCheck, parse_checks
 from ccv.ingest.readers import StreamedFile, _sql_str, quote_ident
+from ccv.ingest.withheld import record_withheld, split_withheld
 
 # Files at least this big stream; smaller ones take the copying path, where pandera itself runs
 # on files of up to contracts.PANDAS_MAX_ROWS rows. 32 MB is ~300k rows of a typical orders file.
@@ -129,9 +130,11 @@ def quarantine_checked(
     run_id: str,
     name: str,
     now: dt.datetime,
-) -> int:
+) -> tuple[int, list[str]]:
     """Quarantine the failures in `_checked` and the repeated keys; fill `_skip` with every
-    quarantined row (erased ones included); return the rows quarantined here (not erased)."""
+    quarantined row (erased ones included) and `_withheld` with the values withheld from rows
+    that load (withheld.py); return the rows quarantined here (not erased) and the fields with
+    a withheld value."""
     duplicates = "".join(
         f" union all {duplicates_sql('_checked', key)}" for key in unique_keys(schema, fields)
     )
@@ -143,6 +146,9 @@ def quarantine_checked(
         {duplicates}
         """
     )
+    key = quote_ident(KEY_FIELD[source.kind])
+    withheld = split_withheld(con, source.kind)
+    record_withheld(con, run_id, source.name, name, now, "_checked", KEY_FIELD[source.kind])
     (late,) = con.execute(
         "select count(*) from (select distinct _row from _bad) join _checked using (_row) "
         "where _record is null"
@@ -159,7 +165,6 @@ def quarantine_checked(
             where _checked._row = late._row and _checked._record is null
             """
         )
-    key = quote_ident(KEY_FIELD[source.kind])
     con.execute(
         f"""
         insert into quarantine
@@ -183,4 +188,4 @@ def quarantine_checked(
     (quarantined,) = con.execute("select count(distinct _row) from _bad").fetchone()
     con.execute("drop table _bad")
     con.execute("drop table _checked")
-    return quarantined
+    return quarantined, withheld

@@ -54,6 +54,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     ),
     "identity": ("identity_records", "customer_xref", "customer_ids", "identity_events"),
     "rejected_input_rows": ("quarantine",),
+    "withheld_input_values": ("withheld_values",),
 }
 
 

@@ -118,7 +118,7 @@ def _predicate(table: str, columns: dict[str, str], needles: list[str]) -> tuple
             parts.append(f"{column} in (select v from _erase_ids)")
     if has("source") and has("source_record_id"):
         parts.append("source || ':' || source_record_id in (select v from _erase_keys)")
-    if has("source") and has("record_key"):  # quarantine: the record's key as read
+    if has("source") and has("record_key"):  # quarantine, withheld_values: the key as read
         parts.append("source || ':' || record_key in (select v from _erase_keys)")
     if has("source") and has("order_id"):
         parts.append("source || ':' || order_id in (select v from _erase_order_keys)")

@@ -150,7 +150,9 @@ def _markdown(run: RunInfo, sections: list[Section]) -> str:
     by_key = {s.key: s for s in sections}
     lines = [_title(run), ""]
     lines += _md_section(by_key["stages"], "Rows per source", ("sources",))
-    lines += _md_section(by_key["quarantine"], "Quarantine reasons", ("quarantine_reasons",))
+    lines += _md_section(
+        by_key["quarantine"], "Quarantine reasons", ("quarantine_reasons", "withheld_values")
+    )
     lines += _md_section(by_key["identity"], "Identity", ("identity_events",))
     lines += _md_section(
         by_key["segments"], "Segments", ("rfm_segments", "loyalty_cells", "segment_moves")

@@ -424,9 +424,14 @@ def _table_rows_chart(counts: list[tuple[str, str, int]], layer_color: dict[str,
 
 
 def quarantine(wh: Warehouse, run: RunInfo, draw: bool) -> Section:
-    """3. Quarantined rows by source and rule, with sample rows."""
+    """3. Quarantined rows by source and rule, with sample rows; values withheld from rows
+    that loaded."""
     section = Section("quarantine", "Quarantine")
+    withheld = _withheld_values(wh, run)
     reason = wh.absent_or_empty("quarantine", why="every row read passed its contract")
+    if reason and withheld:
+        section.add(withheld)
+        return section
     if reason:
         return section.skip(reason)
     reasons = wh.rows(
@@ -492,7 +497,30 @@ def quarantine(wh: Warehouse, run: RunInfo, draw: bool) -> Section:
             "quarantine.raw_record.",
         )
     )
+    if withheld:
+        section.add(withheld)
     return section
+
+
+def _withheld_values(wh: Warehouse, run: RunInfo) -> Table | None:
+    """The table of values withheld from rows that loaded without them (None: there are none)."""
+    if wh.absent_or_empty("withheld_values", why="none"):
+        return None
+    rows = wh.rows(
+        """
+        select source, field, rule, count(*)::bigint,
+               count(*) filter (where run_id = ?)::bigint, count(distinct source_file)::bigint
+        from withheld_values group by all order by 4 desc, source, field, rule
+        """,
+        [run.run_id],
+    )
+    return make_table(
+        "withheld_values",
+        ["source", "field", "rule", "values", "this run", "files"],
+        rows,
+        "Values withheld from rows that loaded without them (a bad e-mail or birth date costs "
+        "the value, not the record; table withheld_values, see README, Data quality).",
+    )
 
 
 def identity(wh: Warehouse, run: RunInfo, draw: bool) -> Section:

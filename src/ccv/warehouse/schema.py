@@ -50,6 +50,22 @@ DDL = [
         record_key varchar
     )
     """,
+    # Values withheld from rows that loaded without them (src/ccv/ingest/withheld.py): a bad
+    # e-mail or birth date costs the value, not the record.
+    """
+    create table if not exists withheld_values (
+        run_id varchar not null,
+        source varchar not null,
+        source_file varchar not null,
+        row_number bigint not null,
+        field varchar not null,
+        rule varchar not null,
+        raw_value varchar,
+        message varchar not null,
+        withheld_at timestamp not null,
+        record_key varchar
+    )
+    """,
     # The configured sources as of the last ingest, so that SQL models can apply per-source
     # settings (snapshot loads, opt-in consents) without reading the config.
     """
