@@ -145,7 +145,8 @@ CASES = {
     "email_at_spelled_out": Case(
         CRM, crm(ANN, "2,Bo,bo at example.com,,\n", "3,Cy,cy (AT) example dot com,,\n",
                  "4,Di,di @ x.com,,\n", "5,Ed,ed@@x.com,,\n", '6,Fay,"fay@gmail,com",,\n',
-                 '7,Gus,"gus at mail,co,uk",,\n'), 7, 0,
+                 '7,Gus,"gus at mail,co,uk",,\n', "8,Hal,Hal Roe <hal@x.com>,,\n",
+                 '9,Ivy,"""Roe, Ivy"" <ivy@x.com>",,\n', "10,Jo,mailto:jo@x.com,,\n"), 10, 0,
     ),
     "email_forbidden_characters": Case(
         CRM, crm(ANN, '2,Bo,"bo,smith@x.com",,\n', "3,Cy,<cy@x.com>,,\n", "4,Di,di;x@y.com,,\n",
@@ -194,7 +195,7 @@ CASES = {
     ),
     "survey_email_withheld": Case(
         SURVEYS | {"columns": SURVEYS["columns"] | {"email": "mail"}},
-        (SRV_HEAD.strip() + ",mail\n" + "S1,2025-06-01,9,5,<s@x.com>\n").encode(),
+        (SRV_HEAD.strip() + ",mail\n" + "S1,2025-06-01,9,5,s.x.com\n").encode(),
         1, 0, withheld=("email_syntax",),
     ),
     "consent_email_quarantined": Case(
@@ -273,6 +274,8 @@ def test_an_at_typed_as_a_word_is_repaired_and_nothing_is_guessed(con, tmp_path)
         "4,Di,di.gmail.com,,\n",
         '5,Ed,"ed@gmail,com",,\n',
         '6,Fay,"fay,smith@x.com",,\n',
+        "7,Gil,Gil Roe <gil@x.com>,,\n",
+        '8,Hal,"<hal@x.com>, <hal@y.com>",,\n',
     )
     run_case(con, tmp_path, CASES["email_without_at"], {"in.csv": content})
     loaded = con.execute("select source_record_id, email from raw_customers order by 1").fetchall()
@@ -283,6 +286,8 @@ def test_an_at_typed_as_a_word_is_repaired_and_nothing_is_guessed(con, tmp_path)
         ("4", None),
         ("5", "ed@gmail.com"),
         ("6", None),
+        ("7", "gil@x.com"),  # a display form names its address
+        ("8", None),  # two addresses: which one?
     ]
     assert con.execute("select count(*) from quarantine").fetchall() == [(0,)]
     withheld = con.execute(
@@ -292,6 +297,7 @@ def test_an_at_typed_as_a_word_is_repaired_and_nothing_is_guessed(con, tmp_path)
         ("cy at example", "email_syntax"),
         ("di.gmail.com", "email_syntax"),
         ("fay,smith@x.com", "email_syntax"),  # a comma before the "@" is not read as a dot
+        ("<hal@x.com>, <hal@y.com>", "email_syntax"),
     ]
 
 

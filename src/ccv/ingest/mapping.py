@@ -34,6 +34,8 @@ EMAIL_PATTERN = rf"^[^{EMAIL_NOT}]+@[^{EMAIL_NOT}]+\.[^{EMAIL_NOT}.]+$"
 # "ann@@x.com". Case-insensitive; "at" and "dot" only between spaces or in brackets.
 EMAIL_AT = r"\s*(?:@+|\(at\)|\[at\])\s*|\s+at\s+"
 EMAIL_DOT = r"\s*(?:\(dot\)|\[dot\])\s*|\s+dot\s+"
+# An address in a display form: a name (or nothing) then one address in angle brackets.
+EMAIL_NAMED = r"^[^<>]*<[^<>]+>\s*$"
 # `dayfirst`: the day-first spellings tried in order (ISO 8601 is always accepted too).
 DAYFIRST_DATES = ("%d/%m/%Y", "%d-%m-%Y", "%d.%m.%Y")
 DAYFIRST_TIMES = ("", " %H:%M", " %H:%M:%S")
@@ -156,17 +158,24 @@ def _boolean_expr(source: SourceConfig, raw: str) -> str:
 def _email_expr(raw: str) -> str:
     """An address with its "@" or "." spelled out or blurred (`EMAIL_AT`, `EMAIL_DOT`) is
     repaired when the repair gives a valid address, and only then: "ann at example.com" loads
-    as ann@example.com; so is a comma typed for a dot in the domain ("ann@gmail,com"). Anything
-    else is left as delivered for the contract to judge, so an address that lost its "@"
-    ("ann.gmail.com", "anngmail.com") is never guessed at (gmail.com or g@mail.com?): a guessed
-    address could reach someone else. Valid addresses, with one "@" and no space or comma, skip
-    the regular expressions."""
+    as ann@example.com; so is a comma typed for a dot in the domain ("ann@gmail,com"). An
+    address written in a display form names itself and is taken out of it: "Ann Lee
+    <ann@x.com>", "<ann@x.com>", "mailto:ann@x.com" (one pair of angle brackets only: "<a@x.com>,
+    <b@y.com>" is two addresses). Anything else is left as delivered for the contract to judge,
+    so an address that lost its "@" ("ann.gmail.com", "anngmail.com") is never guessed at
+    (gmail.com or g@mail.com?): a guessed address could reach someone else. Valid addresses,
+    with one "@" and none of space, comma, "<" or ":", skip the regular expressions."""
     suspect = (
         f"(not contains({raw}, '@') or contains({raw}, ' ') or contains({raw}, '@@') "
-        f"or contains({raw}, ','))"
+        f"or contains({raw}, ',') or contains({raw}, '<') or contains({raw}, ':'))"
     )
+    named = (
+        f"(case when regexp_matches({raw}, {_sql_str(EMAIL_NAMED)}) "
+        f"then trim(regexp_extract({raw}, '<([^<>]*)>', 1)) else {raw} end)"
+    )
+    unwrapped = f"regexp_replace({named}, '^\\s*mailto:\\s*', '', 'i')"
     blurred = (
-        f"regexp_replace(regexp_replace({raw}, {_sql_str(EMAIL_AT)}, '@', 'gi'), "
+        f"regexp_replace(regexp_replace({unwrapped}, {_sql_str(EMAIL_AT)}, '@', 'gi'), "
         f"{_sql_str(EMAIL_DOT)}, '.', 'gi')"
     )
     # a comma in the domain is a "." mistyped (the keys are neighbours): "ann@gmail,com". Only
