@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import re
+from collections import Counter
 from pathlib import Path
 
 import duckdb
@@ -88,6 +89,8 @@ def test_exactly_the_planted_bad_rows_are_quarantined(first_run, project, ground
     kept = set(query(project, "select distinct source, row_number from withheld_values"))
     assert kept == withheld
     assert first_run.table_rows["withheld_values"] == len(withheld)  # printed by `ccv run`
+    per_source = {s.source: s.values_withheld for s in first_run.sources if s.values_withheld}
+    assert per_source == dict(Counter(source for source, _ in withheld))
     reasons = query(project, "select count(*) from quarantine where message is null or rule = ''")
     assert reasons == [(0,)]
 
@@ -250,7 +253,14 @@ def test_second_night_on_same_files_loads_nothing_and_changes_nothing(first_run,
 def test_cli_run_prints_the_summary(first_run, project):
     result = CliRunner().invoke(app, ["run", "--config", str(project / "ccv.toml")])
     assert result.exit_code == 0, result.output
-    for words in ("eshop_accounts", "quarantined", "customers", "Champions", "ccv.duckdb"):
+    for words in (
+        "eshop_accounts",
+        "quarantined",
+        "withheld",
+        "customers",
+        "Champions",
+        "ccv.duckdb",
+    ):
         assert words in result.output
     # after the first night, the same inputs: the operator is told the resolution was kept
     assert "inputs unchanged since the last resolve" in result.output

@@ -460,11 +460,13 @@ def print_summary(summary: RunSummary) -> None:
         "source",
         "files",
         "this run",
-        "rows read",
+        "read",
         "loaded",
         "quarantined",
+        "withheld",
         title=f"run {summary.run_id} (as of {summary.as_of})",
-        caption="rows of the file versions now in the warehouse",
+        caption="rows of the file versions now in the warehouse; withheld: values kept out of "
+        "rows that loaded (table withheld_values)",
     )
     for s in summary.sources:
         files.add_row(
@@ -474,6 +476,7 @@ def print_summary(summary: RunSummary) -> None:
             f"{s.rows_read:,}",
             f"{s.rows_loaded:,}",
             f"{s.rows_quarantined:,}",
+            f"{s.values_withheld:,}",
         )
     console.print(files)
     for f in summary.files:

@@ -79,6 +79,7 @@ class SourceCounts:
     rows_read: int
     rows_loaded: int
     rows_quarantined: int
+    values_withheld: int  # from loaded rows (withheld_values)
 
 
 @dataclass
@@ -298,10 +299,17 @@ def _source_counts(con: duckdb.DuckDBPyConnection, run_id: str) -> list[SourceCo
             select source, string_agg(distinct status, ', ' order by status) as statuses,
                    count(*) as files
             from ingest_log where run_id = ? group by source
+        ),
+
+        withheld as (
+            select source, count(*) as n from withheld_values group by source
         )
         select t.source, t.files, t.statuses, coalesce(sum(l.rows_read), 0),
-               coalesce(sum(l.rows_loaded), 0), coalesce(sum(l.rows_quarantined), 0)
-        from this_run t left join stg_ingest_files l on l.source = t.source
+               coalesce(sum(l.rows_loaded), 0), coalesce(sum(l.rows_quarantined), 0),
+               coalesce(any_value(w.n), 0)
+        from this_run t
+        left join stg_ingest_files l on l.source = t.source
+        left join withheld w on w.source = t.source
         group by all order by t.source
         """,
         [run_id],
