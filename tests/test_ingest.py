@@ -301,13 +301,13 @@ EXPORTS = [
 HEAD = "id,first,mail,dob,upd\n"
 
 
-def snapshot_nights(con, folder) -> list[tuple[list[tuple], dict[str, int]]]:
+def snapshot_nights(con, folder, exports=EXPORTS) -> list[tuple[list[tuple], dict[str, int]]]:
     """Ingest the four exports night by night, then a broken re-delivery of the fourth (a
     column missing: rejected, its rows go); after night 4 and after that night: the staged
     records and the raw rows per file."""
     (folder / "drops").mkdir(parents=True)
     seen = []
-    for night, rows in enumerate([*EXPORTS, None], start=1):
+    for night, rows in enumerate([*exports, None], start=1):
         if rows is None:  # night 5: crm_4.csv comes again without its `upd` column
             files = {"drops/crm_4.csv": "id,first,mail,dob\n4,Di,d@x.com,\n"}
         else:
@@ -324,6 +324,23 @@ def snapshot_nights(con, folder) -> list[tuple[list[tuple], dict[str, int]]]:
             )
             seen.append((staged, per_file))
     return seen
+
+
+def test_a_pruned_snapshot_row_takes_its_withheld_values_along(con, tmp_path):
+    """Bo's bad e-mail is withheld in exports 1 and 2; export 1's row of Bo is pruned (Bob's in
+    export 2 supersedes it), and so is the value withheld from it; export 2's stays with its
+    row."""
+    exports = [[row.replace("b@x.com", "b.x.com") for row in rows] for rows in EXPORTS]
+    snapshot_nights(con, tmp_path, exports)
+    withheld = con.execute(
+        "select source_file, row_number, raw_value from withheld_values order by all"
+    ).fetchall()
+    assert withheld == [("drops/crm_2.csv", 2, "b.x.com")]
+    bob = con.execute(
+        "select first_name, email from raw_customers where source_file = 'drops/crm_2.csv' "
+        "and row_number = 2"
+    ).fetchall()
+    assert bob == [("Bob", None)]
 
 
 def test_old_snapshot_exports_keep_only_what_staging_can_still_choose(con, tmp_path, monkeypatch):

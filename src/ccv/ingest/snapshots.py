@@ -23,6 +23,10 @@ Every row pruned is one that no choice of `stg_customers` can reach, unless an o
 one of the two latest) is itself re-delivered with different content: its rows are then
 replaced, and the versions pruned from it earlier do not come back. Delta sources are left as
 they are (they grow by changed records only). `ingest_log` keeps every file's counts.
+
+A value withheld from a pruned row (`withheld_values`, see `withheld.py`) goes with it: it
+explains a NULL of a row that no longer exists. (Quarantined rows of old exports stay, as
+quarantined rows of every file do.)
 """
 
 from __future__ import annotations
@@ -75,4 +79,16 @@ def prune_superseded_snapshot_rows(con: duckdb.DuckDBPyConnection) -> int:
         )
         """
     ).fetchall()
+    if pruned:
+        con.execute(
+            """
+            delete from withheld_values as w
+            where w.source in (select source from ingest_sources where load = 'snapshot')
+            and not exists (
+                select 1 from raw_customers as r
+                where r.source = w.source and r.source_file = w.source_file
+                    and r.row_number = w.row_number
+            )
+            """
+        )
     return pruned
