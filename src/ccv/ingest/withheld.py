@@ -12,9 +12,9 @@ before, with all its failures.
 
 Which failures withhold and which quarantine is a decision on what the value is for:
 
-- keys, amounts, statuses, channels and the timestamps that order an entity's versions or
-  place a transaction in time stay row rules: without them the row has no meaning, or a
-  revenue or a version order that would be wrong;
+- keys, amounts, statuses, channels and the timestamps that order an entity's versions, time
+  its opt-in consents or place a transaction in time stay row rules: without them the row
+  has no meaning, or a revenue, a consent time or a version order that would be wrong;
 - e-mail (customers, orders, surveys) and birth date (customers) only describe or identify
   the person, and identity resolution already copes with a missing one;
 - consents keep every rule: a consent event states what one address or number agreed to.
