@@ -261,6 +261,19 @@ def build_staging(con):
     models.build(con, layers=("staging",))
 
 
+def test_a_newer_version_with_a_withheld_email_supersedes_the_older_one(con, tmp_path):
+    """The source holds no usable e-mail for Ann now: her newer version stays current with a NULL
+    e-mail (not the older address), and its new name with it."""
+    source = CRM | {"path": "drops/crm_*.csv", "columns": CRM["columns"] | {"updated_at": "upd"}}
+    (tmp_path / "drops").mkdir()
+    head = "id,first,mail,dob,upd\n"
+    run_ingest(con, tmp_path, {"drops/crm_1.csv": head + "1,Ann,ann@x.com,,2026-01-01\n"}, source)
+    run_ingest(con, tmp_path, {"drops/crm_2.csv": head + "1,Anne,ann.x.com,,2026-02-01\n"}, source)
+    build_staging(con)
+    staged = con.execute("select first_name, email, source_file from stg_customers").fetchall()
+    assert staged == [("Anne", None, "drops/crm_2.csv")]
+
+
 def test_records_missing_from_the_latest_snapshot_are_marked_deleted_not_erased(con, tmp_path):
     source = CRM | {
         "path": "drops/crm_*.csv",
