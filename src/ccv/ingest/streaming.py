@@ -146,7 +146,6 @@ def quarantine_checked(
         {duplicates}
         """
     )
-    key = quote_ident(KEY_FIELD[source.kind])
     withheld = split_withheld(con, source.kind)
     record_withheld(con, run_id, source.name, name, now, "_checked", KEY_FIELD[source.kind])
     (late,) = con.execute(
@@ -165,6 +164,7 @@ def quarantine_checked(
             where _checked._row = late._row and _checked._record is null
             """
         )
+    key = quote_ident(KEY_FIELD[source.kind])
     con.execute(
         f"""
         insert into quarantine

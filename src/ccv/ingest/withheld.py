@@ -43,30 +43,29 @@ WITHHELD: dict[str, dict[str, tuple[str, ...]]] = {
 }
 
 
-def _withholds_sql(kind: str) -> str | None:
+def _withholds_sql(kind: str) -> str:
     """SQL true for a `_bad` row whose (field, rule) withholds a value of `kind`."""
     pairs = [f"{f}:{r}" for f, rules in WITHHELD.get(kind, {}).items() for r in rules]
     if not pairs:
-        return None
+        return "false"
     return f"field || ':' || rule in ({', '.join(_sql_str(p) for p in pairs)})"
 
 
-def split_withheld(con: duckdb.DuckDBPyConnection, kind: str, bad: str = "_bad") -> list[str]:
-    """Move the failures of table `bad` that only withhold values into temp table `_withheld`;
+def split_withheld(con: duckdb.DuckDBPyConnection, kind: str) -> list[str]:
+    """Move the failures of table `_bad` that only withhold values into temp table `_withheld`;
     return the fields with a withheld value (none: `_withheld` is empty).
 
     A row moves only when every failure it has withholds: a row with any other failure stays
-    in `bad` whole and is quarantined, its descriptive faults listed with the rest."""
+    in `_bad` whole and is quarantined, its descriptive faults listed with the rest."""
     withholds = _withholds_sql(kind)
     con.execute(
         f"""
         create or replace temp table _withheld as
-        select _row, field, rule, raw_value from {bad}
-        where {withholds or "false"}
-            and _row not in (select _row from {bad} where not ({withholds or "false"}))
+        select _row, field, rule, raw_value from _bad
+        where {withholds} and _row not in (select _row from _bad where not ({withholds}))
         """
     )
-    con.execute(f"delete from {bad} where _row in (select _row from _withheld)")
+    con.execute("delete from _bad where _row in (select _row from _withheld)")
     return [f for (f,) in con.execute("select distinct field from _withheld order by 1").fetchall()]
 
 
