@@ -272,6 +272,18 @@ def test_empty_warehouse_gives_a_report_of_sentences(tmp_path):
         assert "no run recorded" in markdown_summary(con)
 
 
+def test_withheld_values_show_when_nothing_is_quarantined(tmp_path):
+    """Every row loaded, some without a bad value: the Quarantine section lists the withheld
+    values instead of saying there is nothing to see."""
+    db = make_warehouse(tmp_path / "w.duckdb", optional=False)
+    with duckdb.connect(str(db)) as con:
+        con.execute("delete from quarantine")
+    with duckdb.connect(str(db), read_only=True) as con:
+        md = markdown_summary(con)
+    assert "| crm | birth_date | parse_date | 1 | 1 | 1 |" in md
+    assert "every row read passed its contract" not in md
+
+
 def test_markdown_summary(warehouse):
     db, optional, _ = warehouse
     with duckdb.connect(str(db), read_only=True) as con:
