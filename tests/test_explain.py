@@ -65,6 +65,20 @@ def test_pair_in_one_customer_is_explained_as_joined(config_path):
     assert "the same customer" in result.output
 
 
+def test_a_customer_shows_the_values_withheld_from_its_records(config_path):
+    customer_id, record, value = one(
+        config_path,
+        "select x.customer_id, w.source || ':' || w.record_key, w.raw_value "
+        "from withheld_values w join customer_xref x "
+        "on x.source = w.source and x.source_record_id = w.record_key "
+        "where w.field = 'email' order by all limit 1",
+    )
+    result = explain(customer_id, "-c", str(config_path))
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())  # the console wraps long lines
+    assert f"withheld from {record}: email {value!r} (email_syntax" in text
+
+
 def test_unknown_customer_and_bad_usage(config_path):
     assert explain("Cnope", "-c", str(config_path)).exit_code == 1
     assert explain("-c", str(config_path)).exit_code == 2

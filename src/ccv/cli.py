@@ -234,6 +234,12 @@ def explain(
     )
     for kind, source, n, examples in result["records"]:
         console.print(f"  {n:>5} {kind} record(s) from {source}: {', '.join(examples)}")
+    for record, field_name, rule, value in result["withheld"]:
+        console.print(
+            f"  withheld from {record}: {field_name} {value!r} ({rule}; the record loaded "
+            "without it)",
+            highlight=False,
+        )
     scored = [w for w in result["links"] if w.prior is not None]
     deterministic = [w for w in result["links"] if w.prior is None]
     if not result["links"]:

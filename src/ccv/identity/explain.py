@@ -150,7 +150,27 @@ def explain_customer(con: duckdb.DuckDBPyConnection, customer_id: str) -> dict:
         "records": records,
         "links": customer_links(con, customer_id),
         "events": events,
+        "withheld": _withheld(con, customer_id),
     }
+
+
+def _withheld(con: duckdb.DuckDBPyConnection, customer_id: str) -> list[tuple]:
+    """Values withheld from the customer's records (`source:record, field, rule, raw value`):
+    why a golden field may be empty although a source delivered something."""
+    tables = {t for (t,) in con.execute("select table_name from duckdb_tables()").fetchall()}
+    if "withheld_values" not in tables:  # a warehouse from before withheld values
+        return []
+    return con.execute(
+        """
+        select distinct w.source || ':' || w.record_key, w.field, w.rule, w.raw_value
+        from withheld_values as w
+        semi join customer_xref as x
+            on x.source = w.source and x.source_record_id = w.record_key
+            and x.customer_id = ?
+        order by all
+        """,
+        [customer_id],
+    ).fetchall()
 
 
 def explain_pair(con: duckdb.DuckDBPyConnection, left_key: str, right_key: str) -> dict:
