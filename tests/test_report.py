@@ -293,7 +293,8 @@ def test_markdown_summary(warehouse):
         assert rule in md
     for segment in ("Champions", "About to Sleep", "true_loyalty", "no_loyalty"):
         assert segment in md
-    assert "| web | orders | 1 | 8 | 6 | 2 |" in md  # rows per source
+    assert "| web | orders | 1 | 8 | 6 | 2 | 0 |" in md  # rows per source
+    assert "| crm | customers | 1 | 7 | 6 | 1 | 1 |" in md  # one value withheld
     assert "| merge | 1 | 1 |" in md  # identity events of the run
     assert "| crm | birth_date | parse_date | 1 | 1 | 1 |" in md  # values withheld
     assert "<script" not in md and "base64" not in md

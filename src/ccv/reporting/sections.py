@@ -345,11 +345,17 @@ def rows_per_stage(wh: Warehouse, run: RunInfo, draw: bool) -> Section:
     if not wh.has("stg_ingest_files"):
         section.skip(missing("stg_ingest_files"))
     else:
+        withheld = (
+            "(select count(*) from withheld_values as w where w.source = f.source)::bigint"
+            if wh.has("withheld_values")
+            else "0::bigint"
+        )
         sources = wh.rows(
-            """
+            f"""
             select source, any_value(kind), count(*), sum(rows_read)::bigint,
-                   sum(rows_loaded)::bigint, sum(rows_quarantined)::bigint
-            from stg_ingest_files
+                   sum(rows_loaded)::bigint, sum(rows_quarantined)::bigint,
+                   any_value({withheld})
+            from stg_ingest_files as f
             group by source order by source
             """
         )
@@ -359,10 +365,11 @@ def rows_per_stage(wh: Warehouse, run: RunInfo, draw: bool) -> Section:
             section.add(
                 make_table(
                     "sources",
-                    ["source", "kind", "files", "read", "loaded", "quarantined"],
+                    ["source", "kind", "files", "read", "loaded", "quarantined", "withheld"],
                     sources,
                     "Per source, the version of each file the warehouse holds now (the latest "
-                    "load of every file name): read = loaded + quarantined.",
+                    "load of every file name): read = loaded + quarantined; withheld: values "
+                    "kept out of rows that loaded (table withheld_values).",
                 )
             )
             if draw:
