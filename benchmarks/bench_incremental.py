@@ -19,7 +19,8 @@ on the next call instead of running night 1 again; `--no-rebuild` stops after ni
 `--phases` also prints night 2's resolve and build phases (wall, CPU, peak RSS; as
 `bench_stage.py` does for one stage); `--statements FILE` (implies `--phases`) also times every
 SQL statement of night 2 and writes them to FILE, one JSON object a line, and prints the
-costliest; `--no-new-files` runs night 2 with no new drop.
+costliest; `--profile FILE` writes night 2's cProfile stats (read them with
+`python -m pstats FILE`); `--no-new-files` runs night 2 with no new drop.
 
 The machine's state moves timings by ±20 % between identical runs here (a VM with busy
 neighbours). So the run also times the *floor* (`benchmarks/run.py`: DuckDB scanning every
@@ -30,6 +31,7 @@ runs only when their floors agree.
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
 import shutil
 import sys
@@ -154,6 +156,9 @@ def main() -> None:
         help="time every SQL statement of night 2 and write them to this file (JSON lines)",
     )
     parser.add_argument(
+        "--profile", type=Path, metavar="FILE", help="write night 2's cProfile stats here"
+    )
+    parser.add_argument(
         "--no-rebuild",
         dest="rebuild",
         action="store_false",
@@ -194,6 +199,14 @@ def main() -> None:
             result["night_2_costliest_statements"] = sorted(rows, key=lambda r: -r["cpu_seconds"])[
                 :25
             ]
+    elif args.profile:
+        profiler = cProfile.Profile()
+        profiler.enable()
+        try:
+            result["night_2_incremental"] = night(config_path, full_refresh=False)
+        finally:
+            profiler.disable()
+            profiler.dump_stats(args.profile)
     else:
         result["night_2_incremental"] = night(config_path, full_refresh=False)
     floors.append(round(floor_seconds(config_path), 2))
