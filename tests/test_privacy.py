@@ -453,6 +453,12 @@ def test_forget_on_tables_built_by_the_real_ingest_and_identity_stages(tmp_path)
     ]
     before = b"".join(p.read_bytes() for p in files_under(warehouse)).lower()
     assert all(n in before for n in needles)
+    sar = subject_access(config, email="zebedee.quuxworth@example.net", out=tmp_path / "sar.json")
+    withheld = json.loads(sar.read_text())["withheld_input_values"]["withheld_values"]
+    assert {(w["source"], w["raw_value"]) for w in withheld} == {
+        ("crm", "not-an-email"),
+        ("web", "zeb.quux-mail"),
+    }
 
     result = forget(config, email="zebedee.quuxworth@example.net")
 
