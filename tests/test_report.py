@@ -284,6 +284,15 @@ def test_withheld_values_show_when_nothing_is_quarantined(tmp_path):
     assert "every row read passed its contract" not in md
 
 
+def test_a_warehouse_from_before_withheld_values_reports_none(tmp_path):
+    db = make_warehouse(tmp_path / "w.duckdb", optional=False)
+    with duckdb.connect(str(db)) as con:
+        con.execute("drop table withheld_values")
+    with duckdb.connect(str(db), read_only=True) as con:
+        md = markdown_summary(con)
+    assert "| crm | customers | 1 | 7 | 6 | 1 | 0 |" in md
+
+
 def test_markdown_summary(warehouse):
     db, optional, _ = warehouse
     with duckdb.connect(str(db), read_only=True) as con:

@@ -353,7 +353,7 @@ def _validate_and_load(con, job: _FileLoad, read, mapped) -> int:
     con.execute("create or replace temp table _bad as select * from _bad_found")
     con.unregister("_bad_found")
     withheld = split_withheld(con, source.kind)
-    record_withheld(con, run_id, source.name, name, now, "_mapped", KEY_FIELD[source.kind])
+    record_withheld(con, run_id, source, name, now, "_mapped")
     _quarantine_violations(con, run_id, source, name, now, read)
     con.execute(f"drop table {read.table}")  # free the text copy before the big insert
     _insert_raw(con, source, mapped.fields, run_id, name, now, "_mapped", "_bad", withheld)
@@ -398,7 +398,7 @@ def _insert_raw(
         f"""
         insert into {RAW_TABLES[source.kind]} by name
         select ? as run_id, ? as source, ? as source_file, _row as row_number,
-               {", ".join(field_sql(f, list(withheld)) for f in fields)}, {per_source}extra,
+               {", ".join(field_sql(f, withheld) for f in fields)}, {per_source}extra,
                ? as loaded_at
         from {rows}
         where _row not in (select _row from {skip} where _row is not null)

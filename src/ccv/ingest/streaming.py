@@ -147,7 +147,7 @@ def quarantine_checked(
         """
     )
     withheld = split_withheld(con, source.kind)
-    record_withheld(con, run_id, source.name, name, now, "_checked", KEY_FIELD[source.kind])
+    record_withheld(con, run_id, source, name, now, "_checked")
     (late,) = con.execute(
         "select count(*) from (select distinct _row from _bad) join _checked using (_row) "
         "where _record is null"

@@ -27,9 +27,11 @@ to `split_withheld`.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 
 import duckdb
 
+from ccv.config import KEY_FIELD, SourceConfig
 from ccv.ingest.readers import _sql_str, quote_ident
 
 # kind -> field -> the rules whose failure withholds the field's value (see the module doc)
@@ -72,14 +74,14 @@ def split_withheld(con: duckdb.DuckDBPyConnection, kind: str) -> list[str]:
 def record_withheld(
     con: duckdb.DuckDBPyConnection,
     run_id: str,
-    source: str,
+    source: SourceConfig,
     source_file: str,
     now: dt.datetime,
     keys: str,
-    key: str,
 ) -> None:
     """Write `_withheld` to `withheld_values`, with each row's record key from table `keys`
-    (``_row`` and the key column `key`)."""
+    (``_row`` and the source kind's key column)."""
+    key = quote_ident(KEY_FIELD[source.kind])
     con.execute(
         f"""
         insert into withheld_values by name
@@ -87,14 +89,14 @@ def record_withheld(
                w.raw_value,
                w.field || ': ' || w.rule || coalesce(' (value ' || w.raw_value || ')', '')
                    || '; the record loaded without it' as message,
-               ? as withheld_at, k.{quote_ident(key)} as record_key
+               ? as withheld_at, k.{key} as record_key
         from _withheld w join {keys} k using (_row)
         """,
-        [run_id, source, source_file, now],
+        [run_id, source.name, source_file, now],
     )
 
 
-def field_sql(field: str, withheld: list[str]) -> str:
+def field_sql(field: str, withheld: Collection[str]) -> str:
     """The select expression of mapped `field` for the raw insert: NULL in rows where its value
     was withheld."""
     column = quote_ident(field)

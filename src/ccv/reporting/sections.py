@@ -345,18 +345,19 @@ def rows_per_stage(wh: Warehouse, run: RunInfo, draw: bool) -> Section:
     if not wh.has("stg_ingest_files"):
         section.skip(missing("stg_ingest_files"))
     else:
-        withheld = (
-            "(select count(*) from withheld_values as w where w.source = f.source)::bigint"
-            if wh.has("withheld_values")
-            else "0::bigint"
-        )
+        # a warehouse from before withheld values has no such table: none were withheld
+        withheld = "withheld_values" if wh.has("withheld_values") else "(select null as source)"
         sources = wh.rows(
             f"""
-            select source, any_value(kind), count(*), sum(rows_read)::bigint,
-                   sum(rows_loaded)::bigint, sum(rows_quarantined)::bigint,
-                   any_value({withheld})
+            with withheld as (
+                select source, count(*) as n from {withheld} group by source
+            )
+            select f.source, any_value(f.kind), count(*), sum(f.rows_read)::bigint,
+                   sum(f.rows_loaded)::bigint, sum(f.rows_quarantined)::bigint,
+                   coalesce(any_value(w.n), 0)::bigint
             from stg_ingest_files as f
-            group by source order by source
+            left join withheld as w on w.source = f.source
+            group by f.source order by f.source
             """
         )
         if not sources:
