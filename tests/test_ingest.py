@@ -407,6 +407,48 @@ def test_pruning_follows_stagings_choice_of_version():
     assert f"order by {VERSION_ORDER}" in staging.read_text(encoding="utf-8")
 
 
+def test_old_snapshot_exports_keep_only_quarantined_rows_not_delivered_again(con, tmp_path):
+    """A bad row re-sent in every export stays quarantined once, from the last two exports;
+    a fault fixed at the source, or superseded by a later delivery of its record, goes with its
+    export once that export is old; a record's last delivery and a bad row sent once stay."""
+    (tmp_path / "drops").mkdir()
+    always = ["1,Ann,a@x.com,,2026-01-01", "1,Ann again,a@x.com,,2026-01-01", ",Nobody,n@x.com,,"]
+    exports = [
+        # 5's update time is no time (fixed in export 2); 6 is bad twice, then leaves
+        [*always, ",Once,o@x.com,,", "5,Eve,e@x.com,,never", "6,Fay,f@x.com,,never"],
+        [*always, "5,Eve,e@x.com,,2026-02-01", "6,Fay,f@x.com,,never"],
+        [*always, "5,Eve,e@x.com,,2026-02-01"],
+        [*always, "5,Eve,e@x.com,,2026-02-01"],
+    ]
+    results = []
+    for night, rows in enumerate(exports, start=1):
+        files = {f"drops/crm_{night}.csv": HEAD + "\n".join(rows) + "\n"}
+        results += run_ingest(con, tmp_path, files, SNAPSHOT_CRM)
+    kept = con.execute(
+        "select source_file, row_number, rule, raw_value from quarantine order by all"
+    ).fetchall()
+    assert kept == [
+        ("drops/crm_1.csv", 4, "required", None),  # Once: never sent again
+        ("drops/crm_2.csv", 5, "parse_timestamp", "never"),  # Fay's last delivery
+        ("drops/crm_3.csv", 2, "duplicate_id", "1"),
+        ("drops/crm_3.csv", 3, "required", None),
+        ("drops/crm_4.csv", 2, "duplicate_id", "1"),
+        ("drops/crm_4.csv", 3, "required", None),
+    ]
+    # every night's accounting is still in the log
+    logged = con.execute(
+        "select source_file, rows_read, rows_loaded, rows_quarantined from ingest_log "
+        "where status = 'loaded' order by 1"
+    ).fetchall()
+    assert logged == [
+        ("drops/crm_1.csv", 6, 1, 5),
+        ("drops/crm_2.csv", 5, 2, 3),
+        ("drops/crm_3.csv", 4, 2, 2),
+        ("drops/crm_4.csv", 4, 2, 2),
+    ]
+    assert_accounted(results)
+
+
 def test_delta_sources_never_delete(con, tmp_path):
     source = CRM | {"path": "drops/crm_*.csv"}
     (tmp_path / "drops").mkdir()

@@ -40,7 +40,7 @@ from ccv.ingest.readers import (
     streamed_in_pieces,
     unreadable_lines,
 )
-from ccv.ingest.snapshots import prune_superseded_snapshot_rows
+from ccv.ingest.snapshots import prune_superseded_quarantine, prune_superseded_snapshot_rows
 from ccv.ingest.streaming import check_streamed, quarantine_checked, streams, unordered
 from ccv.ingest.withheld import field_sql, record_withheld, split_withheld
 from ccv.privacy.suppression import quarantine_erased, suppression_hashes
@@ -116,8 +116,10 @@ def ingest(
             )
             done += 1
     advance("input files", done, total)
-    pruned = prune_superseded_snapshot_rows(con)
-    if pruned:
+    # quarantine first: a later delivery of a record is evidence that raw pruning may remove
+    if pruned := prune_superseded_quarantine(con):
+        log.info("%d quarantined rows of old snapshot exports superseded and pruned", pruned)
+    if pruned := prune_superseded_snapshot_rows(con):
         log.info("%d superseded rows of old snapshot exports pruned", pruned)
     failed = [
         r

@@ -25,8 +25,23 @@ replaced, and the versions pruned from it earlier do not come back. Delta source
 they are (they grow by changed records only). `ingest_log` keeps every file's counts.
 
 A value withheld from a pruned row (`withheld_values`, see `withheld.py`) goes with it: it
-explains a NULL of a row that no longer exists. (Quarantined rows of old exports stay, as
-quarantined rows of every file do.)
+explains a NULL of a row that no longer exists.
+
+Quarantined rows of old exports are pruned once a later export delivered the same record again
+(`prune_superseded_quarantine`): the same bad rows otherwise came back every night (at a
+million customers ~6.6k a night: duplicated account ids, accounts without an id), so that the
+quarantine a data steward reads held each fault once per night it was re-sent. What stays:
+
+* every quarantined row of the last two exports (the faults as the source sends them now);
+* of older exports, a record's quarantined rows until a later export holds the record again,
+  loaded or quarantined: a fault fixed at the source is gone with the version that had it
+  (as its raw row would be), one still sent is kept from its latest export, and the last
+  delivery of a record that left the exports stays;
+* a row without a record key (the id itself missing or unreadable) until a later export
+  quarantines the same row again — same field, rule, value and raw record.
+
+`ingest_log` keeps every file's quarantined count, so a night's accounting (read = loaded +
+quarantined) stays readable after its rows are pruned.
 """
 
 from __future__ import annotations
@@ -91,4 +106,71 @@ def prune_superseded_snapshot_rows(con: duckdb.DuckDBPyConnection) -> int:
             )
             """
         )
+    return pruned
+
+
+def prune_superseded_quarantine(con: duckdb.DuckDBPyConnection) -> int:
+    """Delete the quarantined rows of snapshot sources' old exports that a later export
+    superseded (see the module docstring); return how many were deleted."""
+    ((pruned,),) = con.execute(
+        f"""
+        delete from quarantine where rowid in (
+            with snapshot_files as (
+                select distinct r.source, r.source_file
+                from raw_customers as r
+                semi join ingest_sources as s on s.source = r.source and s.load = 'snapshot'
+            ),
+
+            -- the oldest export kept whole: files of smaller names are old
+            oldest_kept as (
+                select source, source_file
+                from snapshot_files
+                qualify row_number() over (partition by source order by source_file desc)
+                    = {KEPT_EXPORTS}
+            ),
+
+            old_rows as (
+                select q.rowid as row_id, q.source, q.source_file, q.record_key, q.field,
+                    q.rule, q.raw_value, cast(q.raw_record as varchar) as raw_record
+                from quarantine as q
+                inner join oldest_kept as k
+                    on k.source = q.source and q.source_file < k.source_file
+            ),
+
+            delivered_later as (
+                select o.row_id
+                from old_rows as o
+                semi join raw_customers as r
+                    on r.source = o.source and r.source_record_id = o.record_key
+                    and r.source_file > o.source_file
+                union
+                select o.row_id
+                from old_rows as o
+                semi join quarantine as q
+                    on q.source = o.source and q.record_key = o.record_key
+                    and q.source_file > o.source_file
+            ),
+
+            quarantined_again as (
+                select o.row_id
+                from old_rows as o
+                semi join quarantine as q
+                    on q.source = o.source and q.source_file > o.source_file
+                    and q.record_key is null and q.rule = o.rule
+                    and q.field is not distinct from o.field
+                    and q.raw_value is not distinct from o.raw_value
+                    and cast(q.raw_record as varchar) is not distinct from o.raw_record
+                where o.record_key is null
+            ),
+
+            final as (
+                select row_id from delivered_later
+                union all
+                select row_id from quarantined_again
+            )
+
+            select row_id from final
+        )
+        """
+    ).fetchall()
     return pruned
