@@ -131,6 +131,10 @@ def run(config_path: Path, full_refresh: bool = True) -> dict:
     computed and the load average around it: on a shared 2-core machine other processes
     stretch wall times, while CPU time stays comparable between runs."""
     config = load_config(config_path)
+    # nights run a day apart: whatever the previous step left in the page cache unwritten (the
+    # last night's warehouse, a restored state, generated inputs) is flushed before timing, or
+    # this night's copy of the warehouse competes with that writeback
+    os.sync()
     times: dict[str, float] = {}
     cpu: dict[str, float] = {}
     peaks: dict[str, int] = {}
