@@ -24,6 +24,15 @@ def test_sql_prints_the_result(config_path):
     assert "n_customers" in result.output
 
 
+def test_sql_prints_values_as_they_are(config_path):
+    """A value holding "[...]" (a product name, a survey comment, a config section) is printed
+    verbatim, not taken for a style tag and dropped."""
+    query = "select '[Sale] Shoes' as product, '[bold]x[/]' as note"
+    result = CliRunner().invoke(app, ["sql", query, "-c", str(config_path)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "[Sale] Shoes" in result.output and "[bold]x[/]" in result.output
+
+
 def test_sql_cannot_write(config_path):
     result = CliRunner().invoke(app, ["sql", "delete from customers", "-c", str(config_path)])
     assert result.exit_code == 1 and "read-only" in result.output.lower()

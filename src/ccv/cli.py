@@ -14,6 +14,7 @@ import duckdb
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from ccv.activation import ExportError, FilterRejected, export_segment
 from ccv.config import ConfigError, IdentityConfig, load_config
@@ -38,9 +39,21 @@ app = typer.Typer(
     help="ccv: one record per customer, from every place they leave data.",
     no_args_is_help=True,
     add_completion=False,
+    # help texts name config sections, e.g. "[warehouse] keep_versions": in rich's markup
+    # "[warehouse]" is a style tag and printed as nothing, in Markdown it is text
+    rich_markup_mode="markdown",
 )
-console = Console()
-err = Console(stderr=True, soft_wrap=True)
+# no markup: what ccv prints (values, names, file names, messages, config sections such as
+# "[warehouse]") may hold "[...]", which rich would take for a style tag and drop; styled words
+# go through `_styled`
+console = Console(markup=False)
+err = Console(stderr=True, soft_wrap=True, markup=False)
+
+
+def _styled(label: str, style: str = "bold red", rest: str = "") -> Text:
+    """`label` in `style`, then `rest` as it is."""
+    return Text.assemble((label, style), rest)
+
 
 ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="Config file (TOML).")]
 
@@ -49,7 +62,7 @@ def _load(config: Path):
     try:
         return load_config(config)
     except ConfigError as exc:
-        err.print(f"[bold red]config error[/]: {exc}", markup=True, highlight=False)
+        err.print(_styled("config error", rest=f": {exc}"), highlight=False)
         raise typer.Exit(2) from None
 
 
@@ -76,10 +89,10 @@ def run(
                 full_refresh=full_refresh,
             )
     except WarehouseLocked as exc:
-        err.print(f"[bold red]not started[/]: {exc}", highlight=False)
+        err.print(_styled("not started", rest=f": {exc}"), highlight=False)
         raise typer.Exit(1) from None
     except (IngestError, DataCheckError) as exc:
-        err.print(f"[bold red]run failed, nothing published[/]: {exc}", highlight=False)
+        err.print(_styled("run failed, nothing published", rest=f": {exc}"), highlight=False)
         raise typer.Exit(1) from None
     print_summary(summary)
 
@@ -118,20 +131,23 @@ def resolve_command(
         field, sep, column = pair.partition("=")
         if not sep or field not in FIELD_SYNONYMS:
             err.print(
-                f"[bold red]bad --map[/] {pair!r}: use FIELD=COLUMN with FIELD one of "
-                f"{', '.join(FIELD_SYNONYMS)}"
+                _styled(
+                    "bad --map",
+                    rest=f" {pair!r}: use FIELD=COLUMN with FIELD one of "
+                    f"{', '.join(FIELD_SYNONYMS)}",
+                )
             )
             raise typer.Exit(2)
         mapping[field] = column
     if len(id_columns) not in (1, len(inputs)):
-        err.print(f"[bold red]--id[/] given {len(id_columns)} times for {len(inputs)} inputs")
+        err.print(_styled("--id", rest=f" given {len(id_columns)} times for {len(inputs)} inputs"))
         raise typer.Exit(2)
     ids = id_columns * len(inputs) if len(id_columns) == 1 else id_columns
     with console.status("resolving") as status:
         try:
             result = resolve_files(inputs, ids, mapping, identity, status.update)
         except ResolveInputError as exc:
-            err.print(f"[bold red]cannot resolve[/]: {exc}", highlight=False)
+            err.print(_styled("cannot resolve", rest=f": {exc}"), highlight=False)
             raise typer.Exit(2) from None
         write_parquet(result, out)
     console.print(f"{len(result):,} records → {result['customer_id'].nunique():,} customers: {out}")
@@ -141,7 +157,7 @@ def _published_db(config: Path) -> Path:
     """The published DuckDB file of `config`; exit 1 with advice when nothing is published yet."""
     db = versions.Layout.from_config(_load(config)).db_link
     if not db.exists():
-        err.print(f"[bold red]no published warehouse[/] at {db}: run `ccv run` first")
+        err.print(_styled("no published warehouse", rest=f" at {db}: run `ccv run` first"))
         raise typer.Exit(1)
     return db
 
@@ -154,7 +170,7 @@ def _print_result(con, query: str, max_rows: int) -> None:
     try:
         result = con.execute(query)
     except duckdb.Error as exc:
-        err.print(f"[bold red]SQL error[/]: {exc}", highlight=False)
+        err.print(_styled("SQL error", rest=f": {exc}"), highlight=False)
         raise typer.Exit(1) from None
     if result.description is None:
         return
@@ -186,7 +202,7 @@ def shell(config: ConfigOption = Path("ccv.toml")) -> None:
         console.print("read-only session on the published warehouse; reopen to see a newer run")
         while True:
             try:
-                query = console.input("[bold]ccv>[/] ")
+                query = console.input(_styled("ccv>", "bold", " "))
             except EOFError:
                 break
             if query.strip():
@@ -205,13 +221,13 @@ def explain(
 ) -> None:
     """Why records were joined into a customer, or why two records were kept apart."""
     if (customer_id is None) == (pair is None):
-        err.print("[bold red]give either a CUSTOMER_ID or --pair A B[/]")
+        err.print(_styled("give either a CUSTOMER_ID or --pair A B"))
         raise typer.Exit(2)
     with _published(config) as con:
         try:
             result = explain_pair(con, *pair) if pair else explain_customer(con, customer_id)
         except ExplainError as exc:
-            err.print(f"[bold red]{exc}[/]", highlight=False)
+            err.print(_styled(str(exc)), highlight=False)
             raise typer.Exit(1) from None
     if pair:
         verdict = "the same customer" if result["same_customer"] else "different customers"
@@ -228,8 +244,11 @@ def explain(
         return
     golden = result["golden"]
     console.print(
-        f"[bold]{customer_id}[/]: "
-        + ", ".join(f"{k}={v}" for k, v in golden.items() if k not in ("customer_id",)),
+        _styled(
+            customer_id,
+            "bold",
+            ": " + ", ".join(f"{k}={v}" for k, v in golden.items() if k not in ("customer_id",)),
+        ),
         highlight=False,
     )
     for kind, source, n, examples in result["records"]:
@@ -268,7 +287,7 @@ def report(
     try:
         written = write_report(_published_db(config), out, run_id)
     except ReportError as exc:
-        err.print(f"[bold red]no report[/]: {exc}", highlight=False)
+        err.print(_styled("no report", rest=f": {exc}"), highlight=False)
         raise typer.Exit(2) from None
     console.print(f"report: {written}")
 
@@ -286,7 +305,7 @@ def rollback(
         with WarehouseLock(layout.lock_path, "rollback"):
             restored = versions.rollback(layout, to)
     except (WarehouseLocked, versions.VersionError) as exc:
-        err.print(f"[bold red]rollback refused[/]: {exc}", highlight=False)
+        err.print(_styled("rollback refused", rest=f": {exc}"), highlight=False)
         raise typer.Exit(1) from None
     console.print(f"published version {restored} again ({layout.db_link})")
 
@@ -368,7 +387,7 @@ def export_command(
             triggered_by="cli",
         )
     except (ExportError, FilterRejected) as exc:
-        err.print(f"[bold red]export refused[/]: {exc}", highlight=False)
+        err.print(_styled("export refused", rest=f": {exc}"), highlight=False)
         raise typer.Exit(2) from None
     excluded = ", ".join(f"{n:,} {reason}" for reason, n in result.excluded.items() if n)
     console.print(
@@ -379,7 +398,7 @@ def export_command(
 
 def _one_person(email: str | None, phone: str | None, customer_id: str | None) -> None:
     if sum(v is not None for v in (email, phone, customer_id)) != 1:
-        err.print("[bold red]name the person by exactly one of --email, --phone, --customer-id[/]")
+        err.print(_styled("name the person by exactly one of --email, --phone, --customer-id"))
         raise typer.Exit(2)
 
 
@@ -415,10 +434,10 @@ def forget(
             cfg, email=email, phone=phone, customer_id=customer_id, all_matches=all_matches
         )
     except WarehouseLocked as exc:
-        err.print(f"[bold red]not started[/]: {exc}", highlight=False)
+        err.print(_styled("not started", rest=f": {exc}"), highlight=False)
         raise typer.Exit(1) from None
     except ValueError as exc:
-        err.print(f"[bold red]erasure refused[/]: {exc}", highlight=False)
+        err.print(_styled("erasure refused", rest=f": {exc}"), highlight=False)
         raise typer.Exit(2) from None
     removed = sum(result.rows_removed.values()) + sum(result.parquet_rows_removed.values())
     console.print(
@@ -428,8 +447,12 @@ def forget(
     )
     for export in result.exports_affected:
         err.print(
-            f"[yellow]already sent[/]: export {export['export_id']} ({export['channel']}, "
-            f"{export['exported_at']}) included this person: tell its recipient",
+            _styled(
+                "already sent",
+                "yellow",
+                f": export {export['export_id']} ({export['channel']}, "
+                f"{export['exported_at']}) included this person: tell its recipient",
+            ),
             highlight=False,
         )
 
@@ -455,7 +478,7 @@ def subject_access_command(
             all_matches=all_matches,
         )
     except (FileNotFoundError, ValueError) as exc:
-        err.print(f"[bold red]subject access failed[/]: {exc}", highlight=False)
+        err.print(_styled("subject access failed", rest=f": {exc}"), highlight=False)
         raise typer.Exit(1) from None
     console.print(f"subject access report: {path}")
 
@@ -487,7 +510,7 @@ def print_summary(summary: RunSummary) -> None:
     console.print(files)
     for f in summary.files:
         if f.message and f.status not in ("unchanged", "loaded"):
-            err.print(f"[yellow]{f.source}[/]: {f.source_file}: {f.status}: {f.message}")
+            err.print(_styled(f.source, "yellow", f": {f.source_file}: {f.status}: {f.message}"))
     if summary.resolve:
         work = summary.resolve.work
         if work and work.params == "unchanged":

@@ -53,7 +53,8 @@ class ProgressBars(logging.Handler):
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
-            TextColumn("[dim]{task.fields[detail]}"),
+            # not markup: a detail names files and values, which may hold "[...]"
+            TextColumn("{task.fields[detail]}", style="dim", markup=False),
             console=console,
         )
         self.tasks: dict[str, TaskID] = {}
