@@ -87,6 +87,49 @@ def test_most_frequent_name_beats_a_recent_typo():
     assert golden(con)["first_name"][2] == 2  # two records support it
 
 
+def test_spellings_of_one_name_support_it_and_the_best_written_is_shown():
+    """Two CRM records of Ann Robinson: "ROBINSON" and "Robinson" are one surname, so the newer
+    typo "Robinsoon" (one record) loses; the golden record shows the mixed-case spelling and
+    names its record. A surname known only in capitals stays as delivered."""
+    con = warehouse(
+        [
+            crm("a", "1", 0, last_name="Robinson", city="leeds"),
+            crm("b", "2", 5, last_name="ROBINSON", city="LEEDS"),
+            crm("a", "3", 9, last_name="Robinsoon", city="Leeds"),
+        ]
+    )
+    values = golden(con)
+    assert values["last_name"] == ("Robinson", "1", 2)
+    # most recent city: the same place in three spellings, shown as written best
+    assert values["city"] == ("Leeds", "3", 3)
+    only = warehouse([crm("a", "1", 0, last_name="AHMED"), crm("b", "2", 5, last_name="ahmed")])
+    assert golden(only)["last_name"] == ("ahmed", "2", 2)  # neither well written: the newer
+
+
+def test_a_name_with_its_accents_is_shown_before_one_without():
+    con = warehouse(
+        [
+            crm("a", "1", 0, last_name="Müller", first_name="José"),
+            crm("b", "2", 5, last_name="Muller", first_name="JOSÉ"),
+        ]
+    )
+    values = golden(con)
+    assert values["last_name"] == ("Müller", "1", 2)
+    assert values["first_name"] == ("José", "1", 2)  # mixed case first, then accents
+
+
+def test_other_attributes_keep_their_values_apart():
+    """Only names and places are spelled: an e-mail or a postcode differing in case is another
+    value (both come standardised; a loyalty id is an identifier, not a name)."""
+    con = warehouse(
+        [
+            crm("a", "1", 0, loyalty_id="ab12"),
+            crm("b", "2", 5, loyalty_id="AB12"),
+        ]
+    )
+    assert golden(con)["loyalty_id"] == ("AB12", "2", 1)
+
+
 def test_a_deleted_record_gives_a_value_only_where_no_live_record_has_one():
     con = warehouse(
         [

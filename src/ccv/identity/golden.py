@@ -14,6 +14,13 @@ that no longer holds them) only survive when the customer has no live record wit
 that attribute: the record stays linked (its orders are still the customer's history), but a
 deleted account's old e-mail must not become the address marketing uses.
 
+A name or place written differently ("HALL", "Hall"; "Muller", "Müller": `SPELLED` attributes
+differing only in case or accents) is one value: its spellings' records support it together,
+and the golden record shows the best-written spelling — mixed case before all capitals or all
+lower case, accents kept before accents lost — naming that spelling's record. Why: two records
+"ROBINSON" and "Robinson" agree on the surname, and should outvote a newer "Robinsoon"; and
+marketing should not greet anyone as "Dear HALL" when a record spells it "Hall".
+
 Ties are always broken the same way — recency, then source priority, then record key — so the
 golden record is deterministic. The result, `customer_attributes`, is also the provenance: for
 every golden value it names the source record it came from and how many records support it.
@@ -62,6 +69,9 @@ FROM_IDENTITY = (
     "loyalty_id",
 )
 
+# Attributes whose values count as one when they differ only in case or accents (`golden_sql`).
+SPELLED = ("first_name", "last_name", "address_line", "city", "region")
+
 # What `golden_sql` reads of every record besides its attributes; `input_digests_sql` hashes
 # the same columns, so the two cannot drift apart.
 RECORD_COLUMNS = ("source", "source_record_id", "record_kind", "observed_at", "transactions")
@@ -100,6 +110,7 @@ def golden_sql(
     attributes = ", ".join(DEFAULT_SURVIVORSHIP)
     record_columns = ", ".join(f"ir.{c}" for c in RECORD_COLUMNS)
     only = f"where customer_id in (select customer_id from {customers})" if customers else ""
+    spelled = ", ".join(f"'{a}'" for a in SPELLED)
     if part is not None:
         only = f"where hash(customer_id) % {part[1]} = {part[0]}"
     return f"""
@@ -151,21 +162,36 @@ def golden_sql(
             on l.customer_id = d.customer_id and l.attribute = d.attribute
     ),
 
-    -- one row per distinct value: how many records support it and its best provenance (the
-    -- first record in `record_order`: both arg_mins pick the same record)
+    -- a name or place written differently ("HALL", "Hall"; "Muller", "Müller") is one value:
+    -- its spellings support each other, and the best-written one is shown — mixed case before
+    -- all capitals or all lower case, accents kept before accents lost, then provenance order
+    spelled as (
+        select
+            *,
+            case when attribute in ({spelled})
+                then lower(strip_accents(value)) else value end as value_key,
+            (case when attribute in ({spelled})
+                then 2 * (value = lower(value) or value = upper(value))::integer
+                    + (value = strip_accents(value))::integer
+                else 0 end) * 4294967296 + record_order as spelling_order
+        from live_candidates
+    ),
+
+    -- one row per distinct value: how many records support it, its best-written spelling and
+    -- that spelling's record as provenance (all three arg_mins pick the same record)
     scored as (
         select
             customer_id,
             attribute,
-            value,
+            arg_min(value, spelling_order) as value,
             sum(transactions) as supporting_records,
             bool_or(record_kind <> 'customer') as is_verified,
             max(observed_at) as observed_at,
             min(source_rank) as source_rank,
-            arg_min(source, record_order) as source,
-            arg_min(source_record_id, record_order) as source_record_id
-        from live_candidates
-        group by customer_id, attribute, value
+            arg_min(source, spelling_order) as source,
+            arg_min(source_record_id, spelling_order) as source_record_id
+        from spelled
+        group by customer_id, attribute, value_key
     ),
 
     ranked as (
