@@ -5,8 +5,11 @@ Exit codes: 0 success, 1 the run failed (a mandatory source, a data check), 2 ba
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import datetime as dt
+import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -50,6 +53,23 @@ console = Console(markup=False)
 err = Console(stderr=True, soft_wrap=True, markup=False)
 
 
+def _quiet_teardown() -> None:
+    """Hide what the interpreter prints on stderr while it shuts down after a Prefect run.
+
+    Why: Prefect leaves daemon threads alive at exit, so Python cannot tear the duckdb module
+    down cleanly, and nanobind (DuckDB's bindings) then reports each of the module's objects
+    as "leaked": ~100 lines after every run, none of them about the run. Call it before
+    Prefect starts: exit handlers run last-registered first, so Prefect's own (stopping the
+    temporary server, flushing its logs) still run and print before this one closes stderr.
+    """
+
+    def close_stderr() -> None:
+        sys.stderr.flush()
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
+
+    atexit.register(close_stderr)
+
+
 def _styled(label: str, style: str = "bold red", rest: str = "") -> Text:
     """`label` in `style`, then `rest` as it is."""
     return Text.assemble((label, style), rest)
@@ -79,6 +99,7 @@ def run(
 ) -> None:
     """Run the nightly flow: ingest, resolve, build and publish."""
     _load(config)  # fail fast, before Prefect starts, on a bad config
+    _quiet_teardown()
     from flows.nightly import nightly
 
     try:
@@ -101,6 +122,7 @@ def run(
 def serve(config: ConfigOption = Path("ccv.toml")) -> None:
     """Serve the scheduled `nightly` deployment (cron from [schedule]); runs until stopped."""
     cfg = _load(config)
+    _quiet_teardown()
     from prefect import serve as prefect_serve
 
     from flows.nightly import deployment
