@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import csv
 import datetime as dt
 import os
 import sys
@@ -188,7 +189,9 @@ def _published(config: Path):
     return duckdb.connect(str(_published_db(config)), read_only=True)
 
 
-def _print_result(con, query: str, max_rows: int) -> None:
+def _print_result(con, query: str, max_rows: int, output: str = "table") -> None:
+    """Print a query's rows (at most `max_rows`; 0: all) as a table, one block per row when the
+    columns would not fit the terminal as a table, or as CSV (`output`)."""
     try:
         result = con.execute(query)
     except duckdb.Error as exc:
@@ -197,24 +200,66 @@ def _print_result(con, query: str, max_rows: int) -> None:
     if result.description is None:
         return
     columns = [d[0] for d in result.description]
-    rows = result.fetchmany(max_rows + 1)
-    table = Table(*columns)
-    for row in rows[:max_rows]:
-        table.add_row(*("NULL" if v is None else str(v) for v in row))
-    console.print(table)
-    if len(rows) > max_rows:
-        console.print(f"(first {max_rows} rows shown)")
+    rows = result.fetchall() if max_rows <= 0 else result.fetchmany(max_rows + 1)
+    cut = max_rows > 0 and len(rows) > max_rows
+    rows = rows[:max_rows] if cut else rows
+    if output == "csv":
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows(["" if v is None else v for v in row] for row in rows)
+    else:
+        texts = [["NULL" if v is None else str(v) for v in row] for row in rows]
+        if _fits_as_table(columns, texts, console.width):
+            table = Table(*columns)
+            for row in texts:
+                table.add_row(*row)
+            console.print(table)
+        else:
+            _print_records(columns, texts)
+    if cut:
+        err.print(f"(first {max_rows} rows shown; --max-rows 0 prints all)")
+
+
+READABLE_WIDTH = 12
+"""Characters a column needs at least to be read in a table: fewer, and rows print as blocks."""
+
+
+def _fits_as_table(columns: list[str], rows: list[list[str]], width: int) -> bool:
+    """Whether every column gets its header, or `READABLE_WIDTH` characters of its values,
+    within `width` (a table of customer_360's ~60 columns would squeeze each to nothing)."""
+    needed = 1
+    for i, name in enumerate(columns):
+        widest = max((len(row[i]) for row in rows), default=0)
+        needed += min(max(len(name), widest), max(len(name), READABLE_WIDTH)) + 3
+    return needed <= width
+
+
+def _print_records(columns: list[str], rows: list[list[str]]) -> None:
+    """One block per row, a line per column (as psql's expanded display)."""
+    pad = max(len(name) for name in columns)
+    for number, row in enumerate(rows, start=1):
+        console.print(f"-[ row {number} ]-", highlight=False)
+        for name, value in zip(columns, row, strict=True):
+            console.print(f"{name:<{pad}} | {value}", highlight=False, soft_wrap=True)
 
 
 @app.command()
 def sql(
     query: Annotated[str, typer.Argument(help="A SQL query against the published warehouse.")],
     config: ConfigOption = Path("ccv.toml"),
-    max_rows: Annotated[int, typer.Option(help="Rows to print at most.")] = 50,
+    max_rows: Annotated[int, typer.Option(help="Rows to print at most (0: all).")] = 50,
+    output: Annotated[
+        str,
+        typer.Option(
+            "--format", help="table (one block per row when the columns do not fit) | csv"
+        ),
+    ] = "table",
 ) -> None:
     """Query the published warehouse read-only (safe while a nightly run is publishing)."""
+    if output not in ("table", "csv"):
+        raise typer.BadParameter(f"{output!r}: use table or csv", param_hint="--format")
     with _published(config) as con:
-        _print_result(con, query, max_rows)
+        _print_result(con, query, max_rows, output)
 
 
 @app.command()
