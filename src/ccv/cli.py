@@ -298,7 +298,8 @@ def explain(
             raise typer.Exit(1) from None
     if pair:
         verdict = "the same customer" if result["same_customer"] else "different customers"
-        console.print(f"{pair[0]} and {pair[1]} are {verdict} ({', '.join(result['customers'])})")
+        customers = ", ".join(dict.fromkeys(result["customers"]))  # one id when the same
+        console.print(f"{pair[0]} and {pair[1]} are {verdict} ({customers})")
         if result["waterfall"]:
             console.print("\n".join(result["waterfall"].lines()), highlight=False)
             if result.get("guarded"):
