@@ -55,7 +55,19 @@ def test_missing_key_field_is_required():
 
 def test_unknown_top_level_key_is_rejected():
     data = minimal() | {"warehous": {"path": "x"}}
-    assert "warehous" in errors_of(data)
+    assert "warehous: unknown key; did you mean 'warehouse'?" in errors_of(data)
+
+
+def test_a_misspelt_key_is_named_with_the_key_it_likely_means():
+    """Anywhere in the file: a section, a source in the list, a source's reader options."""
+    message = errors_of(minimal() | {"warehouse": {"memroy_limit": "4GB"}})
+    assert "warehouse.memroy_limit: unknown key; did you mean 'memory_limit'?" in message
+    message = errors_of(minimal(laod="snapshot", csv={"delimeter": ";"}))
+    assert "sources[0].laod: unknown key; did you mean 'load'?" in message
+    assert "sources[0].csv.delimeter: unknown key; did you mean 'delimiter'?" in message
+    # nothing close: the section's keys are listed
+    message = errors_of(minimal() | {"warehouse": {"zzz": 1}})
+    assert "warehouse.zzz: unknown key (known: path, marts_dir, " in message
 
 
 def test_bad_as_of_rule_and_cron_are_explained():

@@ -8,9 +8,11 @@ that names the key path (e.g. `sources[1].columns.emial: unknown canonical field
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import os
 import re
 import tomllib
+import typing
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -490,6 +492,44 @@ def _location(loc: tuple) -> str:
     return out
 
 
+def _is_model(annotation: object) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def _element(annotation: object) -> object:
+    """The model inside `X | None` or `list[X]` (else the annotation itself)."""
+    for arg in typing.get_args(annotation):
+        if _is_model(inner := _element(arg)):
+            return inner
+    return annotation
+
+
+def _model_at(loc: tuple) -> type[BaseModel] | None:
+    """The config model that holds the key at `loc` (a validation error's location)."""
+    model: type[BaseModel] = Config
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue  # an item of a list: `model` is its element's model already
+        field = model.model_fields.get(part)
+        inner = _element(field.annotation) if field else None
+        if not _is_model(inner):
+            return None
+        model = inner
+    return model
+
+
+def _unknown_key(loc: tuple) -> str:
+    """What to say of a key the config does not have: the closest known one, or them all."""
+    model = _model_at(loc)
+    if model is None:
+        return "unknown key"
+    known = [name for name in model.model_fields if name != "base_dir"]
+    close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+    if close:
+        return f"unknown key; did you mean {close[0]!r}?"
+    return f"unknown key (known: {', '.join(known)})"
+
+
 def parse_config(data: dict, base_dir: Path = Path(".")) -> Config:
     """Validate a config mapping; raise ConfigError naming every bad key."""
     try:
@@ -498,6 +538,8 @@ def parse_config(data: dict, base_dir: Path = Path(".")) -> Config:
         problems = []
         for err in exc.errors():
             msg = re.sub(r"^(Value error|Assertion failed), ", "", err["msg"])
+            if err["type"] == "extra_forbidden":
+                msg = _unknown_key(err["loc"])
             where = _location(err["loc"])
             problems.append(f"{where}: {msg}" if where else msg)
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems)) from None
