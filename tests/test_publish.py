@@ -134,6 +134,32 @@ def test_killed_run_changes_nothing_published_and_next_run_recovers(
     assert tables(config_path) == uninterrupted
 
 
+def test_a_run_without_room_for_its_copy_refuses_before_writing_anything(tmp_path, monkeypatch):
+    """A disk that cannot hold another warehouse of the published one's size: the run says so,
+    with the sizes and the way out, before copying; the published version is untouched and the
+    next run, with room, goes ahead."""
+    config_path = make_project(tmp_path)
+    config = load_config(config_path)
+    pipeline.run_nightly(config)
+    before = published_state(config_path)
+    layout = versions.Layout.from_config(config)
+    (published,) = versions.published_versions(layout)
+    size = layout.db(published).stat().st_size
+    real = shutil.disk_usage
+    monkeypatch.setattr(
+        versions.shutil, "disk_usage", lambda path: real(path)._replace(free=size - 1)
+    )
+    with pytest.raises(versions.VersionError) as info:
+        pipeline.run_nightly(config)
+    message = str(info.value)
+    assert "not enough free disk space" in message and "keep_versions" in message
+    assert published_state(config_path) == before
+    folders = sorted(p.name for p in layout.versions_dir.iterdir() if p.name != ".lock")
+    assert folders == sorted(["current", published])  # no half-made version left behind
+    monkeypatch.undo()
+    assert pipeline.run_nightly(config).table_rows["customers"] > 0
+
+
 def test_second_run_refuses_while_one_holds_the_lock(tmp_path):
     config = load_config(make_project(tmp_path))
     layout = versions.Layout.from_config(config)

@@ -9,6 +9,7 @@ import atexit
 import contextlib
 import csv
 import datetime as dt
+import errno
 import os
 import sys
 from pathlib import Path
@@ -110,11 +111,23 @@ def run(
                 as_of=as_of.date() if as_of else None,
                 full_refresh=full_refresh,
             )
-    except WarehouseLocked as exc:
+    except (WarehouseLocked, versions.VersionError) as exc:
         err.print(_styled("not started", rest=f": {exc}"), highlight=False)
         raise typer.Exit(1) from None
     except (IngestError, DataCheckError) as exc:
         err.print(_styled("run failed, nothing published", rest=f": {exc}"), highlight=False)
+        raise typer.Exit(1) from None
+    except (OSError, duckdb.IOException) as exc:
+        if getattr(exc, "errno", None) != errno.ENOSPC and "No space left" not in str(exc):
+            raise
+        err.print(
+            _styled(
+                "run failed, nothing published",
+                rest=f": the disk filled up ({exc}); free space or lower [warehouse] "
+                "keep_versions, then run again",
+            ),
+            highlight=False,
+        )
         raise typer.Exit(1) from None
     print_summary(summary)
 

@@ -101,12 +101,39 @@ def published_versions(layout: Layout) -> list[str]:
 
 def prepare_version(layout: Layout, run_id: str, full_refresh: bool) -> Path:
     """Create the run's version folder, starting from a copy of the published DuckDB file."""
+    previous = current_run_id(layout)
+    if previous:
+        ensure_room(layout, layout.db(previous))
     folder = layout.version(run_id)
     (folder / "marts").mkdir(parents=True)
-    previous = current_run_id(layout)
     if previous and not full_refresh:
         clone_or_copy(layout.db(previous), layout.db(run_id))
     return layout.db(run_id)
+
+
+def ensure_room(layout: Layout, published: Path) -> None:
+    """Refuse to start a run when the disk cannot hold another warehouse of the published
+    one's size: a run starts from a copy of it (a full refresh writes about as much anew).
+
+    Why before anything is written: a disk that fills up halfway through a night fails it just
+    as safely (nothing is published), but after minutes of work and with a DuckDB I/O error
+    that does not say what to do; this names the sizes and the way out.
+    """
+    needed = published.stat().st_size
+    free = shutil.disk_usage(layout.versions_dir).free
+    if free < needed:
+        kept = len(published_versions(layout))
+        raise VersionError(
+            f"not enough free disk space for tonight's version of the warehouse: it needs "
+            f"{_gb(needed)} (the size of the published one), {_gb(free)} are free on "
+            f"{layout.versions_dir}. {kept} version(s) are kept for rollback "
+            f"([warehouse] keep_versions = {layout.keep}; `ccv versions` lists them): lower "
+            "keep_versions or free space, then run again."
+        )
+
+
+def _gb(size: int) -> str:
+    return f"{size / 1e9:.1f} GB"
 
 
 # Linux's FICLONE ioctl, _IOW(0x94, 9, int): the target shares the source's blocks
