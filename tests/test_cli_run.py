@@ -5,6 +5,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
+from typer.testing import CliRunner
+
+import flows.nightly
+from ccv import cli
 from tests.conftest import make_project
 
 
@@ -30,3 +35,20 @@ def test_ccv_run_publishes_and_ends_without_shutdown_noise(tmp_path):
     assert "leaked" not in done.stderr and "nanobind" not in done.stderr, done.stderr[-2000:]
     # Prefect's own exit handlers still ran and logged before stderr was closed
     assert "Stopping temporary server" in done.stderr
+
+
+def test_a_disk_that_fills_up_mid_night_is_named(tmp_path, monkeypatch):
+    """The night's DuckDB writes hit a full disk: the operator reads that, and what to do, not
+    a traceback."""
+
+    def full(**_):
+        raise duckdb.IOException('Could not write file "ccv.duckdb": No space left on device')
+
+    monkeypatch.setattr(cli, "_quiet_teardown", lambda: None)  # not in the test process
+    monkeypatch.setattr(flows.nightly, "nightly", full)
+    config = make_project(tmp_path / "project")
+    result = CliRunner().invoke(cli.app, ["run", "-c", str(config)])
+    assert result.exit_code == 1
+    output = " ".join(result.output.split())
+    assert "run failed, nothing published: the disk filled up" in output
+    assert "keep_versions" in output
