@@ -429,8 +429,11 @@ def test_export_refuses_a_filter_that_is_not_boolean(tmp_path):
     publish(settings, people, opted_in(people), "20261101T000000-aaaaaa")
     with pytest.raises(FilterRejected, match="boolean"):
         export_segment(settings, where="lifetime_orders + 1", channel="email", now=NOW)
-    with pytest.raises(FilterRejected, match="unknown column"):
+    with pytest.raises(FilterRejected, match="unknown column") as info:
         export_segment(settings, where="secret = 1", channel="email", now=NOW)
+    assert "did you mean" not in str(info.value)  # nothing close: no guess
+    with pytest.raises(FilterRejected, match="did you mean 'lifetime_orders'"):
+        export_segment(settings, where="lifetime_ordres > 2", channel="email", now=NOW)
     with pytest.raises(ExportError, match="unknown segment"):
         export_segment(settings, segment="Nobody", channel="email", now=NOW)
     with pytest.raises(ExportError, match="segment, a filter"):

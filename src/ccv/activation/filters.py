@@ -15,6 +15,7 @@ aggregate functions, and any column that `customer_360` does not have.
 
 from __future__ import annotations
 
+import difflib
 import json
 
 import duckdb
@@ -118,7 +119,9 @@ def _walk(node: object, columns: frozenset[str], where: str) -> None:
                 f"{where}: qualified column {'.'.join(names)!r}: name the column alone"
             )
         if names[0].lower() not in columns:
-            raise FilterRejected(f"unknown column {names[0]!r}: not a column of {TABLE}")
+            close = difflib.get_close_matches(names[0].lower(), sorted(columns), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise FilterRejected(f"unknown column {names[0]!r}: not a column of {TABLE}{hint}")
         return
     if cls == "CONSTANT":
         return
