@@ -17,8 +17,10 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from typer.testing import CliRunner
 
 from ccv import pipeline
+from ccv.cli import app
 from ccv.config import load_config
 from ccv.warehouse import models, versions
 from ccv.warehouse.lock import WarehouseLock, WarehouseLocked
@@ -158,6 +160,43 @@ def test_a_run_without_room_for_its_copy_refuses_before_writing_anything(tmp_pat
     assert folders == sorted(["current", published])  # no half-made version left behind
     monkeypatch.undo()
     assert pipeline.run_nightly(config).table_rows["customers"] > 0
+
+
+def test_versions_lists_each_kept_version_with_what_it_holds(tmp_path):
+    """`ccv versions` (what an operator picks a rollback target from): every kept version's
+    full id, its as-of date, customers, size and whether a night or an erasure made it."""
+    config_path = make_project(tmp_path)
+    config = load_config(config_path)
+    pipeline.run_nightly(config)
+    add_receipt(config_path)
+    pipeline.run_nightly(config)
+    layout = versions.Layout.from_config(config)
+    first, second = versions.published_versions(layout)
+    with duckdb.connect(str(layout.db(second)), read_only=True) as con:
+        ((as_of, customers),) = con.execute(
+            "select (select as_of_date from runs where run_id = ?), "
+            "(select count(*) from customers)",
+            [second],
+        ).fetchall()
+    args = ["versions", "-c", str(config_path)]
+    lines = CliRunner().invoke(app, args, env={"COLUMNS": "60"}).output.splitlines()
+    (newest,) = [line for line in lines if second in line]
+    assert newest.startswith("* ") and str(as_of) in newest and f"{customers:,}" in newest
+    assert newest.endswith("nightly run")
+    assert any(line.startswith(f"  {first}") for line in lines)  # kept, not current
+    # an erasure publishes a version of its own, and says so
+    victim = (
+        duckdb.connect(str(layout.db(second)), read_only=True)
+        .execute("select customer_id from customers limit 1")
+        .fetchall()[0][0]
+    )
+    erased = CliRunner().invoke(
+        app, ["forget", "--customer-id", victim, "--yes", "-c", str(config_path)]
+    )
+    assert erased.exit_code == 0, erased.output
+    lines = CliRunner().invoke(app, args).output.splitlines()
+    (current,) = [line for line in lines if line.startswith("* ")]
+    assert current.endswith("erasure") and f"{customers - 1:,}" in current
 
 
 def test_second_run_refuses_while_one_holds_the_lock(tmp_path):

@@ -396,8 +396,25 @@ def list_versions(config: ConfigOption = Path("ccv.toml")) -> None:
     """List the kept published versions; the current one is marked."""
     layout = versions.Layout.from_config(_load(config))
     current = versions.current_run_id(layout)
+    # plain lines, not a table: version ids are copied into `ccv rollback --to`, never cut
+    line = "{:1} {:<22}  {:<10}  {:<16}  {:>10}  {:>8}  {}"
+    header = line.format("", "version", "as of", "published", "customers", "size", "made by")
+    console.print(header, soft_wrap=True)
     for run_id in versions.published_versions(layout):
-        console.print(f"{'*' if run_id == current else ' '} {run_id}")
+        about = versions.describe(layout, run_id)
+        console.print(
+            line.format(
+                "*" if run_id == current else "",
+                run_id,
+                str(about.as_of_date or "?"),
+                f"{about.published_at:%Y-%m-%d %H:%M}" if about.published_at else "?",
+                f"{about.customers:,}" if about.customers is not None else "?",
+                f"{about.size / 1e9:.2f} GB",
+                about.made_by,
+            ),
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @app.command("sample-data")

@@ -28,6 +28,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
+
 from ccv.config import Config
 
 MARKER = "PUBLISHED"
@@ -96,6 +98,51 @@ def published_versions(layout: Layout) -> list[str]:
         p.name
         for p in layout.versions_dir.iterdir()
         if p.is_dir() and not p.is_symlink() and (p / MARKER).exists()
+    )
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """What `ccv versions` shows of a kept version, read from its own DuckDB file."""
+
+    as_of_date: dt.date | None
+    published_at: dt.datetime | None
+    customers: int | None
+    size: int
+    made_by: str
+    """"nightly run" (its run is the file's last published run) or "erasure" (`ccv forget`
+    rewrote a published file under a new id)"""
+
+
+def describe(layout: Layout, run_id: str) -> VersionInfo:
+    """The as-of date, customers and publishing time of version `run_id` (None where its
+    files cannot say: an unreadable or foreign file still lists, with its size)."""
+    db = layout.db(run_id)
+    size = db.stat().st_size if db.exists() else 0
+    last = customers = None
+    try:
+        with duckdb.connect(str(db), read_only=True) as con:
+            rows = con.execute(
+                "select run_id, as_of_date, finished_at from runs where status = 'published' "
+                "order by started_at desc limit 1"
+            ).fetchall()
+            last = rows[0] if rows else None
+            customers = con.execute("select count(*) from customers").fetchall()[0][0]
+    except duckdb.Error:
+        pass
+    made_by = "nightly run" if last and last[0] == run_id else "erasure" if last else "?"
+    try:  # when this version was published (an erasure's is not its nightly run's)
+        published_at = dt.datetime.fromisoformat(
+            (layout.version(run_id) / MARKER).read_text().strip()
+        )
+    except (OSError, ValueError):
+        published_at = None
+    return VersionInfo(
+        as_of_date=last[1] if last else None,
+        published_at=published_at,
+        customers=customers,
+        size=size,
+        made_by=made_by,
     )
 
 
