@@ -185,11 +185,8 @@ def test_versions_lists_each_kept_version_with_what_it_holds(tmp_path):
     assert newest.endswith("nightly run")
     assert any(line.startswith(f"  {first}") for line in lines)  # kept, not current
     # an erasure publishes a version of its own, and says so
-    victim = (
-        duckdb.connect(str(layout.db(second)), read_only=True)
-        .execute("select customer_id from customers limit 1")
-        .fetchall()[0][0]
-    )
+    with duckdb.connect(str(layout.db(second)), read_only=True) as con:
+        ((victim,),) = con.execute("select customer_id from customers limit 1").fetchall()
     erased = CliRunner().invoke(
         app, ["forget", "--customer-id", victim, "--yes", "-c", str(config_path)]
     )
