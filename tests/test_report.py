@@ -351,3 +351,22 @@ def test_identity_facts_count_the_crosswalk(tmp_path):
     assert facts["Largest cluster"] == "3"
     assert facts["Scored pairs"] == "3"
     assert facts["Match weight min / median / max"] == "-4.00 / 3.10 / 12.50"
+
+
+def test_identity_facts_of_a_nightly_warehouse_match_its_crosswalk(published_sample):
+    """A night's warehouse: the cluster sizes come from `customers.record_count`, and must be
+    the crosswalk's own (records per customer)."""
+    db = published_sample.parent / "warehouse" / "ccv.duckdb"
+    with duckdb.connect(str(db), read_only=True) as con:
+        _, sections = collect(con, None, draw=False)
+        ((records, customers, single, largest),) = con.execute(
+            """
+            select sum(n), count(*), count(*) filter (where n = 1), max(n)
+            from (select count(*) as n from customer_xref group by customer_id)
+            """
+        ).fetchall()
+    facts = dict(next(s for s in sections if s.key == "identity").facts())
+    assert facts["Source records"] == f"{records:,}"
+    assert facts["Customers (clusters)"] == f"{customers:,}"
+    assert facts["Single-record customers"] == f"{single:,}"
+    assert facts["Largest cluster"] == f"{largest:,}"
