@@ -43,13 +43,8 @@ final as (
         customer_record_id,
         loyalty_id,
         store_id,
-        -- the identity record of the identifiers (ccv.identity.resolve: one per source and
-        -- identifier tuple); NULL without any identifier (an anonymous transaction)
-        case when coalesce(email, phone, loyalty_id, customer_record_id) is not null
-            then '~' || md5(concat_ws('|', coalesce(lower(trim(email)), ''),
-                coalesce(trim(phone), ''), coalesce(trim(loyalty_id), ''),
-                coalesce(customer_record_id, '')))
-        end as record_key,
+        -- the identity record of the identifiers (sql/macros/identity_record_key.sql)
+        identity_record_key(email, phone, loyalty_id, customer_record_id) as record_key,
         -- strings
         lower(email) as email,
         phone,

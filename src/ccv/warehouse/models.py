@@ -157,6 +157,14 @@ def load_layer(layer: str, sql_dir: Path | None = None) -> list[Model]:
     return [models[name] for name in order]
 
 
+def create_macros(con: duckdb.DuckDBPyConnection, sql_dir: Path | None = None) -> None:
+    """Create the SQL macros of `sql/macros/` (one `create or replace macro` per file) that
+    models share, e.g. the identity record key of a transaction: one definition where several
+    models must compute the same value. Kept in the warehouse, so analysts can call them too."""
+    for path in sorted(((sql_dir or SQL_DIR) / "macros").glob("*.sql")):
+        con.execute(path.read_text(encoding="utf-8"))
+
+
 def build_layer(
     con: duckdb.DuckDBPyConnection,
     layer: str,
@@ -168,6 +176,7 @@ def build_layer(
     With `run_id` (the run whose ingest just changed the raw tables), incremental models whose
     stored state is current are updated instead (`Incremental`).
     """
+    create_macros(con, sql_dir)
     built = []
     models = load_layer(layer, sql_dir)
     for model in models:
@@ -196,6 +205,7 @@ def build_models(
     models = [m for m in load_layer(layer, sql_dir) if m.name in names]
     if missing := set(names) - {m.name for m in models}:
         raise ValueError(f"no model {', '.join(sorted(missing))} in sql/{layer}")
+    create_macros(con, sql_dir)
     for model in models:
         _create(con, model)
     return [m.name for m in models]
