@@ -51,6 +51,18 @@ import duckdb
 # exports of a snapshot source kept whole (the latest, and the previous one to fall back to)
 KEPT_EXPORTS = 2
 
+# a snapshot source's exports (its files in raw_customers) with their `age`: 1 for the latest
+# (greatest name, as `sql/staging/stg_customers.sql` finds it), 2 for the one before, ...
+EXPORTS = """
+    select source, source_file,
+        row_number() over (partition by source order by source_file desc) as age
+    from (
+        select distinct r.source, r.source_file
+        from raw_customers as r
+        semi join ingest_sources as s on s.source = r.source and s.load = 'snapshot'
+    )
+"""
+
 # the order in which `sql/staging/stg_customers.sql` picks a record's version (best first)
 VERSION_ORDER = "updated_at desc nulls last, loaded_at desc, source_file desc, row_number desc"
 
@@ -61,17 +73,8 @@ def prune_superseded_snapshot_rows(con: duckdb.DuckDBPyConnection) -> int:
     ((pruned,),) = con.execute(
         f"""
         delete from raw_customers where rowid in (
-            with snapshot_files as (
-                select distinct r.source, r.source_file
-                from raw_customers as r
-                semi join ingest_sources as s on s.source = r.source and s.load = 'snapshot'
-            ),
-
-            old_files as (
-                select source, source_file
-                from snapshot_files
-                qualify row_number() over (partition by source order by source_file desc)
-                    > {KEPT_EXPORTS}
+            with old_files as (
+                select source, source_file from ({EXPORTS}) where age > {KEPT_EXPORTS}
             ),
 
             old_rows as (
@@ -115,18 +118,9 @@ def prune_superseded_quarantine(con: duckdb.DuckDBPyConnection) -> int:
     ((pruned,),) = con.execute(
         f"""
         delete from quarantine where rowid in (
-            with snapshot_files as (
-                select distinct r.source, r.source_file
-                from raw_customers as r
-                semi join ingest_sources as s on s.source = r.source and s.load = 'snapshot'
-            ),
-
             -- the oldest export kept whole: files of smaller names are old
-            oldest_kept as (
-                select source, source_file
-                from snapshot_files
-                qualify row_number() over (partition by source order by source_file desc)
-                    = {KEPT_EXPORTS}
+            with oldest_kept as (
+                select source, source_file from ({EXPORTS}) where age = {KEPT_EXPORTS}
             ),
 
             old_rows as (
