@@ -196,6 +196,20 @@ def test_versions_lists_each_kept_version_with_what_it_holds(tmp_path):
     assert current.endswith("erasure") and f"{customers - 1:,}" in current
 
 
+def test_forgetting_an_address_nobody_holds_says_so_and_why_versions_go(tmp_path):
+    config_path = make_project(tmp_path)
+    pipeline.run_nightly(load_config(config_path))
+    args = ["forget", "--email", "nobody@example.invalid", "--yes", "-c", str(config_path)]
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    output = " ".join(result.output.split())
+    assert "0 customer(s)" in output
+    assert (
+        "nobody in the published warehouse holds that identifier; future loads will quarantine "
+        "rows with it; the older versions were removed all the same"
+    ) in output
+
+
 def test_second_run_refuses_while_one_holds_the_lock(tmp_path):
     config = load_config(make_project(tmp_path))
     layout = versions.Layout.from_config(config)

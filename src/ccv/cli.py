@@ -543,6 +543,13 @@ def forget(
         f"published {result.published_version}; removed versions: "
         f"{', '.join(result.versions_removed) or 'none'}"
     )
+    if not result.customers:
+        future = "; future loads will quarantine rows with it" if email or phone else ""
+        console.print(
+            f"nobody in the published warehouse holds that identifier{future}; the older "
+            "versions were removed all the same (one may still hold it, e.g. an address since "
+            "changed)"
+        )
     for export in result.exports_affected:
         err.print(
             _styled(
