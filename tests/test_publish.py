@@ -6,6 +6,7 @@ real SIGKILLs of a child process at each stage.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import os
 import shutil
@@ -208,6 +209,35 @@ def test_forgetting_an_address_nobody_holds_says_so_and_why_versions_go(tmp_path
         "nobody in the published warehouse holds that identifier; future loads will quarantine "
         "rows with it; the older versions were removed all the same"
     ) in output
+
+
+def test_mart_snapshots_older_than_keep_snapshot_days_are_not_carried(tmp_path):
+    """[warehouse] keep_snapshot_days = 2: a night publishes its own snapshot and the one of the
+    day before; older ones stay only in the older versions (pruned with them)."""
+    config_path = make_project(tmp_path)
+    text = config_path.read_text(encoding="utf-8")
+    config_path.write_text(
+        text.replace("[warehouse]\n", "[warehouse]\nkeep_snapshot_days = 2\n", 1),
+        encoding="utf-8",
+    )
+    config = load_config(config_path)
+    assert config.warehouse.keep_snapshot_days == 2
+    layout = versions.Layout.from_config(config)
+
+    def snapshots() -> list[str]:
+        with duckdb.connect(str(layout.db_link), read_only=True) as con:
+            rows = con.execute(
+                "select distinct snapshot_on::varchar from customer_360_history order by 1"
+            ).fetchall()
+        return [day for (day,) in rows]
+
+    for day in (1, 2):
+        pipeline.run_nightly(config, as_of=dt.date(2026, 10, day))
+    assert snapshots() == ["2026-10-01", "2026-10-02"]
+    pipeline.run_nightly(config, as_of=dt.date(2026, 10, 3))
+    assert snapshots() == ["2026-10-02", "2026-10-03"]
+    published = sorted((layout.marts_link / "customer_360").glob("snapshot_on=*"))
+    assert [p.name for p in published] == ["snapshot_on=2026-10-02", "snapshot_on=2026-10-03"]
 
 
 def test_second_run_refuses_while_one_holds_the_lock(tmp_path):

@@ -241,6 +241,9 @@ class WarehouseConfig(_Strict):
     marts_dir: Path = Path("warehouse/marts")
     versions_dir: Path = Path("warehouse/versions")
     keep_versions: int = Field(default=7, ge=1)
+    keep_snapshot_days: int = Field(default=0, ge=0)
+    """Parquet mart snapshots kept: those of the last this many days before a run's as-of date
+    (0: every snapshot). Each night adds one per mart: ~210 MB at a million customers."""
     memory_limit: str = "4GB"
     """DuckDB's memory limit for a run's connections ("4GB", "8GiB", "25%" of RAM): above it
     DuckDB spills to disk. DuckDB's own default (80 % of RAM) leaves nothing for the resolve

@@ -47,6 +47,7 @@ class Layout:
     db_link: Path
     marts_link: Path
     keep: int
+    keep_snapshot_days: int = 0
     db_name: str = "ccv.duckdb"
 
     @classmethod
@@ -58,6 +59,7 @@ class Layout:
             db_link=config.resolve(wh.path),
             marts_link=config.resolve(wh.marts_dir),
             keep=wh.keep_versions,
+            keep_snapshot_days=wh.keep_snapshot_days,
         )
 
     @property
@@ -215,18 +217,25 @@ def carry_snapshots(
     """Hard-link the published version's Parquet snapshots into this run's version.
 
     The snapshot of `replace_on` is not carried: this run writes it anew (re-running an as-of
-    date replaces its snapshot).
+    date replaces its snapshot). With `keep_snapshot_days`, neither are snapshots of that many
+    days or more before it: the version is published without them, and once the versions that
+    still hold them are pruned their files are gone.
     """
     previous = current_run_id(layout)
     if not previous:
         return
-    skip = f"snapshot_on={replace_on.isoformat()}"
+    oldest = (
+        replace_on - dt.timedelta(days=layout.keep_snapshot_days - 1)
+        if layout.keep_snapshot_days
+        else dt.date.min
+    )
     for table in tables:
         source = layout.marts(previous) / table
         if not source.exists():
             continue
         for partition in sorted(source.glob("snapshot_on=*")):
-            if partition.name == skip:
+            day = dt.date.fromisoformat(partition.name.removeprefix("snapshot_on="))
+            if day == replace_on or day < oldest:
                 continue
             target = layout.marts(run_id) / table / partition.name
             target.mkdir(parents=True, exist_ok=True)
