@@ -216,9 +216,9 @@ def test_mart_snapshots_older_than_keep_snapshot_days_are_not_carried(tmp_path):
     day before; older ones stay only in the older versions (pruned with them)."""
     config_path = make_project(tmp_path)
     text = config_path.read_text(encoding="utf-8")
+    assert "keep_snapshot_days = 0 " in text  # the sample config's default, written out
     config_path.write_text(
-        text.replace("[warehouse]\n", "[warehouse]\nkeep_snapshot_days = 2\n", 1),
-        encoding="utf-8",
+        text.replace("keep_snapshot_days = 0 ", "keep_snapshot_days = 2 ", 1), encoding="utf-8"
     )
     config = load_config(config_path)
     assert config.warehouse.keep_snapshot_days == 2
