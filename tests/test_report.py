@@ -272,24 +272,25 @@ def test_empty_warehouse_gives_a_report_of_sentences(tmp_path):
         assert "no run recorded" in markdown_summary(con)
 
 
+def summary_after(tmp_path: Path, change: str) -> str:
+    """The markdown summary of the test warehouse once `change` (SQL) has been run on it."""
+    db = make_warehouse(tmp_path / "w.duckdb", optional=False)
+    with duckdb.connect(str(db)) as con:
+        con.execute(change)
+    with duckdb.connect(str(db), read_only=True) as con:
+        return markdown_summary(con)
+
+
 def test_withheld_values_show_when_nothing_is_quarantined(tmp_path):
     """Every row loaded, some without a bad value: the Quarantine section lists the withheld
     values instead of saying there is nothing to see."""
-    db = make_warehouse(tmp_path / "w.duckdb", optional=False)
-    with duckdb.connect(str(db)) as con:
-        con.execute("delete from quarantine")
-    with duckdb.connect(str(db), read_only=True) as con:
-        md = markdown_summary(con)
+    md = summary_after(tmp_path, "delete from quarantine")
     assert "| crm | birth_date | parse_date | 1 | 1 | 1 |" in md
     assert "every row read passed its contract" not in md
 
 
 def test_a_warehouse_from_before_withheld_values_reports_none(tmp_path):
-    db = make_warehouse(tmp_path / "w.duckdb", optional=False)
-    with duckdb.connect(str(db)) as con:
-        con.execute("drop table withheld_values")
-    with duckdb.connect(str(db), read_only=True) as con:
-        md = markdown_summary(con)
+    md = summary_after(tmp_path, "drop table withheld_values")
     assert "| crm | customers | 1 | 7 | 6 | 1 | 0 |" in md
 
 
