@@ -340,26 +340,37 @@ def snapshot_nights(con, folder, exports=EXPORTS) -> list[tuple[list[tuple], dic
 
 
 def test_a_pruned_snapshot_row_takes_its_withheld_values_along(con, tmp_path):
-    """Bo's bad e-mail is withheld in exports 1 and 2; export 1's row of Bo is pruned (Bob's in
-    export 2 supersedes it), and so is the value withheld from it; export 2's stays with its
-    row."""
-    exports = [[row.replace("b@x.com", "b.x.com") for row in rows] for rows in EXPORTS]
-    snapshot_nights(con, tmp_path, exports)
+    """Bo is sent unchanged, with a bad e-mail (withheld), in four exports: of the two old
+    ones, crm_1 keeps his first delivery and crm_2's row of him is pruned (crm_3 sends the
+    same version later), and so is the value withheld from it; the others stay with their
+    rows."""
+    (tmp_path / "drops").mkdir()
+    for night in range(1, 5):
+        files = {f"drops/crm_{night}.csv": HEAD + "2,Bo,b.x.com,,2026-01-01\n"}
+        run_ingest(con, tmp_path, files, SNAPSHOT_CRM)
     withheld = con.execute(
         "select source_file, row_number, raw_value from withheld_values order by all"
     ).fetchall()
-    assert withheld == [("drops/crm_2.csv", 2, "b.x.com")]
-    bob = con.execute(
-        "select first_name, email from raw_customers where source_file = 'drops/crm_2.csv' "
-        "and row_number = 2"
+    assert withheld == [
+        ("drops/crm_1.csv", 1, "b.x.com"),
+        ("drops/crm_3.csv", 1, "b.x.com"),
+        ("drops/crm_4.csv", 1, "b.x.com"),
+    ]
+    bo = con.execute(
+        "select source_file, first_name, email from raw_customers order by all"
     ).fetchall()
-    assert bob == [("Bob", None)]
+    assert bo == [
+        ("drops/crm_1.csv", "Bo", None),
+        ("drops/crm_3.csv", "Bo", None),
+        ("drops/crm_4.csv", "Bo", None),
+    ]
 
 
 def test_old_snapshot_exports_keep_only_what_staging_can_still_choose(con, tmp_path, monkeypatch):
-    """Of a snapshot source's exports older than the last two, only each record's best version
-    stays in raw_customers; staging gives what it gives with every version kept, also after
-    the latest export is re-delivered broken and rejected (the previous export takes over)."""
+    """Of a snapshot source's exports older than the last two, only the rows staging can still
+    reach stay in raw_customers; staging gives what it gives with every version kept, also
+    after the latest export is re-delivered broken and rejected (the previous export takes
+    over)."""
     from ccv.ingest import load
 
     pruned = snapshot_nights(con, tmp_path / "pruned")
@@ -381,11 +392,12 @@ def test_old_snapshot_exports_keep_only_what_staging_can_still_choose(con, tmp_p
         ("2", "Bob", True),
         ("3", "Cy", False),
     ]  # Di was only ever in the rejected export; Cy's and Anne's versions are unchanged
-    # crm_1 keeps Cy's newest version only (Ann's and Bo's are superseded in crm_2), crm_2
-    # keeps Ann's and Bob's; the last two exports stay whole
+    # every row of crm_1 and crm_2 is the first delivery of a version (each record changed
+    # between them), which a CRM may send again: all stay (what goes: test_staging.py,
+    # test_old_exports_keep_one_row_of_a_record_sent_unchanged)
     assert files4 == {
-        "drops/crm_1.csv": 1,
-        "drops/crm_2.csv": 2,
+        "drops/crm_1.csv": 3,
+        "drops/crm_2.csv": 3,
         "drops/crm_3.csv": 2,
         "drops/crm_4.csv": 3,
     }

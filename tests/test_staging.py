@@ -6,7 +6,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
+import re
 
+import duckdb
 import pytest
 
 from ccv.ingest.load import ingest
@@ -200,7 +202,11 @@ def test_staged_orders_updated_by_key_equal_a_rebuild_night_after_night(
         run_id = f"run-{night_no}"
         ingest(con, config, run_id, dt.datetime(2026, 11, night_no, 2, 0))
         models.build(con, layers=("staging",), run_id=run_id)
-        assert _differences(con) == {"stg_order_lines": (0, 0), "stg_orders": (0, 0)}, night_no
+        assert _differences(con) == {
+            "stg_customers": (0, 0),
+            "stg_order_lines": (0, 0),
+            "stg_orders": (0, 0),
+        }, night_no
     assert updates.count("stg_orders") == 5  # night 1 builds; nights 2-6 update
     statuses = con.execute("select distinct status from ingest_log").fetchall()
     assert {"loaded", "replaced"} <= {s for (s,) in statuses}
@@ -219,13 +225,13 @@ def test_changed_sql_or_a_forget_rebuilds_instead_of_updating(con, tmp_path, mon
         {"orders_1.csv": "order,customer,at,status,net\nA,1,2026-10-30,completed,10\n"},
     )
     models.build(con, layers=("staging",), run_id="run-1")
-    assert sorted(updates) == ["stg_order_lines", "stg_orders"]
+    assert sorted(updates) == ["stg_customers", "stg_order_lines", "stg_orders"]
     models.forget_incremental_state(con)
     models.build(con, layers=("staging",), run_id="run-1")
-    assert len(updates) == 2
+    assert len(updates) == 3
     con.execute("update model_state set digest = 'older sql' where model = 'stg_orders'")
     models.build(con, layers=("staging",), run_id="run-1")
-    assert updates[2:] == ["stg_order_lines"]
+    assert updates[3:] == ["stg_customers", "stg_order_lines"]
 
 
 @pytest.mark.parametrize(
@@ -235,6 +241,7 @@ def test_changed_sql_or_a_forget_rebuilds_instead_of_updating(con, tmp_path, mon
         ("key = ; input = raw_orders", "bad incremental header part 'key ='"),
         ("key = order_key", "needs a key and input or after"),
         ("key = k; input = raw_orders; after = stg_orders", "needs a key and input or after"),
+        ("key = k; after = stg_orders; touched = t", "touched needs an input"),
     ],
 )
 def test_a_bad_incremental_header_names_the_model_and_the_part(header, message):
@@ -257,7 +264,11 @@ def test_the_shipped_incremental_headers_parse():
     assert headers["orders"].changes == "customer_id"
     assert headers["purchase_days"] == models.Incremental(key=("customer_id",), after=("orders",))
     assert headers["customers"].after == ("customer_attributes", "identity_records")
+    assert headers["stg_customers"] == models.Incremental(
+        key=("source", "source_record_id"), input="raw_customers", touched="stg_customers"
+    )
     assert set(headers) == {
+        "stg_customers",
         "stg_orders",
         "stg_order_lines",
         "orders",
@@ -265,3 +276,189 @@ def test_the_shipped_incremental_headers_parse():
         "purchase_days",
         "customers",
     }
+
+
+SNAPSHOT_CRM = CRM | {"load": "snapshot"}
+
+
+def _export(records: dict[str, tuple[str, str]]) -> str:
+    return "id,first,upd\n" + "".join(f"{i},{first},{upd}\n" for i, (first, upd) in records.items())
+
+
+def _touched(con, run_id: str) -> list[tuple]:
+    """What `sql/touched/stg_customers.sql` selects for `run_id` (before the build)."""
+    (model,) = [m for m in models.load_layer("staging") if m.name == "stg_customers"]
+    return sorted(con.execute(model.touched_sql, {"run_id": run_id}).fetchall())
+
+
+def test_an_unchanged_redelivery_keeps_a_records_first_delivery_and_deletion_time(con, tmp_path):
+    """A snapshot export re-sends every record: a record's staged row names the delivery since
+    which it reads as it does, so re-sending it changes nothing and touches nothing; a record
+    that left the exports keeps the time of the first export that missed it."""
+    (tmp_path / "drops").mkdir()
+    config = make_config(tmp_path, SNAPSHOT_CRM)
+    ann, bo = ("Ann", "2026-01-01"), ("Bo", "2026-01-01")
+    exports = [{"1": ann, "2": bo}, {"1": ann, "2": bo}, {"1": ("Anne", "2026-02-01")}, {"1": ann}]
+    touched, staged = [], []
+    for day, records in enumerate(exports, start=1):
+        (tmp_path / "drops" / f"crm_{day}.csv").write_text(_export(records), encoding="utf-8")
+        ingest(con, config, f"run-{day}", dt.datetime(2026, 11, day, 2, 0))
+        if day > 1:
+            touched.append(_touched(con, f"run-{day}"))
+        models.build(con, layers=("staging",), run_id=f"run-{day}")
+        staged.append(
+            con.execute(
+                "select source_record_id, first_name, source_file, loaded_at, is_deleted, "
+                "deleted_at from stg_customers order by 1"
+            ).fetchall()
+        )
+    loaded = dict(
+        con.execute(
+            "select source_file, started_at from ingest_log where status = 'loaded'"
+        ).fetchall()
+    )
+    night_1 = dt.datetime(2026, 11, 1, 2, 0)
+    assert staged[1] == [
+        ("1", "Ann", "drops/crm_1.csv", night_1, False, None),
+        ("2", "Bo", "drops/crm_1.csv", night_1, False, None),
+    ]
+    assert touched[0] == []  # night 2 re-sent both unchanged
+    assert touched[1] == [("crm", "1"), ("crm", "2")]  # Ann renamed, Bo gone
+    deleted_bo = ("2", "Bo", "drops/crm_1.csv", night_1, True)
+    assert staged[2][1] == (*deleted_bo, loaded["drops/crm_3.csv"])
+    # night 4: Bo still gone, since night 3; Ann's old name is her current version again, and
+    # its lineage the delivery of export 4 (the newest update wins, then the latest load)
+    assert staged[3][1] == (*deleted_bo, loaded["drops/crm_3.csv"])
+    assert staged[3][0][:3] == ("1", "Anne", "drops/crm_3.csv")
+    assert touched[2] == [("crm", "1")]
+
+
+def _crm_nights(con, folder, seed: int, replaced: str) -> list[tuple[tuple, list[tuple]]]:
+    """Ten nights of snapshot exports with changed, corrected (same update time), reverted,
+    older (the CRM's clock went back), missing, returning and quarantined records, an export
+    re-sent with other content on night 6 (`replaced`), the latest export re-sent broken
+    (night 7: rejected, the previous one takes over), an export named before the latest, and
+    the latest export re-sent broken again; stg_customers updated by key each night. Per night:
+    the differences from a rebuild, and the staged rows."""
+    rng = random.Random(seed)
+    (folder / "drops").mkdir(parents=True)
+    config = make_config(folder, SNAPSHOT_CRM)
+    history = {str(i): [(f"N{i}", "2026-01-01")] for i in range(30)}
+    present = set(history)
+
+    def export() -> dict[str, tuple[str, str]]:
+        records = {}
+        for i, versions in history.items():
+            if i in present and rng.random() < 0.1:
+                present.discard(i)
+            elif i not in present and rng.random() < 0.3:
+                present.add(i)
+            if i not in present:
+                continue
+            roll, (first, upd) = rng.random(), versions[-1]
+            if roll < 0.15:  # a change
+                versions.append((first + "x", f"2026-{len(versions) % 12 + 1:02d}-02"))
+            elif roll < 0.2:  # a correction without a new update time
+                versions.append((first + "c", upd))
+            elif roll < 0.25 and len(versions) > 1:  # back to an earlier version
+                versions.append(rng.choice(versions[:-1]))
+            elif roll < 0.28:  # the CRM's clock went back
+                versions.append((first + "o", "2025-06-01"))
+            records[i] = versions[-1]
+            if rng.random() < 0.05:  # a row quarantined: its record counts as present
+                records[i] = (records[i][0], "never")
+        return records
+
+    plan = {6: replaced, 7: "crm_05.csv", 8: "crm_03b.csv", 10: "crm_09.csv"}
+    nights = []
+    for night_no in range(1, 11):
+        name = plan.get(night_no, f"crm_{night_no:02d}.csv")
+        if night_no in (7, 10):  # re-sent unreadable: rejected, its rows gone
+            (folder / "drops" / name).write_bytes(b"\x00\xff\n")
+        else:
+            (folder / "drops" / name).write_text(_export(export()), encoding="utf-8")
+        run_id = f"run-{night_no}"
+        ingest(con, config, run_id, dt.datetime(2026, 11, night_no, 2, 0))
+        models.build(con, layers=("staging",), run_id=run_id)
+        # deleted_at by the export it names: two runs of these nights ingest at other moments
+        staged = con.execute(
+            "select s.* exclude (deleted_at), e.source_file as deleted_by from stg_customers s "
+            "left join snapshot_exports() e on e.loaded_at = s.deleted_at order by all"
+        ).fetchall()
+        assert staged
+        nights.append((_differences(con)["stg_customers"], staged))
+    return nights
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_staged_crm_records_updated_by_key_equal_a_rebuild_night_after_night(
+    con, tmp_path, monkeypatch, seed
+):
+    """After every night of `_crm_nights` (the previous export re-sent with other content on
+    night 6) stg_customers, updated by key, holds exactly what a rebuild gives."""
+    updates = []
+    real_update = models._update
+    monkeypatch.setattr(
+        models,
+        "_update",
+        lambda c, m, spec, run: updates.append(m.name) or real_update(c, m, spec, run),
+    )
+    nights = _crm_nights(con, tmp_path, seed, replaced="crm_04.csv")
+    assert [differences for differences, _ in nights] == [(0, 0)] * 10
+    assert updates.count("stg_customers") == 9  # night 1 builds; nights 2-10 update
+    statuses = {s for (s,) in con.execute("select distinct status from ingest_log").fetchall()}
+    assert {"loaded", "replaced", "rejected"} <= statuses
+    assert any(row[-1] for row in nights[-1][1])  # deleted records, naming their export
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_pruned_exports_leave_staging_as_it_is_with_every_export_kept(
+    con, tmp_path, monkeypatch, seed
+):
+    """After every night of `_crm_nights` (the latest export re-sent with other content on
+    night 6) stg_customers holds what it holds when old exports are never pruned."""
+    from ccv.ingest import load
+
+    pruned = _crm_nights(con, tmp_path / "pruned", seed, replaced="crm_05.csv")
+    raw_pruned = con.execute("select count(*) from raw_customers").fetchall()[0][0]
+    monkeypatch.setattr(load, "prune_superseded_snapshot_rows", lambda con: 0)
+    with duckdb.connect() as everything:
+        everything.execute("set TimeZone = 'UTC'")
+        kept = _crm_nights(everything, tmp_path / "kept", seed, replaced="crm_05.csv")
+        raw_kept = everything.execute("select count(*) from raw_customers").fetchall()[0][0]
+    assert [rows for _, rows in pruned] == [rows for _, rows in kept]
+    assert raw_pruned < raw_kept
+
+
+def test_old_exports_keep_one_row_of_a_record_sent_unchanged(con, tmp_path):
+    """Five exports of the same three records: the last two stay whole, and of the three
+    older ones only each record's first delivery (its staged row) stays."""
+    (tmp_path / "drops").mkdir()
+    config = make_config(tmp_path, SNAPSHOT_CRM)
+    records = {str(i): (f"N{i}", "2026-01-01") for i in range(3)}
+    for day in range(1, 6):
+        (tmp_path / "drops" / f"crm_{day}.csv").write_text(_export(records), encoding="utf-8")
+        ingest(con, config, f"run-{day}", dt.datetime(2026, 11, day, 2, 0))
+    models.build(con, layers=("staging",), run_id="run-5")
+    per_file = con.execute(
+        "select source_file, count(*) from raw_customers group by 1 order by 1"
+    ).fetchall()
+    assert per_file == [("drops/crm_1.csv", 3), ("drops/crm_4.csv", 3), ("drops/crm_5.csv", 3)]
+    staged = con.execute("select distinct source_file from stg_customers").fetchall()
+    assert staged == [("drops/crm_1.csv",)]
+
+
+def test_a_crm_version_covers_every_delivered_column(con):
+    """`crm_version` (sql/macros/crm_version.sql) hashes every column of raw_customers but the
+    lineage: a column added to raw_customers and left out would make two different versions
+    one, and a re-delivery that changes only it would leave stg_customers as it was."""
+    from ccv.warehouse.schema import ensure_schema
+
+    ensure_schema(con)
+    models.create_macros(con)
+    lineage = {"run_id", "source", "source_file", "row_number", "loaded_at"}
+    table = con.execute("select name from pragma_table_info('raw_customers')").fetchall()
+    columns = [c for (c,) in table if c not in lineage]
+    macro = (models.SQL_DIR / "macros" / "crm_version.sql").read_text(encoding="utf-8")
+    named = set(re.findall(r"\br\.(\w+)", macro))
+    assert named == set(columns)

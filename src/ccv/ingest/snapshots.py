@@ -4,20 +4,31 @@ A `load = "snapshot"` CRM source delivers its whole export every night, and ever
 to stay in `raw_customers`: at a million customers ~700k rows a night, so that after a year
 staging would rank some 250M rows every night and the warehouse file (copied by every run)
 would have grown by tens of gigabytes for versions nobody reads. `stg_customers` only ever
-uses each record's best version (newest `updated_at`, then latest load, file, row) and the
-source's latest file (to mark records missing from it as deleted).
+uses, per record, its best version (newest `updated_at`, then latest load, file, row), that
+version's first delivery (its row names the delivery since which the record reads as it does:
+`sql/macros/crm_version.sql` tells versions apart), its last delivery if it left the exports
+(`deleted_at` is when the export after it was loaded), and the source's latest file (to mark
+records missing from it as deleted).
 
 So after a night's files are loaded, rows of a snapshot source's *old* files — all but the two
 with the greatest names, the order in which `stg_customers` finds the latest export — are
-pruned, except each record's best row among the old files. What stays:
+pruned, except what staging can still reach. What stays:
 
 * the latest export whole: staging's choice and its deleted marks are as before;
 * the previous export whole: if the latest file is later replaced by a broken version and
   rejected (its rows go), the night falls back to the previous export, as it would have
   without pruning;
-* per record, its best version from all older exports: a record that left the exports keeps
-  its last version (marked deleted), and any choice staging could make among the old files
-  is still there.
+* per record, among the older exports: its best row, unless the previous export sends its
+  version again (it outranks the row); the first delivery of each of its versions (any
+  version may win again: a CRM can revert a record, or send it again after a gap); and,
+  unless the previous export holds the record, its last delivery (a record missing from the
+  latest export is marked deleted as of the export after its last delivery). Why the previous
+  export and not the latest: the latest may yet be rejected, and the previous one is then
+  what there is after the old ones.
+
+So the old exports hold about one row per version a record ever had — what a delta source
+holds — and a record re-sent unchanged night after night keeps one row there (its first
+delivery), as many as were kept before first deliveries mattered.
 
 Every row pruned is one that no choice of `stg_customers` can reach, unless an old export (not
 one of the two latest) is itself re-delivered with different content: its rows are then
@@ -48,6 +59,8 @@ from __future__ import annotations
 
 import duckdb
 
+from ccv.warehouse.models import create_macros
+
 # exports of a snapshot source kept whole (the latest, and the previous one to fall back to)
 KEPT_EXPORTS = 2
 
@@ -68,29 +81,77 @@ VERSION_ORDER = "updated_at desc nulls last, loaded_at desc, source_file desc, r
 
 
 def prune_superseded_snapshot_rows(con: duckdb.DuckDBPyConnection) -> int:
-    """Delete the rows of snapshot sources' old exports that are not their record's best among
-    those exports (see the module docstring); return how many were deleted."""
+    """Delete the rows of snapshot sources' old exports that staging can no longer reach (see
+    the module docstring); return how many were deleted."""
+    create_macros(con)  # crm_version: what a row says, without its lineage
     ((pruned,),) = con.execute(
         f"""
         delete from raw_customers where rowid in (
-            with old_files as (
-                select source, source_file from ({EXPORTS}) where age > {KEPT_EXPORTS}
+            with exports as (
+                {EXPORTS}
             ),
 
             old_rows as (
-                select r.rowid as row_id, r.source, r.source_record_id, r.updated_at,
-                    r.loaded_at, r.source_file, r.row_number
+                select r.rowid as row_id, r.source, r.source_record_id,
+                    crm_version(r) as version, r.updated_at, r.loaded_at, r.source_file,
+                    r.row_number
                 from raw_customers as r
-                semi join old_files as f
-                    on f.source = r.source and f.source_file = r.source_file
+                semi join exports as e
+                    on e.source = r.source and e.source_file = r.source_file
+                    and e.age > {KEPT_EXPORTS}
+            ),
+
+            -- what the previous export (the oldest kept whole) delivers: the latest export
+            -- may yet be rejected, the previous one then is all there is after the old ones
+            previous as (
+                select r.source, r.source_record_id, crm_version(r) as version,
+                    max(r.loaded_at) as loaded_at
+                from raw_customers as r
+                semi join exports as e
+                    on e.source = r.source and e.source_file = r.source_file
+                    and e.age = {KEPT_EXPORTS}
+                group by all
+            ),
+
+            ranked as (
+                select
+                    o.row_id,
+                    o.version,
+                    row_number() over (
+                        partition by o.source, o.source_record_id order by {VERSION_ORDER}
+                    ) as best,
+                    row_number() over (
+                        partition by o.source, o.source_record_id, o.version
+                        order by o.loaded_at, o.source_file, o.row_number
+                    ) as first_delivery,
+                    row_number() over (
+                        partition by o.source, o.source_record_id
+                        order by o.source_file desc, o.row_number desc
+                    ) as last_delivery,
+                    -- a later delivery of the same version (the previous export has the
+                    -- greater name) outranks the row
+                    exists (
+                        select 1 from previous as k
+                        where k.source = o.source and k.source_record_id = o.source_record_id
+                            and k.version = o.version and k.loaded_at >= o.loaded_at
+                    ) as outranked,
+                    exists (
+                        select 1 from previous as k
+                        where k.source = o.source and k.source_record_id = o.source_record_id
+                    ) as record_kept
+                from old_rows as o
+            ),
+
+            needed as (
+                select row_id
+                from ranked
+                where (best = 1 and not outranked)
+                    or first_delivery = 1
+                    or (last_delivery = 1 and not record_kept)
             ),
 
             final as (
-                select row_id
-                from old_rows
-                qualify row_number() over (
-                    partition by source, source_record_id order by {VERSION_ORDER}
-                ) > 1
+                select row_id from old_rows anti join needed using (row_id)
             )
 
             select row_id from final

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
@@ -51,7 +51,12 @@ class Incremental:
       as changed tonight (`model_changes`); the model's only key is the upstream's change
       column. Updated only when every upstream was itself updated tonight (not rebuilt);
     * ``changes = <column>``: log this column of every touched row, before and after, as the
-      model's changes for downstream models.
+      model's changes for downstream models;
+    * ``touched = <name>`` (with ``input``): instead of the keys of every input row the run
+      loaded, the keys the query `sql/touched/<name>.sql` selects (given ``$run_id``, before
+      the model changes) — for an input that re-delivers what the model holds already, as a
+      snapshot source does every night: the rows whose values changed, and whatever else
+      the query knows changes the model's rows (see `sql/touched/stg_customers.sql`).
 
     The model's rows of touched keys are deleted and recomputed from its inputs filtered to
     those keys (a temp view of each input's name shadows the table while the model's SQL runs,
@@ -65,6 +70,7 @@ class Incremental:
     input: str | None = None
     after: tuple[str, ...] = ()
     changes: str | None = None
+    touched: str | None = None
 
     @classmethod
     def parse(cls, header: str, model: str) -> Incremental:
@@ -72,16 +78,19 @@ class Incremental:
         for part in header.split(";"):
             name, _, values = part.partition("=")
             words = tuple(w.strip() for w in values.split(",") if w.strip())
-            if name.strip() not in ("key", "input", "after", "changes") or not words:
+            if name.strip() not in ("key", "input", "after", "changes", "touched") or not words:
                 raise ValueError(f"sql model {model}: bad incremental header part {part.strip()!r}")
             parts[name.strip()] = words
         if "key" not in parts or ("input" in parts) == ("after" in parts):
             raise ValueError(f"sql model {model}: incremental needs a key and input or after")
+        if "touched" in parts and "input" not in parts:
+            raise ValueError(f"sql model {model}: incremental touched needs an input")
         return cls(
             key=parts["key"],
             input=parts.get("input", (None,))[0],
             after=parts.get("after", ()),
             changes=parts.get("changes", (None,))[0],
+            touched=parts.get("touched", (None,))[0],
         )
 
 
@@ -95,6 +104,7 @@ class Model:
     name: str
     layer: str
     sql: str
+    touched_sql: str = ""  # the query its `touched` header names, if any
 
     @property
     def incremental(self) -> Incremental | None:
@@ -105,7 +115,7 @@ class Model:
     @property
     def digest(self) -> str:
         """What the stored state of an incremental model was computed with."""
-        return hashlib.md5(self.sql.encode()).hexdigest()
+        return hashlib.md5((self.sql + self.touched_sql).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -139,7 +149,7 @@ def load_layer(layer: str, sql_dir: Path | None = None) -> list[Model]:
     """Read the models of one layer, ordered so that each follows the models it reads."""
     sql_dir = sql_dir or SQL_DIR
     models = {
-        p.stem: Model(p.stem, layer, p.read_text(encoding="utf-8"))
+        p.stem: _with_touched(Model(p.stem, layer, p.read_text(encoding="utf-8")), sql_dir)
         for p in sorted((sql_dir / layer).glob("*.sql"))
     }
     graph: dict[str, set[str]] = {}
@@ -157,11 +167,34 @@ def load_layer(layer: str, sql_dir: Path | None = None) -> list[Model]:
     return [models[name] for name in order]
 
 
-def create_macros(con: duckdb.DuckDBPyConnection, sql_dir: Path | None = None) -> None:
+def _with_touched(model: Model, sql_dir: Path) -> Model:
+    """`model` with the query its `touched` header names (see `Incremental`)."""
+    spec = model.incremental
+    if not (spec and spec.touched):
+        return model
+    path = sql_dir / "touched" / f"{spec.touched}.sql"
+    if not path.is_file():
+        raise ValueError(f"sql model {model.name}: touched query {path} not found")
+    return replace(model, touched_sql=path.read_text(encoding="utf-8").strip().rstrip(";"))
+
+
+def create_macros(
+    con: duckdb.DuckDBPyConnection,
+    sql_dir: Path | None = None,
+    used_by: list[Model] | None = None,
+) -> None:
     """Create the SQL macros of `sql/macros/` (one `create or replace macro` per file) that
     models share, e.g. the identity record key of a transaction: one definition where several
-    models must compute the same value. Kept in the warehouse, so analysts can call them too."""
-    for path in sorted(((sql_dir or SQL_DIR) / "macros").glob("*.sql")):
+    models must compute the same value. Kept in the warehouse, so analysts can call them too.
+
+    `used_by`: only the macros these models (or their touched queries) name. Why: a table
+    macro is bound when it is created, so it needs the tables it reads (`snapshot_exports`
+    reads ingest_log), which a warehouse built from hand-made core tables does not have."""
+    paths = sorted(((sql_dir or SQL_DIR) / "macros").glob("*.sql"))
+    if used_by is not None:
+        text = "\n".join(_strip_comments(m.sql + "\n" + m.touched_sql) for m in used_by)
+        paths = [p for p in paths if re.search(rf"\b{p.stem}\b", text)]
+    for path in paths:
         con.execute(path.read_text(encoding="utf-8"))
 
 
@@ -176,9 +209,9 @@ def build_layer(
     With `run_id` (the run whose ingest just changed the raw tables), incremental models whose
     stored state is current are updated instead (`Incremental`).
     """
-    create_macros(con, sql_dir)
     built = []
     models = load_layer(layer, sql_dir)
+    create_macros(con, sql_dir, used_by=models)
     for model in models:
         advance(f"{layer} models", len(built), len(models), model.name)
         spec = model.incremental
@@ -205,7 +238,7 @@ def build_models(
     models = [m for m in load_layer(layer, sql_dir) if m.name in names]
     if missing := set(names) - {m.name for m in models}:
         raise ValueError(f"no model {', '.join(sorted(missing))} in sql/{layer}")
-    create_macros(con, sql_dir)
+    create_macros(con, sql_dir, used_by=models)
     for model in models:
         _create(con, model)
     return [m.name for m in models]
@@ -307,8 +340,14 @@ def _touched_sql(model: Model, spec: Incremental, database: str) -> str:
     """The keys this run touched (see `Incremental`); `$run_id` is the run."""
     keys = ", ".join(spec.key)
     if spec.input:
+        input_table = f'"{database}".main.{spec.input}'
+        delivered = (
+            f"select {keys} from ({model.touched_sql})"
+            if model.touched_sql
+            else f"select distinct {keys} from {input_table} where run_id = $run_id"
+        )
         return f"""
-            select distinct {keys} from "{database}".main.{spec.input} where run_id = $run_id
+            {delivered}
             union
             select distinct {keys} from {model.name} m
             where exists (
