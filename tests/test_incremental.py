@@ -177,7 +177,13 @@ ORDER_TABLES = {
     "order_lines",
     "purchase_days",
 }
-CUSTOMER_TABLES = {"stg_customers", "customer_attributes", "identity_records", "customers"}
+CUSTOMER_TABLES = {
+    "stg_customers",
+    "stg_consents",
+    "customer_attributes",
+    "identity_records",
+    "customers",
+}
 
 
 def test_incremental_nights_equal_a_full_rebuild(tmp_path):

@@ -203,6 +203,7 @@ def test_staged_orders_updated_by_key_equal_a_rebuild_night_after_night(
         ingest(con, config, run_id, dt.datetime(2026, 11, night_no, 2, 0))
         models.build(con, layers=("staging",), run_id=run_id)
         assert _differences(con) == {
+            "stg_consents": (0, 0),
             "stg_customers": (0, 0),
             "stg_order_lines": (0, 0),
             "stg_orders": (0, 0),
@@ -225,13 +226,13 @@ def test_changed_sql_or_a_forget_rebuilds_instead_of_updating(con, tmp_path, mon
         {"orders_1.csv": "order,customer,at,status,net\nA,1,2026-10-30,completed,10\n"},
     )
     models.build(con, layers=("staging",), run_id="run-1")
-    assert sorted(updates) == ["stg_customers", "stg_order_lines", "stg_orders"]
+    assert sorted(updates) == ["stg_consents", "stg_customers", "stg_order_lines", "stg_orders"]
     models.forget_incremental_state(con)
     models.build(con, layers=("staging",), run_id="run-1")
-    assert len(updates) == 3
+    assert len(updates) == 4
     con.execute("update model_state set digest = 'older sql' where model = 'stg_orders'")
     models.build(con, layers=("staging",), run_id="run-1")
-    assert updates[3:] == ["stg_customers", "stg_order_lines"]
+    assert sorted(updates[4:]) == ["stg_consents", "stg_customers", "stg_order_lines"]
 
 
 @pytest.mark.parametrize(
@@ -240,7 +241,7 @@ def test_changed_sql_or_a_forget_rebuilds_instead_of_updating(con, tmp_path, mon
         ("key = order_key; after = stg_orders; sort = x", "bad incremental header part 'sort = x'"),
         ("key = ; input = raw_orders", "bad incremental header part 'key ='"),
         ("key = order_key", "needs a key and input or after"),
-        ("key = k; input = raw_orders; after = stg_orders", "needs a key and input or after"),
+        ("key = k; input = raw_orders; after = stg_orders", "input with after needs touched"),
         ("key = k; after = stg_orders; touched = t", "touched needs an input"),
     ],
 )
@@ -265,10 +266,20 @@ def test_the_shipped_incremental_headers_parse():
     assert headers["purchase_days"] == models.Incremental(key=("customer_id",), after=("orders",))
     assert headers["customers"].after == ("customer_attributes", "identity_records")
     assert headers["stg_customers"] == models.Incremental(
-        key=("source", "source_record_id"), input="raw_customers", touched="stg_customers"
+        key=("source", "source_record_id"),
+        input="raw_customers",
+        touched="stg_customers",
+        changes="source_record_id",
+    )
+    assert headers["stg_consents"] == models.Incremental(
+        key=("source", "consent_id"),
+        input="raw_consents",
+        after=("stg_customers",),
+        touched="stg_consents",
     )
     assert set(headers) == {
         "stg_customers",
+        "stg_consents",
         "stg_orders",
         "stg_order_lines",
         "orders",
@@ -281,8 +292,8 @@ def test_the_shipped_incremental_headers_parse():
 SNAPSHOT_CRM = CRM | {"load": "snapshot"}
 
 
-def _export(records: dict[str, tuple[str, str]]) -> str:
-    return "id,first,upd\n" + "".join(f"{i},{first},{upd}\n" for i, (first, upd) in records.items())
+def _export(records: dict[str, tuple[str, ...]], head: str = "id,first,upd") -> str:
+    return head + "\n" + "".join(",".join((i, *values)) + "\n" for i, values in records.items())
 
 
 def _touched(con, run_id: str) -> list[tuple]:
@@ -333,20 +344,42 @@ def test_an_unchanged_redelivery_keeps_a_records_first_delivery_and_deletion_tim
     assert touched[2] == [("crm", "1")]
 
 
-def _crm_nights(con, folder, seed: int, replaced: str) -> list[tuple[tuple, list[tuple]]]:
+FLAGGED_CRM = SNAPSHOT_CRM | {
+    "columns": SNAPSHOT_CRM["columns"] | {"email_opt_in": "news"},
+    "consents_from_opt_in": True,
+}
+PREFS = {
+    "name": "prefs",
+    "kind": "consents",
+    "path": "drops/prefs_*.csv",
+    "format": "csv",
+    "customer_source": "crm",
+    "columns": {
+        "consent_id": "event",
+        "customer_record_id": "customer",
+        "channel": "channel",
+        "is_opt_in": "status",
+        "consented_at": "at",
+    },
+}
+
+
+def _crm_nights(con, folder, seed: int, replaced: str) -> list[tuple[dict, list[tuple]]]:
     """Ten nights of snapshot exports with changed, corrected (same update time), reverted,
-    older (the CRM's clock went back), missing, returning and quarantined records, an export
-    re-sent with other content on night 6 (`replaced`), the latest export re-sent broken
-    (night 7: rejected, the previous one takes over), an export named before the latest, and
-    the latest export re-sent broken again; stg_customers updated by key each night. Per night:
-    the differences from a rebuild, and the staged rows."""
+    older (the CRM's clock went back), missing, returning and quarantined records, opt-in flags
+    set, changed and cleared, an export re-sent with other content on night 6 (`replaced`), the
+    latest export re-sent broken (night 7: rejected, the previous one takes over), an export
+    named before the latest, and the latest export re-sent broken again; a consent file a
+    night, some events re-sent with another answer. The staging models are updated by key each
+    night. Per night: each incremental model's differences from a rebuild, and the staged CRM
+    rows."""
     rng = random.Random(seed)
     (folder / "drops").mkdir(parents=True)
-    config = make_config(folder, SNAPSHOT_CRM)
-    history = {str(i): [(f"N{i}", "2026-01-01")] for i in range(30)}
+    config = make_config(folder, FLAGGED_CRM, PREFS)
+    history = {str(i): [(f"N{i}", "2026-01-01", "")] for i in range(30)}
     present = set(history)
 
-    def export() -> dict[str, tuple[str, str]]:
+    def export() -> dict[str, tuple[str, ...]]:
         records = {}
         for i, versions in history.items():
             if i in present and rng.random() < 0.1:
@@ -355,19 +388,32 @@ def _crm_nights(con, folder, seed: int, replaced: str) -> list[tuple[tuple, list
                 present.add(i)
             if i not in present:
                 continue
-            roll, (first, upd) = rng.random(), versions[-1]
-            if roll < 0.15:  # a change
-                versions.append((first + "x", f"2026-{len(versions) % 12 + 1:02d}-02"))
+            roll, (first, upd, news) = rng.random(), versions[-1]
+            if roll < 0.15:  # a change, of the name or of the opt-in
+                upd = f"2026-{len(versions) % 12 + 1:02d}-02"
+                if rng.random() < 0.5:
+                    versions.append((first + "x", upd, news))
+                else:
+                    versions.append((first, upd, rng.choice(["yes", "no", ""])))
             elif roll < 0.2:  # a correction without a new update time
-                versions.append((first + "c", upd))
+                versions.append((first + "c", upd, news))
             elif roll < 0.25 and len(versions) > 1:  # back to an earlier version
                 versions.append(rng.choice(versions[:-1]))
             elif roll < 0.28:  # the CRM's clock went back
-                versions.append((first + "o", "2025-06-01"))
+                versions.append((first + "o", "2025-06-01", news))
             records[i] = versions[-1]
             if rng.random() < 0.05:  # a row quarantined: its record counts as present
-                records[i] = (records[i][0], "never")
+                records[i] = (records[i][0], "never", records[i][2])
         return records
+
+    def prefs(night_no: int) -> str:
+        events = rng.sample(range(12), 4)  # some sent on earlier nights: a newer answer
+        rows = [
+            f"E{e},{rng.randrange(30)},{rng.choice(['email', 'sms'])},"
+            f"{rng.choice(['yes', 'no'])},2026-10-{night_no:02d}T10:00:00\n"
+            for e in events
+        ]
+        return "event,customer,channel,status,at\n" + "".join(rows)
 
     plan = {6: replaced, 7: "crm_05.csv", 8: "crm_03b.csv", 10: "crm_09.csv"}
     nights = []
@@ -376,7 +422,9 @@ def _crm_nights(con, folder, seed: int, replaced: str) -> list[tuple[tuple, list
         if night_no in (7, 10):  # re-sent unreadable: rejected, its rows gone
             (folder / "drops" / name).write_bytes(b"\x00\xff\n")
         else:
-            (folder / "drops" / name).write_text(_export(export()), encoding="utf-8")
+            text = _export(export(), head="id,first,upd,news")
+            (folder / "drops" / name).write_text(text, encoding="utf-8")
+        (folder / "drops" / f"prefs_{night_no:02d}.csv").write_text(prefs(night_no))
         run_id = f"run-{night_no}"
         ingest(con, config, run_id, dt.datetime(2026, 11, night_no, 2, 0))
         models.build(con, layers=("staging",), run_id=run_id)
@@ -386,7 +434,7 @@ def _crm_nights(con, folder, seed: int, replaced: str) -> list[tuple[tuple, list
             "left join snapshot_exports() e on e.loaded_at = s.deleted_at order by all"
         ).fetchall()
         assert staged
-        nights.append((_differences(con)["stg_customers"], staged))
+        nights.append((_differences(con), staged))
     return nights
 
 
@@ -395,7 +443,8 @@ def test_staged_crm_records_updated_by_key_equal_a_rebuild_night_after_night(
     con, tmp_path, monkeypatch, seed
 ):
     """After every night of `_crm_nights` (the previous export re-sent with other content on
-    night 6) stg_customers, updated by key, holds exactly what a rebuild gives."""
+    night 6) stg_customers and stg_consents, updated by key, hold exactly what a rebuild
+    gives."""
     updates = []
     real_update = models._update
     monkeypatch.setattr(
@@ -404,8 +453,15 @@ def test_staged_crm_records_updated_by_key_equal_a_rebuild_night_after_night(
         lambda c, m, spec, run: updates.append(m.name) or real_update(c, m, spec, run),
     )
     nights = _crm_nights(con, tmp_path, seed, replaced="crm_04.csv")
-    assert [differences for differences, _ in nights] == [(0, 0)] * 10
-    assert updates.count("stg_customers") == 9  # night 1 builds; nights 2-10 update
+    for differences, _ in nights:
+        assert set(differences.values()) == {(0, 0)}, differences
+    assert {"stg_customers", "stg_consents"} <= set(nights[0][0])
+    # night 1 builds; nights 2-10 update
+    assert updates.count("stg_customers") == updates.count("stg_consents") == 9
+    flags = con.execute(
+        "select count(*) from stg_consents where method = 'crm_opt_in_flag'"
+    ).fetchall()
+    assert flags[0][0] > 0
     statuses = {s for (s,) in con.execute("select distinct status from ingest_log").fetchall()}
     assert {"loaded", "replaced", "rejected"} <= statuses
     assert any(row[-1] for row in nights[-1][1])  # deleted records, naming their export
@@ -462,3 +518,34 @@ def test_a_crm_version_covers_every_delivered_column(con):
     macro = (models.SQL_DIR / "macros" / "crm_version.sql").read_text(encoding="utf-8")
     named = set(re.findall(r"\br\.(\w+)", macro))
     assert named == set(columns)
+
+
+def test_staged_consents_follow_a_change_of_the_sources_settings(con, tmp_path):
+    """Flags turned off, on again, and a consent source pointed at another CRM source: the
+    consent events updated by key are a rebuild's each night (sql/touched/stg_consents.sql)."""
+    (tmp_path / "drops").mkdir()
+    crm = "id,first,upd,news\n1,Ann,2026-01-01,yes\n2,Bo,2026-01-01,no\n"
+    prefs = "event,customer,channel,status,at\nE1,1,email,yes,2026-10-01T10:00:00\n"
+    (tmp_path / "drops" / "crm_01.csv").write_text(crm, encoding="utf-8")
+    (tmp_path / "drops" / "prefs_01.csv").write_text(prefs, encoding="utf-8")
+    settings = [
+        (FLAGGED_CRM, PREFS),
+        (FLAGGED_CRM | {"consents_from_opt_in": False}, PREFS),
+        (FLAGGED_CRM, PREFS),
+        (FLAGGED_CRM, PREFS | {"customer_source": "other"}, CRM | {"name": "other"}),
+    ]
+    flags = []
+    for night_no, sources in enumerate(settings, start=1):
+        run_id = f"run-{night_no}"
+        ingest(con, make_config(tmp_path, *sources), run_id, dt.datetime(2026, 11, night_no, 2))
+        models.build(con, layers=("staging",), run_id=run_id)
+        assert _differences(con)["stg_consents"] == (0, 0), night_no
+        flags.append(
+            con.execute(
+                "select count(*) filter (where method = 'crm_opt_in_flag'), "
+                "max(customer_source) filter (where source = 'prefs') from stg_consents"
+            ).fetchall()[0]
+        )
+    assert flags == [(2, "crm"), (0, "crm"), (2, "crm"), (2, "other")]
+    state = con.execute("select updated from model_state where model = 'stg_consents'")
+    assert state.fetchall() == [(True,)]

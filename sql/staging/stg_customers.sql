@@ -1,4 +1,4 @@
--- incremental: key = source, source_record_id; input = raw_customers; touched = stg_customers
+-- incremental: key = source, source_record_id; input = raw_customers; touched = stg_customers; changes = source_record_id
 -- One row per CRM record: the current version of each (source, source_record_id), as first
 -- delivered.
 -- A CRM export re-sends records; the version with the newest updated_at wins, then the latest

@@ -56,12 +56,15 @@ class Incremental:
       loaded, the keys the query `sql/touched/<name>.sql` selects (given ``$run_id``, before
       the model changes) — for an input that re-delivers what the model holds already, as a
       snapshot source does every night: the rows whose values changed, and whatever else
-      the query knows changes the model's rows (see `sql/touched/stg_customers.sql`).
+      the query knows changes the model's rows (see `sql/touched/stg_customers.sql`). With
+      ``after`` as well, the query may read those models' logged changes (see
+      `sql/touched/stg_consents.sql`), and the model updates only when they were updated.
 
     The model's rows of touched keys are deleted and recomputed from its inputs filtered to
     those keys (a temp view of each input's name shadows the table while the model's SQL runs,
-    unchanged); the other rows are kept. Ingest and resolve are the only writers between two
-    builds; `ccv forget` deletes rows by person instead, so it drops the state
+    unchanged; an input without the key columns is read whole, and only the touched keys'
+    rows of the result are inserted); the other rows are kept. Ingest and resolve are the only
+    writers between two builds; `ccv forget` deletes rows by person instead, so it drops the state
     (`forget_incremental_state`) and the next night rebuilds, as it does when the model's SQL
     changed or no state is stored.
     """
@@ -81,10 +84,12 @@ class Incremental:
             if name.strip() not in ("key", "input", "after", "changes", "touched") or not words:
                 raise ValueError(f"sql model {model}: bad incremental header part {part.strip()!r}")
             parts[name.strip()] = words
-        if "key" not in parts or ("input" in parts) == ("after" in parts):
+        if "key" not in parts or not ("input" in parts or "after" in parts):
             raise ValueError(f"sql model {model}: incremental needs a key and input or after")
         if "touched" in parts and "input" not in parts:
             raise ValueError(f"sql model {model}: incremental touched needs an input")
+        if "input" in parts and "after" in parts and "touched" not in parts:
+            raise ValueError(f"sql model {model}: incremental input with after needs touched")
         return cls(
             key=parts["key"],
             input=parts.get("input", (None,))[0],
@@ -371,7 +376,8 @@ def _update(con: duckdb.DuckDBPyConnection, model: Model, spec: Incremental, run
     """
     same = " and ".join(f"t.{k} is not distinct from c.{k}" for k in spec.key)
     ((database,),) = con.execute("select current_database()").fetchall()
-    inputs = [spec.input] if spec.input else list(spec.after)
+    inputs = [spec.input] if spec.input else []
+    inputs += spec.after
     body = model.sql.strip().rstrip(";")
     shadowed = []
     try:
@@ -391,7 +397,10 @@ def _update(con: duckdb.DuckDBPyConnection, model: Model, spec: Incremental, run
         if spec.changes:  # the touched rows as they were...
             log_changes(con, model.name, run_id, touched)
         con.execute(f"delete from {model.name} t using _touched_keys c where {same}")
-        con.execute(f"insert into {model.name} by name select * from (\n{body}\n)")
+        con.execute(
+            f"insert into {model.name} by name select * from (\n{body}\n) t "
+            f"semi join _touched_keys c on {same}"
+        )
         if spec.changes:  # ...and as they are now
             log_changes(con, model.name, run_id, touched)
     except duckdb.Error as exc:
