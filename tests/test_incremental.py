@@ -64,9 +64,8 @@ def outcome(config_path: Path) -> dict:
 
 
 def order_rows(config_path: Path) -> list[tuple]:
-    """Every row of the core `orders`, `order_lines`, `purchase_days` and `order_summaries`,
-    and the order columns of the `customer_360` mart, with its customer as the set of source
-    records (ids may differ)."""
+    """Every row of the core `orders`, `order_lines` and `purchase_days` with its customer as
+    the set of source records (ids may differ)."""
     db = load_config(config_path).resolve("warehouse/ccv.duckdb")
     with duckdb.connect(str(db), read_only=True) as con:
         members = """
@@ -84,18 +83,7 @@ def order_rows(config_path: Path) -> list[tuple]:
             f"select p.* exclude (customer_id), m.records from purchase_days p "
             f"left join ({members}) m using (customer_id)"
         ).fetchall()
-        summaries = con.execute(
-            f"select s.* exclude (customer_id), m.records from order_summaries s "
-            f"left join ({members}) m using (customer_id)"
-        ).fetchall()
-        wide = con.execute(
-            f"select m.records, c.lifetime_orders, c.lifetime_revenue, c.channel_mix, "
-            f"c.favourite_store, c.favourite_category, c.buyer_regularity from customer_360 c "
-            f"left join ({members}) m using (customer_id)"
-        ).fetchall()
-    assert summaries and wide
-    unordered = sorted(map(str, days)) + sorted(map(str, summaries)) + sorted(map(str, wide))
-    return [tuple(map(str, row)) for row in orders + lines] + unordered
+    return [tuple(map(str, row)) for row in orders + lines] + sorted(map(str, days))
 
 
 def customer_rows(config_path: Path) -> list[tuple]:
@@ -182,7 +170,6 @@ def updated_tables(config_path: Path) -> set[str]:
 
 
 ORDER_TABLES = {
-    "order_summaries",
     "stg_orders",
     "stg_order_lines",
     "customer_xref",

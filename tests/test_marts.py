@@ -80,10 +80,10 @@ def new_con(
 
 
 def build_marts(con: duckdb.DuckDBPyConnection, **kwargs) -> list[str]:
-    """What the pipeline does from the hand-made core tables on: the core models purchase_days
-    and order_summaries (over `orders` and `order_lines`), customer_value, then the marts."""
+    """What the pipeline does from the hand-made core tables on: the core model purchase_days
+    (over `orders`), customer_value, then the marts."""
     as_of = con.execute("select cast(getvariable('as_of_date') as date)").fetchone()[0]
-    models.build_models(con, "core", ["purchase_days", "order_summaries"])
+    models.build_models(con, "core", ["purchase_days"])
     build_customer_value(con, as_of, horizon_months=12)
     return models.build(con, layers=("marts",), **kwargs)
 
@@ -1112,47 +1112,3 @@ def test_segment_history_keeps_the_latest_snapshots_and_moves_still_diff_the_las
         "select distinct previous_snapshot_on from segment_moves"
     ).fetchall()
     assert previous == nights[-1]
-
-
-def test_order_summaries_updated_by_key_follow_the_as_of_date():
-    """A night updates order_summaries for the customers whose orders changed (none here) and
-    those with an order the as-of date passed since the table was built, forwards or back
-    (sql/touched/order_summaries.sql): each night it holds what a rebuild gives."""
-    con = new_con(as_of=date(2025, 6, 30))
-    con.execute(
-        """
-        insert into orders (order_key, customer_id, channel, store_id, ordered_on, status,
-                            revenue_amount) values
-            ('o1', 'a', 'web', null, date '2025-05-01', 'completed', 30),
-            ('o2', 'b', 'store', 's1', date '2025-07-15', 'completed', 50),
-            ('o3', 'c', 'web', null, date '2025-06-01', 'completed', 20),
-            ('o4', 'c', 'store', 's2', date '2025-07-02', 'completed', 10)
-        """
-    )
-    con.execute("create table runs (run_id varchar, as_of_date date)")
-    model = next(m for m in models.load_layer("core") if m.name == "order_summaries")
-    rebuild = f"select * from ({model.sql.strip().rstrip(';')})"
-    models.build_models(con, "core", ["order_summaries"])
-    seen = []
-    for night, as_of in enumerate([date(2025, 6, 30), date(2025, 7, 31), date(2025, 6, 30)]):
-        run_id = f"run-{night}"
-        con.execute("set variable as_of_date = ?", [as_of])
-        if night:  # orders were brought up to date by key tonight, with no change to log
-            models.save_state(con, "orders", "", run_id, updated=True)
-            models._update(con, model, model.incremental, run_id)
-        models.save_state(con, "order_summaries", model.digest, run_id, updated=bool(night))
-        con.execute("insert into runs values (?, ?)", [run_id, as_of])
-        for query in (
-            f"from order_summaries except all {rebuild}",
-            f"{rebuild} except all from order_summaries",
-        ):
-            assert con.execute(f"select count(*) from ({query})").fetchall() == [(0,)], night
-        seen.append(
-            con.execute(
-                "select customer_id, lifetime_orders, favourite_store from order_summaries "
-                "order by 1"
-            ).fetchall()
-        )
-    assert seen[0] == [("a", 1, None), ("c", 1, None)]
-    assert seen[1] == [("a", 1, None), ("b", 1, "s1"), ("c", 2, "s2")]
-    assert seen[2] == seen[0]

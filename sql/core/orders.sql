@@ -1,4 +1,4 @@
--- incremental: key = order_key; after = stg_orders, stg_order_lines, customer_xref; changes = customer_id
+-- incremental: key = order_key; after = stg_orders, customer_xref; changes = customer_id
 -- Orders and till transactions with their resolved customer (NULL for anonymous receipts).
 -- revenue_amount is the signed contribution to revenue: a completed sale adds its net amount,
 -- a return transaction subtracts it, cancelled and fully refunded orders add nothing.

@@ -2,8 +2,7 @@
 -- sql/checks/marts/customer_360_one_row_per_customer.sql).
 --
 --   golden attributes   straight from customers
---   lifetime stats      all orders on or before as_of_date (orders after it are ignored), from
---                       the core model order_summaries (kept by customer, not rebuilt nightly):
+--   lifetime stats      all orders on or before as_of_date (orders after it are ignored):
 --     first_order_on / last_order_on   first / last completed order (NULL if none)
 --     lifetime_orders                  distinct completed orders (0 if none)
 --     lifetime_revenue                 sum of revenue_amount: completed +net, store returns -net,
@@ -25,11 +24,11 @@
 --                       'occasional'; NULL without a completed order. Both thresholds can be set
 --                       as DuckDB variables of the same name.
 --     favourite_store   store_id of the most completed orders (ties: latest order, then lowest
---                       store_id); NULL without a store order (from order_summaries)
+--                       store_id); NULL without a store order
 --     favourite_category  category in the most completed orders, from order_lines (lines whose
 --                       own status is set and not 'completed' are ignored; ties: higher
---                       line_amount, then name); NULL without categorised lines (from
---                       order_summaries).
+--                       line_amount, then name); NULL without categorised lines. The pipeline
+--                       guarantees an order_lines table (possibly empty).
 --   clv                 from customer_value (built by ccv.analytics.customer_value before the
 --                       marts): probability_alive, expected purchases in the next 90/180/365 days,
 --                       expected_avg_order_value, clv over clv_horizon_months; clv_model_fitted is
@@ -52,9 +51,11 @@ customers as (
 
 ),
 
-order_summaries as (
+-- not materialized: read by two CTEs below, and copying every order into a materialized CTE
+-- costs more than scanning the table twice (each scan reads only the columns it needs)
+orders as not materialized (
 
-    select * from order_summaries
+    select * from orders
 
 ),
 
@@ -76,9 +77,60 @@ customer_value as (
 
 ),
 
+order_lines as (
+
+    select * from order_lines
+
+),
+
 purchase_days as (
 
     select * from purchase_days
+
+),
+
+order_stats as (
+
+    -- order_key is the primary key of orders (sql/checks/core/orders_key_unique.sql), so
+    -- counting rows counts distinct orders without the cost of a DISTINCT aggregate
+    select
+        orders.customer_id,
+        min(orders.ordered_on) filter (where orders.status = 'completed') as first_order_on,
+        max(orders.ordered_on) filter (where orders.status = 'completed') as last_order_on,
+        count(*) filter (where orders.status = 'completed') as lifetime_orders,
+        sum(orders.revenue_amount) as lifetime_revenue,
+        count(*) filter (where orders.status = 'completed' and orders.channel = 'web')
+            as web_orders,
+        count(*) filter (where orders.status = 'completed' and orders.channel = 'store')
+            as store_orders,
+        sum(orders.revenue_amount) filter (where orders.channel = 'web') as web_revenue,
+        sum(orders.revenue_amount) filter (where orders.channel = 'store') as store_revenue
+
+    from orders
+    cross join settings
+    where
+        orders.customer_id is not null
+        and orders.ordered_on <= settings.as_of_date
+    group by orders.customer_id
+
+),
+
+-- not materialized, like orders: read by store_orders and category_orders, and two column scans
+-- of orders cost less than copying its 2M+ completed orders into a materialized CTE
+completed_orders as not materialized (
+
+    select
+        orders.customer_id,
+        orders.order_key,
+        orders.store_id,
+        orders.ordered_on
+
+    from orders
+    cross join settings
+    where
+        orders.customer_id is not null
+        and orders.status = 'completed'
+        and orders.ordered_on <= settings.as_of_date
 
 ),
 
@@ -102,6 +154,75 @@ purchase_rhythm as (
 
 ),
 
+store_orders as (
+
+    -- one row per order (primary key), so count(*) counts distinct orders
+    select
+        customer_id,
+        store_id,
+        count(*) as store_orders,
+        max(ordered_on) as last_store_order_on
+
+    from completed_orders
+    where store_id is not null
+    group by customer_id, store_id
+
+),
+
+favourite_store as (
+
+    select customer_id, store_id
+
+    from store_orders
+    qualify row_number() over (
+        partition by customer_id
+        order by store_orders desc, last_store_order_on desc, store_id
+    ) = 1
+
+),
+
+order_categories as (
+
+    -- one row per order and category: an order counts once for each category it holds
+    select
+        order_lines.order_key,
+        order_lines.category,
+        sum(order_lines.line_amount) as category_amount
+
+    from order_lines
+    where
+        order_lines.category is not null
+        and coalesce(order_lines.status, 'completed') = 'completed'
+    group by order_lines.order_key, order_lines.category
+
+),
+
+category_orders as (
+
+    select
+        completed_orders.customer_id,
+        order_categories.category,
+        count(*) as category_orders,
+        sum(order_categories.category_amount) as category_amount
+
+    from completed_orders
+    inner join order_categories on completed_orders.order_key = order_categories.order_key
+    group by completed_orders.customer_id, order_categories.category
+
+),
+
+favourite_category as (
+
+    select customer_id, category
+
+    from category_orders
+    qualify row_number() over (
+        partition by customer_id
+        order by category_orders desc, category_amount desc nulls last, category
+    ) = 1
+
+),
+
 purchase_pattern as (
 
     select
@@ -114,10 +235,14 @@ purchase_pattern as (
                 and purchase_rhythm.interval_cv <= settings.regular_max_cv
                 then 'regular'
             else 'occasional'
-        end as buyer_regularity
+        end as buyer_regularity,
+        favourite_store.store_id as favourite_store,
+        favourite_category.category as favourite_category
 
     from purchase_rhythm
     cross join settings
+    left join favourite_store on purchase_rhythm.customer_id = favourite_store.customer_id
+    left join favourite_category on purchase_rhythm.customer_id = favourite_category.customer_id
 
 ),
 
@@ -152,19 +277,18 @@ final as (
         customers.sources,
 
         -- lifetime orders
-        order_summaries.first_order_on,
-        order_summaries.last_order_on,
-        cast(coalesce(order_summaries.lifetime_orders, 0) as integer) as lifetime_orders,
-        cast(coalesce(order_summaries.lifetime_revenue, 0) as decimal(18, 2)) as lifetime_revenue,
-        cast(coalesce(order_summaries.web_orders, 0) as integer) as web_orders,
-        cast(coalesce(order_summaries.store_orders, 0) as integer) as store_orders,
-        cast(coalesce(order_summaries.web_revenue, 0) as decimal(18, 2)) as web_revenue,
-        cast(coalesce(order_summaries.store_revenue, 0) as decimal(18, 2)) as store_revenue,
+        order_stats.first_order_on,
+        order_stats.last_order_on,
+        cast(coalesce(order_stats.lifetime_orders, 0) as integer) as lifetime_orders,
+        cast(coalesce(order_stats.lifetime_revenue, 0) as decimal(18, 2)) as lifetime_revenue,
+        cast(coalesce(order_stats.web_orders, 0) as integer) as web_orders,
+        cast(coalesce(order_stats.store_orders, 0) as integer) as store_orders,
+        cast(coalesce(order_stats.web_revenue, 0) as decimal(18, 2)) as web_revenue,
+        cast(coalesce(order_stats.store_revenue, 0) as decimal(18, 2)) as store_revenue,
         case
-            when order_summaries.web_orders > 0 and order_summaries.store_orders > 0
-                then 'omnichannel'
-            when order_summaries.web_orders > 0 then 'online_only'
-            when order_summaries.store_orders > 0 then 'store_only'
+            when order_stats.web_orders > 0 and order_stats.store_orders > 0 then 'omnichannel'
+            when order_stats.web_orders > 0 then 'online_only'
+            when order_stats.store_orders > 0 then 'store_only'
         end as channel_mix,
 
         -- rfm
@@ -197,8 +321,8 @@ final as (
         cast(round(purchase_pattern.mean_interval_days, 1) as double) as mean_interpurchase_days,
         cast(round(purchase_pattern.interval_cv, 3) as double) as interpurchase_cv,
         purchase_pattern.buyer_regularity,
-        order_summaries.favourite_store,
-        order_summaries.favourite_category,
+        purchase_pattern.favourite_store,
+        purchase_pattern.favourite_category,
 
         -- clv
         customer_value.probability_alive,
@@ -213,7 +337,7 @@ final as (
         ) as clv_model_fitted
 
     from customers
-    left join order_summaries on customers.customer_id = order_summaries.customer_id
+    left join order_stats on customers.customer_id = order_stats.customer_id
     left join rfm_scores on customers.customer_id = rfm_scores.customer_id
     left join loyalty_segments on customers.customer_id = loyalty_segments.customer_id
     left join purchase_pattern on customers.customer_id = purchase_pattern.customer_id

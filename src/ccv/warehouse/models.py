@@ -52,15 +52,13 @@ class Incremental:
       column. Updated only when every upstream was itself updated tonight (not rebuilt);
     * ``changes = <column>``: log this column of every touched row, before and after, as the
       model's changes for downstream models;
-    * ``touched = <name>``: the keys the query `sql/touched/<name>.sql` selects (given
-      ``$run_id``, before the model changes). With ``input``, instead of the keys of every
-      input row the run loaded — for an input that re-delivers what the model holds already,
-      as a snapshot source does every night: the rows whose values changed, and whatever else
-      the query knows changes the model's rows (`sql/touched/stg_customers.sql`); with
-      ``after`` as well, the query may read those models' logged changes, and the model
-      updates only when they were updated (`sql/touched/stg_consents.sql`). With ``after``
-      alone, in addition to the logged changes: keys whose rows change for another reason
-      (`sql/touched/order_summaries.sql`: customers whose orders the as-of date passed).
+    * ``touched = <name>`` (with ``input``): instead of the keys of every input row the run
+      loaded, the keys the query `sql/touched/<name>.sql` selects (given ``$run_id``, before
+      the model changes) — for an input that re-delivers what the model holds already, as a
+      snapshot source does every night: the rows whose values changed, and whatever else
+      the query knows changes the model's rows (see `sql/touched/stg_customers.sql`). With
+      ``after`` as well, the query may read those models' logged changes (see
+      `sql/touched/stg_consents.sql`), and the model updates only when they were updated.
 
     The model's rows of touched keys are deleted and recomputed from its inputs filtered to
     those keys (a temp view of each input's name shadows the table while the model's SQL runs,
@@ -88,6 +86,8 @@ class Incremental:
             parts[name.strip()] = words
         if "key" not in parts or not ("input" in parts or "after" in parts):
             raise ValueError(f"sql model {model}: incremental needs a key and input or after")
+        if "touched" in parts and "input" not in parts:
+            raise ValueError(f"sql model {model}: incremental touched needs an input")
         if "input" in parts and "after" in parts and "touched" not in parts:
             raise ValueError(f"sql model {model}: incremental input with after needs touched")
         return cls(
@@ -361,11 +361,10 @@ def _touched_sql(model: Model, spec: Incremental, database: str) -> str:
                 and l.source = m.source and l.source_file = m.source_file)
             """
     upstream = ", ".join(f"'{name}'" for name in spec.after)
-    logged = (
+    return (
         f"select distinct key as {spec.key[0]} from model_changes "
         f"where run_id = $run_id and model in ({upstream})"
     )
-    return f"{logged} union select * from ({model.touched_sql})" if model.touched_sql else logged
 
 
 def _update(con: duckdb.DuckDBPyConnection, model: Model, spec: Incremental, run_id: str) -> None:
