@@ -22,6 +22,7 @@ from tests.test_incremental import (
     identity_rows,
     order_rows,
     outcome,
+    rows_by_run,
     updated_tables,
 )
 
@@ -148,11 +149,14 @@ def test_crm_records_over_nights_equal_a_full_rebuild(tmp_path, monkeypatch):
     # rebuild in one: chunks must not change anything
     monkeypatch.setattr(incremental, "RECORDS_CHUNK", 97)
     moved = []  # orders whose customer changed, as logged for the core `orders` update
+    consents_tonight = []  # consent events' crosswalk rows written tonight, and all of them
     for night in (1, 2, 3):
         deliver(nightly, night)
         works.append(run_nightly(load_config(nightly)).resolve.work)
         assert updated_tables(nightly) >= (set() if night == 1 else ORDER_TABLES | CUSTOMER_TABLES)
         moved.append(order_moves(nightly))
+        consents = rows_by_run(nightly)["consent crosswalk"]
+        consents_tonight.append((consents.get(max(consents), 0), sum(consents.values())))
     monkeypatch.undo()
     full, rebuild = rebuilt_alongside(nightly, tmp_path)
     rebuilt = rebuild.resolve.work
@@ -160,6 +164,8 @@ def test_crm_records_over_nights_equal_a_full_rebuild(tmp_path, monkeypatch):
     assert outcome(nightly) == outcome(full)
     # new CRM records merge customers that earlier orders belong to: those orders are updated
     assert moved[0] == 0 and moved[1] > 0
+    # the consent events of new and changed CRM records are rewritten, not all of them
+    assert [0 < tonight < total for tonight, total in consents_tonight[1:]] == [True, True]
     assert order_rows(nightly) == order_rows(full)
     # merged, changed and deleted CRM records: the customers updated by key are a rebuild's
     assert customer_rows(nightly) == customer_rows(full)

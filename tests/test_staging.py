@@ -276,6 +276,7 @@ def test_the_shipped_incremental_headers_parse():
         input="raw_consents",
         after=("stg_customers",),
         touched="stg_consents",
+        changes="consent_key",
     )
     assert set(headers) == {
         "stg_customers",

@@ -1,4 +1,4 @@
--- incremental: key = source, consent_id; input = raw_consents; after = stg_customers; touched = stg_consents
+-- incremental: key = source, consent_id; input = raw_consents; after = stg_customers; touched = stg_consents; changes = consent_key
 -- One row per consent event, from two places:
 --   * consent files (sources of kind `consents` → raw_consents), latest load of each consent_id;
 --   * the opt-in flags of CRM records (customers sources with consents_from_opt_in): each

@@ -15,9 +15,10 @@ Which rows a night rewrites:
   observation times changed; rows of records gone tonight are deleted.
 * ``customer_xref``: CRM records whose customer or match rule changed, new ones and gone ones;
   orders whose identity record's customer or rule changed or that staging changed tonight
-  (the `stg_orders` change log, see `models.Incremental`); survey responses and consents are
-  restaged in full every night, so their rows are rewritten whole (~2.2M rows, ~1.5 s at a
-  million customers).
+  (the `stg_orders` change log, see `models.Incremental`); consent events whose identity
+  record (a consent file's event) or CRM record (an opt-in flag event) moved, or that staging
+  changed tonight (the `stg_consents` change log); survey responses are restaged in full every
+  night, so their rows are rewritten whole.
 * ``match_evidence``: the links of the records rewritten above, of every record sharing a
   link key with a record standardised or gone tonight (`evidence_scope`), and all
   probabilistic links — or, on a night that re-clusters only the scope of its changes
@@ -177,13 +178,18 @@ def _registered(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> Iterator
         con.unregister("_rows")
 
 
-def orders_restaged_by_key(con: duckdb.DuckDBPyConnection, run_id: str) -> bool:
-    """Whether staging brought `stg_orders` up to date by key in this run (so its change log
-    names every order it added, changed or removed)."""
+def restaged_by_key(con: duckdb.DuckDBPyConnection, model: str, run_id: str) -> bool:
+    """Whether staging brought `model` up to date by key in this run (so its change log names
+    every row it added, changed or removed)."""
     rows = con.execute(
-        "select updated from model_state where model = 'stg_orders' and run_id = ?", [run_id]
+        "select updated from model_state where model = ? and run_id = ?", [model, run_id]
     ).fetchall()
     return rows == [(True,)]
+
+
+def orders_restaged_by_key(con: duckdb.DuckDBPyConnection, run_id: str) -> bool:
+    """Whether staging brought `stg_orders` up to date by key in this run."""
+    return restaged_by_key(con, "stg_orders", run_id)
 
 
 def write_crosswalk_by_key(
@@ -214,6 +220,34 @@ def write_crosswalk_by_key(
         """,
         {"run_id": run_id},
     )
+    # the consent events whose identity record (a file's event) or CRM record (an opt-in flag
+    # event) moved, and those staging added, changed or removed tonight
+    consents_keyed = restaged_by_key(con, "stg_consents", run_id)
+    moved_consents = (
+        """
+        select t.source, t.consent_id as source_record_id
+        from stg_consents as t
+        semi join _moved_records as m
+            on m.record_kind = 'consent' and m.source = t.source
+            and m.source_record_id = t.record_key
+        union
+        select t.source, t.consent_id
+        from stg_consents as t
+        semi join _moved_records as m
+            on m.record_kind = 'customer' and m.source = t.customer_source
+            and m.source_record_id = t.customer_record_id
+        union
+        select split_part(key, ':', 1), substr(key, length(split_part(key, ':', 1)) + 2)
+        from model_changes where model = 'stg_consents' and run_id = $run_id
+        """
+        if consents_keyed
+        # none: staging rebuilt them, and their rows are rewritten whole (below)
+        else "select null::varchar as source, null::varchar as source_record_id "
+        "where $run_id is null"
+    )
+    con.execute(
+        f"create or replace temp table _moved_consents as {moved_consents}", {"run_id": run_id}
+    )
     con.execute(
         """
         create or replace temp table _xref_rewritten as
@@ -227,6 +261,8 @@ def write_crosswalk_by_key(
         union all
         select 'order', split_part(key, ':', 1), substr(key, length(split_part(key, ':', 1)) + 2)
         from model_changes where model = 'stg_orders' and run_id = $run_id
+        union all
+        select 'consent', source, source_record_id from _moved_consents
         """,
         {"run_id": run_id},
     )
@@ -234,8 +270,9 @@ def write_crosswalk_by_key(
         "delete from customer_xref x using _xref_rewritten m where x.record_kind = m.record_kind "
         "and x.source = m.source and x.source_record_id = m.source_record_id"
     )
-    # survey responses and consents are restaged in full every night
-    restaged = [kind for kind in parts if kind not in ("customer", "order")]
+    # survey responses (and consent events when staging rebuilt them) are rewritten whole
+    keyed_kinds = ("customer", "order", "consent") if consents_keyed else ("customer", "order")
+    restaged = [kind for kind in parts if kind not in keyed_kinds]
     con.execute(
         "delete from customer_xref where record_kind in (select unnest($kinds))",
         {"kinds": restaged},
@@ -255,6 +292,11 @@ def write_crosswalk_by_key(
                 on ir.record_kind = 'order' and ir.source = t.source
                 and ir.source_record_id = t.record_key""",
     }
+    if consents_keyed:
+        rows["consent"] = f"""
+            select * from ({parts["consent"]}) as t
+            semi join _moved_consents as m
+                on m.source = t.source and m.source_record_id = t.source_record_id"""
     for kind, sql in parts.items():
         con.execute(
             f"""
@@ -265,6 +307,7 @@ def write_crosswalk_by_key(
             {"run_id": run_id},
         )
     con.execute("drop table _xref_rewritten")
+    con.execute("drop table _moved_consents")
 
 
 def log_order_moves(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
