@@ -78,6 +78,11 @@ EXPORTS = """
 
 # the order in which `sql/staging/stg_customers.sql` picks a record's version (best first)
 VERSION_ORDER = "updated_at desc nulls last, loaded_at desc, source_file desc, row_number desc"
+# the same order as one value whose greatest is the best (`arg_max`)
+BEST = (
+    "(coalesce(updated_at, '-infinity'::timestamp), updated_at is not null, loaded_at, "
+    "source_file, row_number)"
+)
 
 
 def prune_superseded_snapshot_rows(con: duckdb.DuckDBPyConnection) -> int:
@@ -113,41 +118,42 @@ def prune_superseded_snapshot_rows(con: duckdb.DuckDBPyConnection) -> int:
                 group by all
             ),
 
-            ranked as (
+            -- per version of a record among the old rows, its first delivery
+            firsts as (
+                select arg_min(row_id, (loaded_at, source_file, row_number)) as row_id
+                from old_rows
+                group by source, source_record_id, version
+            ),
+
+            -- per record among the old rows: its best row (staging's order: newest update,
+            -- missing last, then latest load, file, row) and its last delivery (by file)
+            per_record as (
                 select
-                    o.row_id,
-                    o.version,
-                    row_number() over (
-                        partition by o.source, o.source_record_id order by {VERSION_ORDER}
-                    ) as best,
-                    row_number() over (
-                        partition by o.source, o.source_record_id, o.version
-                        order by o.loaded_at, o.source_file, o.row_number
-                    ) as first_delivery,
-                    row_number() over (
-                        partition by o.source, o.source_record_id
-                        order by o.source_file desc, o.row_number desc
-                    ) as last_delivery,
-                    -- a later delivery of the same version (the previous export has the
-                    -- greater name) outranks the row
-                    exists (
-                        select 1 from previous as k
-                        where k.source = o.source and k.source_record_id = o.source_record_id
-                            and k.version = o.version and k.loaded_at >= o.loaded_at
-                    ) as outranked,
-                    exists (
-                        select 1 from previous as k
-                        where k.source = o.source and k.source_record_id = o.source_record_id
-                    ) as record_kept
-                from old_rows as o
+                    source,
+                    source_record_id,
+                    arg_max(row_id, {BEST}) as best_id,
+                    arg_max(version, {BEST}) as best_version,
+                    arg_max(loaded_at, {BEST}) as best_loaded_at,
+                    arg_max(row_id, (source_file, row_number)) as last_id
+                from old_rows
+                group by source, source_record_id
             ),
 
             needed as (
-                select row_id
-                from ranked
-                where (best = 1 and not outranked)
-                    or first_delivery = 1
-                    or (last_delivery = 1 and not record_kept)
+                select row_id from firsts
+                union all
+                -- unless a later delivery of the same version (the previous export has the
+                -- greater name) outranks it
+                select p.best_id
+                from per_record as p
+                anti join previous as k
+                    on k.source = p.source and k.source_record_id = p.source_record_id
+                    and k.version = p.best_version and k.loaded_at >= p.best_loaded_at
+                union all
+                select p.last_id
+                from per_record as p
+                anti join previous as k
+                    on k.source = p.source and k.source_record_id = p.source_record_id
             ),
 
             final as (
