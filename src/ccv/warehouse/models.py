@@ -347,7 +347,7 @@ def _touched_sql(model: Model, spec: Incremental, database: str) -> str:
     if spec.input:
         input_table = f'"{database}".main.{spec.input}'
         delivered = (
-            f"select {keys} from ({model.touched_sql})"
+            f"select {keys} from (\n{model.touched_sql}\n)"
             if model.touched_sql
             else f"select distinct {keys} from {input_table} where run_id = $run_id"
         )
