@@ -223,31 +223,30 @@ def write_crosswalk_by_key(
     # the consent events whose identity record (a file's event) or CRM record (an opt-in flag
     # event) moved, and those staging added, changed or removed tonight
     consents_keyed = restaged_by_key(con, "stg_consents", run_id)
-    moved_consents = (
-        """
-        select t.source, t.consent_id as source_record_id
-        from stg_consents as t
-        semi join _moved_records as m
-            on m.record_kind = 'consent' and m.source = t.source
-            and m.source_record_id = t.record_key
-        union
-        select t.source, t.consent_id
-        from stg_consents as t
-        semi join _moved_records as m
-            on m.record_kind = 'customer' and m.source = t.customer_source
-            and m.source_record_id = t.customer_record_id
-        union
-        select split_part(key, ':', 1), substr(key, length(split_part(key, ':', 1)) + 2)
-        from model_changes where model = 'stg_consents' and run_id = $run_id
-        """
-        if consents_keyed
-        # none: staging rebuilt them, and their rows are rewritten whole (below)
-        else "select null::varchar as source, null::varchar as source_record_id "
-        "where $run_id is null"
-    )
     con.execute(
-        f"create or replace temp table _moved_consents as {moved_consents}", {"run_id": run_id}
+        "create or replace temp table _moved_consents (source varchar, source_record_id varchar)"
     )
+    if consents_keyed:  # else staging rebuilt them: their rows are rewritten whole (below)
+        con.execute(
+            """
+            insert into _moved_consents
+            select t.source, t.consent_id as source_record_id
+            from stg_consents as t
+            semi join _moved_records as m
+                on m.record_kind = 'consent' and m.source = t.source
+                and m.source_record_id = t.record_key
+            union
+            select t.source, t.consent_id
+            from stg_consents as t
+            semi join _moved_records as m
+                on m.record_kind = 'customer' and m.source = t.customer_source
+                and m.source_record_id = t.customer_record_id
+            union
+            select split_part(key, ':', 1), substr(key, length(split_part(key, ':', 1)) + 2)
+            from model_changes where model = 'stg_consents' and run_id = $run_id
+            """,
+            {"run_id": run_id},
+        )
     con.execute(
         """
         create or replace temp table _xref_rewritten as
