@@ -166,6 +166,18 @@ def _differences(con) -> dict[str, tuple[int, int]]:
     return out
 
 
+def _recorded_updates(monkeypatch) -> list[str]:
+    """The models updated by key from now on, in order (each update still runs)."""
+    updates = []
+    real_update = models._update
+    monkeypatch.setattr(
+        models,
+        "_update",
+        lambda c, m, spec, run: updates.append(m.name) or real_update(c, m, spec, run),
+    )
+    return updates
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_staged_orders_updated_by_key_equal_a_rebuild_night_after_night(
     con, tmp_path, monkeypatch, seed
@@ -174,13 +186,7 @@ def test_staged_orders_updated_by_key_equal_a_rebuild_night_after_night(
     same name, a drop turned unreadable: after every night the incrementally updated
     stg_orders / stg_order_lines hold exactly the rows a rebuild gives."""
     rng = random.Random(seed)
-    updates = []
-    real_update = models._update
-    monkeypatch.setattr(
-        models,
-        "_update",
-        lambda c, m, spec, run: updates.append(m.name) or real_update(c, m, spec, run),
-    )
+    updates = _recorded_updates(monkeypatch)
     (tmp_path / "drops").mkdir()
     config = make_config(tmp_path, CRM | {"path": "none.csv"}, SHOP, WEB_DROPS)
     for night_no in range(1, 7):
@@ -446,13 +452,7 @@ def test_staged_crm_records_updated_by_key_equal_a_rebuild_night_after_night(
     """After every night of `_crm_nights` (the previous export re-sent with other content on
     night 6) stg_customers and stg_consents, updated by key, hold exactly what a rebuild
     gives."""
-    updates = []
-    real_update = models._update
-    monkeypatch.setattr(
-        models,
-        "_update",
-        lambda c, m, spec, run: updates.append(m.name) or real_update(c, m, spec, run),
-    )
+    updates = _recorded_updates(monkeypatch)
     nights = _crm_nights(con, tmp_path, seed, replaced="crm_04.csv")
     for differences, _ in nights:
         assert set(differences.values()) == {(0, 0)}, differences
