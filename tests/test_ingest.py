@@ -411,12 +411,36 @@ def test_old_snapshot_exports_keep_only_what_staging_can_still_choose(con, tmp_p
 
 
 def test_pruning_follows_stagings_choice_of_version():
+    """Staging ranks versions by VERSION_ORDER; pruning picks a record's best old row with
+    `arg_max` over BEST, which must choose the same row: ties on the update time, missing
+    update times, loads, files and rows in every combination."""
+    import itertools
     from pathlib import Path
 
-    from ccv.ingest.snapshots import VERSION_ORDER
+    from ccv.ingest.snapshots import BEST, VERSION_ORDER
 
     staging = Path(__file__).parents[1] / "sql" / "staging" / "stg_customers.sql"
     assert f"order by {VERSION_ORDER}" in staging.read_text(encoding="utf-8")
+    values = itertools.product(
+        [None, "2026-01-01", "2026-02-01"], ["2026-11-01", "2026-11-02"], ["f1", "f2"], [1, 2]
+    )
+    with duckdb.connect() as con:
+        con.execute(
+            "create table rows as select row_number() over () as id, * from (values "
+            + ", ".join(
+                f"(cast({'null' if u is None else repr(u)} as timestamp), "
+                f"timestamp '{loaded}', '{file}', {row})"
+                for u, loaded, file, row in values
+            )
+            + ") as v(updated_at, loaded_at, source_file, row_number)"
+        )
+        for size in (2, 3, 5, 48):  # records of the first `size` rows, then every 3rd row
+            for subset in (f"id <= {size}", f"id % 3 = {size % 3}"):
+                by_order = con.execute(
+                    f"select id from rows where {subset} order by {VERSION_ORDER} limit 1"
+                ).fetchall()
+                by_max = con.execute(f"select arg_max(id, {BEST}) from rows where {subset}")
+                assert by_max.fetchall() == by_order, subset
 
 
 def test_old_snapshot_exports_keep_only_quarantined_rows_not_delivered_again(con, tmp_path):

@@ -34,6 +34,8 @@ redelivered as (
         and (o.source is null or crm_version(n) <> crm_version(o))
 ),
 
+-- the records the latest export holds: stg_customers' in_latest_export, which reads the raw
+-- rows of the touched keys only (a shared table macro would read the whole export every night)
 present as (
     select r.source, r.source_record_id
     from raw_customers as r
