@@ -7,7 +7,9 @@ import importlib.metadata
 import duckdb
 
 from ccv.config import load_config
+from ccv.identity import unchanged
 from ccv.pipeline import run_nightly
+from ccv.warehouse import models
 from tests.conftest import make_project
 from tests.test_incremental import (
     CUSTOMER_TABLES,
@@ -107,3 +109,33 @@ def test_a_library_upgrade_resolves_the_same_inputs_afresh(tmp_path, monkeypatch
     assert work.params != "unchanged"
     assert work.standardised == work.records
     assert work.pairs_compared == work.candidate_pairs
+
+
+def _edit_line(path, line_no: int, old: str, new: str) -> None:
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    assert old in lines[line_no]
+    lines[line_no] = lines[line_no].replace(old, new, 1)
+    path.write_text("".join(lines), encoding="utf-8")
+
+
+def test_a_changed_order_or_survey_answer_alone_resolves_again(tmp_path):
+    """Staged orders are known unchanged from staging's by-key log, survey answers by their
+    rows: a change to either alone (a till receipt's amount, an answer's comment: neither an
+    identifier) still makes the night resolve, and a night after it with no change does not."""
+    config_path = make_project(tmp_path / "p")
+    run_nightly(load_config(config_path))
+    sample = config_path.parent / "data" / "sample"
+    _edit_line(sample / "store_orders.csv", 1, ",53.00,0.00,53.00,", ",54.00,0.00,54.00,")
+    assert run_nightly(load_config(config_path)).resolve.work.params != "unchanged"
+    assert run_nightly(load_config(config_path)).resolve.work.params == "unchanged"
+    _edit_line(sample / "survey_responses.csv", 1, "kept logging me out", "logs me out")
+    assert run_nightly(load_config(config_path)).resolve.work.params != "unchanged"
+    assert run_nightly(load_config(config_path)).resolve.work.params == "unchanged"
+
+
+def test_the_staged_tables_known_unchanged_by_their_log_log_every_row():
+    """`unchanged.STAGED_LOGGED` relies on their updates logging every row they delete or
+    insert, which a model does only with a change column."""
+    staged = {m.name: m for m in models.load_layer("staging")}
+    for table in unchanged.STAGED_LOGGED:
+        assert staged[table].incremental and staged[table].incremental.changes, table

@@ -319,7 +319,11 @@ def resolve(
     # decided before `link_and_write` brings the state up to tonight
     delta = identity.incremental and state_is_current(con, signature)
     digest = unchanged.inputs_digest(con, config)
-    if delta and digest == unchanged.last_digest(con):
+    if (
+        delta
+        and digest == unchanged.last_digest(con)
+        and unchanged.staged_by_key_unchanged(con, run_id)
+    ):
         return _unchanged_night(con, run_id, signature)
     # tonight's identity tables can be written by key: last night's are there, and current
     keyed = delta and has_last_records(con)

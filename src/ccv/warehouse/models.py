@@ -323,6 +323,21 @@ def save_state(
         con.execute("delete from model_changes where model = ?", [model])
 
 
+def changed_nothing(con: duckdb.DuckDBPyConnection, model: str, run_id: str) -> bool:
+    """`run_id` updated `model` by key and deleted or inserted no row.
+
+    Meaningful only for a model with a change column (``changes`` in its header): an update
+    logs the change column of every row it deletes or inserts, so no log means no such row.
+    """
+    _ensure_state_tables(con)
+    ((nothing,),) = con.execute(
+        "select exists (select 1 from model_state where model = $m and run_id = $r and updated) "
+        "and not exists (select 1 from model_changes where model = $m and run_id = $r)",
+        {"m": model, "r": run_id},
+    ).fetchall()
+    return bool(nothing)
+
+
 def log_changes(con: duckdb.DuckDBPyConnection, model: str, run_id: str, keys_sql: str) -> None:
     """Add the change keys `keys_sql` selects to `model`'s changes of `run_id` (those of earlier
     runs are dropped: downstream models read tonight's only)."""
