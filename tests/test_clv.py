@@ -376,6 +376,34 @@ def test_fit_likelihoods_are_bit_for_bit_the_reference_likelihoods(summary):
         )
 
 
+def test_the_fits_analytic_gradients_match_central_differences(summary):
+    # L-BFGS-B steps with these gradients: a wrong sign or term would still "converge", but
+    # elsewhere (the published-parameter tests would catch a large error, not a small one)
+    from ccv.analytics.clv import _BgNbdLikelihood, _GammaGammaLikelihood
+
+    rng = np.random.default_rng(5)
+    x, t_x, T = (summary[c].to_numpy(dtype=float) for c in ("x", "t_x", "T"))
+    repeat = x > 0
+    m = summary["zbar"].to_numpy(dtype=float)[repeat]
+    cases = [
+        (_BgNbdLikelihood(x, t_x, T), BgNbdParams, 4),
+        (_GammaGammaLikelihood(x[repeat], m), GammaGammaParams, 3),
+    ]
+    for likelihood, params_type, size in cases:
+        weight = rng.integers(1, 5, len(likelihood.x)).astype(float)
+        for _ in range(10):
+            theta = np.exp(rng.normal(0, 1, size))
+            value, analytic = likelihood.weighted(params_type(*theta), weight)
+            assert value == weight @ likelihood(params_type(*theta))
+            for k in range(size):
+                step = 1e-6 * theta[k]
+                up, down = theta.copy(), theta.copy()
+                up[k] += step
+                down[k] -= step
+                rise = weight @ (likelihood(params_type(*up)) - likelihood(params_type(*down)))
+                assert analytic[k] == pytest.approx(rise / (2 * step), rel=1e-5, abs=1e-4)
+
+
 @pytest.mark.parametrize("whole_days", [True, False])
 def test_distinct_rows_match_numpy_unique_by_rows(whole_days):
     from ccv.analytics.clv import distinct_rows

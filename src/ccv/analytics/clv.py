@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import minimize
-from scipy.special import betaln, expit, gammaln, hyp2f1
+from scipy.special import betaln, digamma, expit, gammaln, hyp2f1
 
 DAYS_PER_MONTH = 365.25 / 12  # a CLV "month" is an average calendar month, 30.4375 days
 
@@ -89,22 +89,37 @@ def distinct_rows(*columns: np.ndarray) -> tuple[list[np.ndarray], np.ndarray, n
     Day-granular inputs are whole numbers: their rows are then packed into one int64 key and
     sorted in one dimension, several times faster than `np.unique(axis=0)` at a million rows
     with exactly the same result (same rows, same lexicographic order). Other inputs (weeks,
-    spend) take the general path.
+    spend) are sorted with `np.lexsort` (`_distinct_sorted_rows`): `np.unique(axis=0)` took
+    0.7 s for the Gamma-Gamma fit's 830k (frequency, spend) rows, almost all distinct.
     """
     columns = [np.asarray(c, dtype=np.float64) for c in columns]
     key = _integer_row_key(columns)
     if key is None:
-        stacked = np.column_stack(columns)
-        unique, inverse, counts = np.unique(
-            stacked, axis=0, return_inverse=True, return_counts=True
-        )
-        unique_columns = [unique[:, i] for i in range(unique.shape[1])]
+        unique_columns, inverse, counts = _distinct_sorted_rows(columns)
     else:
         _, first, inverse, counts = np.unique(
             key, return_index=True, return_inverse=True, return_counts=True
         )
         unique_columns = [c[first] for c in columns]
     return unique_columns, inverse.reshape(-1), counts.astype(np.float64)
+
+
+def _distinct_sorted_rows(
+    columns: list[np.ndarray],
+) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """`distinct_rows` of float columns with no NaN by a lexicographic sort: the rows in order,
+    a new distinct row wherever any column differs from the row before."""
+    order = np.lexsort(columns[::-1])  # lexsort's last key is the primary one
+    ordered = [c[order] for c in columns]
+    starts = np.ones(len(order), dtype=bool)
+    if len(order):
+        starts[1:] = np.any([c[1:] != c[:-1] for c in ordered], axis=0)
+    group = np.cumsum(starts) - 1
+    inverse = np.empty(len(order), dtype=np.intp)
+    inverse[order] = group
+    first = np.flatnonzero(starts)
+    counts = np.diff(np.append(first, len(order)))
+    return [c[first] for c in ordered], inverse, counts
 
 
 def _integer_row_key(columns: list[np.ndarray]) -> np.ndarray | None:
@@ -126,15 +141,21 @@ def _integer_row_key(columns: list[np.ndarray]) -> np.ndarray | None:
     return key
 
 
-def _maximise(neg_mean_ll, start: np.ndarray) -> tuple[np.ndarray, float, str]:
+def _maximise(neg_mean_ll, start: np.ndarray, with_gradient=None) -> tuple[np.ndarray, float, str]:
     """Minimise a mean negative log-likelihood over log-parameters; L-BFGS-B, then Nelder-Mead.
 
     Quasi-Newton is fast on these smooth surfaces; Nelder-Mead (what the reference
-    implementations use) is the fallback when the numeric gradient goes astray.
+    implementations use) is the fallback when L-BFGS-B goes astray. `with_gradient` gives the
+    value and its analytic gradient at once: without it L-BFGS-B differences the function
+    numerically, one more evaluation per parameter at every step (at a million customers the
+    two fits took 2.4 s a night that way).
     """
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        best = minimize(neg_mean_ll, start, method="L-BFGS-B")
+        if with_gradient is None:
+            best = minimize(neg_mean_ll, start, method="L-BFGS-B")
+        else:
+            best = minimize(with_gradient, start, method="L-BFGS-B", jac=True)
         if not (best.success and np.isfinite(best.fun)):
             fallback = minimize(
                 neg_mean_ll,
@@ -149,6 +170,20 @@ def _maximise(neg_mean_ll, start: np.ndarray) -> tuple[np.ndarray, float, str]:
     if np.any(np.abs(best.x) > 25):
         raise FitError(f"a parameter ran off to the boundary: exp({best.x.round(1).tolist()})")
     return best.x, float(best.fun), str(best.message)
+
+
+def _mean_and_gradient(
+    log_likelihood, params, log_params: np.ndarray, weight: np.ndarray
+) -> tuple[float, np.ndarray]:
+    """The mean negative log-likelihood of weighted rows and its gradient by the
+    log-parameters (d/d log θ = θ · d/dθ); infinite with a zero gradient where it is not
+    finite, as the value-only function gives infinity there."""
+    total = weight.sum()
+    value, gradient = log_likelihood.weighted(params, weight)
+    value, gradient = -value / total, -gradient / total * np.exp(log_params)
+    if not (np.isfinite(value) and np.all(np.isfinite(gradient))):
+        return np.inf, np.zeros_like(log_params)
+    return float(value), gradient
 
 
 # ---------------------------------------------------------------- BG/NBD
@@ -199,6 +234,52 @@ class _BgNbdLikelihood:
         died_after_last = np.where(self.repeat, died_beta - (r + x) * np.log(alpha + t_x), -np.inf)
         return common + np.logaddexp(alive_to_end, died_after_last)
 
+    def weighted(self, params: BgNbdParams, weight: np.ndarray) -> tuple[float, np.ndarray]:
+        """Σ weight · log-likelihood, and its derivatives by (r, alpha, a, b), in one pass.
+
+        With L = log(e^A + e^B) for the two terms of `__call__` (A: alive to the end, B: died
+        after the last purchase, none for x = 0), dL = w_A dA + w_B dB with w = e^(term − L);
+        the Γ and B terms differentiate to digammas of r + x, b + x, a + b + x (one per
+        distinct x). The value is computed as `__call__` computes it."""
+        x, t_x, T, dx = self.x, self.t_x, self.T, self.distinct_x
+        r, alpha, a, b = params.r, params.alpha, params.a, params.b
+        at = self.x_index
+        common = (gammaln(r + dx) - gammaln(r) + r * np.log(alpha) - betaln(a, b))[at]
+        log_to_end, log_to_last = np.log(alpha + T), np.log(alpha + t_x)
+        alive_to_end = betaln(a, b + dx)[at] - (r + x) * log_to_end
+        dx_safe = np.where(dx > 0, dx, 1.0)
+        died_beta = betaln(a + 1, b + dx_safe - 1)[at]
+        died = np.where(self.repeat, died_beta - (r + x) * log_to_last, -np.inf)
+        both = np.logaddexp(alive_to_end, died)
+        w_end, w_last = np.exp(alive_to_end - both), np.exp(died - both)
+        # per row: d = c + w_end · e + w_last · l; summed with the weights as dot products
+        end, last = weight * w_end, weight * w_last
+        total, to_end, to_last = weight.sum(), end.sum(), last.sum()
+        psi_abx = digamma(a + b + dx)[at]
+        psi_ab = digamma(a + b)
+        d_r = (
+            weight @ (digamma(r + dx) - digamma(r))[at]
+            + total * np.log(alpha)
+            - end @ log_to_end
+            - last @ log_to_last
+        )
+        d_alpha = (
+            total * r / alpha - end @ ((r + x) / (alpha + T)) - last @ ((r + x) / (alpha + t_x))
+        )
+        d_a = (
+            total * (psi_ab - digamma(a))
+            + to_end * digamma(a)
+            + to_last * digamma(a + 1)
+            - (end + last) @ psi_abx
+        )
+        d_b = (
+            total * (psi_ab - digamma(b))
+            + end @ digamma(b + dx)[at]
+            + last @ digamma(b + dx_safe - 1)[at]
+            - (end + last) @ psi_abx
+        )
+        return float(weight @ (common + both)), np.array([d_r, d_alpha, d_a, d_b])
+
 
 def fit_bgnbd(frequency, recency, T, min_customers: int = 2) -> Fit:
     """Maximum-likelihood BG/NBD parameters; raises FitError when the data cannot support them."""
@@ -218,9 +299,13 @@ def fit_bgnbd(frequency, recency, T, min_customers: int = 2) -> Fit:
         value = -(weight @ ll) / total
         return value if np.isfinite(value) else np.inf
 
+    def with_gradient(log_params: np.ndarray) -> tuple[float, np.ndarray]:
+        params = BgNbdParams(*np.exp(log_params))
+        return _mean_and_gradient(log_likelihood, params, log_params, weight)
+
     # start: r = 1, alpha = mean T (rate ≈ 1 purchase per calibration), a = b = 1
     start = np.log([1.0, max(float(np.mean(T)), 1e-3), 1.0, 1.0])
-    log_params, value, message = _maximise(neg_mean_ll, start)
+    log_params, value, message = _maximise(neg_mean_ll, start, with_gradient)
     # Customers who all buy at one pace leave no heterogeneity to fit: the likelihood keeps
     # rising as r and alpha grow together (same mean rate r/alpha, less variance), and where
     # the optimiser stops on that ridge depends on floating-point details of the CPU. Such a
@@ -310,6 +395,23 @@ class _GammaGammaLikelihood:
         px = p * x
         return per_x + (px - 1) * self.log_m + px * self.log_x - (px + q) * np.log(g + x * m)
 
+    def weighted(self, params: GammaGammaParams, weight: np.ndarray) -> tuple[float, np.ndarray]:
+        """Σ weight · log-likelihood, and its derivatives by (p, q, gamma), in one pass (the
+        value computed as `__call__` computes it)."""
+        x, m = self.x, self.m
+        p, q, g = params.p, params.q, params.gamma
+        dpx = p * self.distinct_x
+        per_x = (gammaln(dpx + q) - gammaln(dpx) - gammaln(q) + q * np.log(g))[self.x_index]
+        px = p * x
+        log_spent = np.log(g + x * m)
+        value = weight @ (per_x + (px - 1) * self.log_m + px * self.log_x - (px + q) * log_spent)
+        psi_pxq = digamma(dpx + q)[self.x_index]
+        wx, total = weight * x, weight.sum()
+        d_p = wx @ (psi_pxq - digamma(dpx)[self.x_index] + self.log_m + self.log_x - log_spent)
+        d_q = weight @ (psi_pxq - log_spent) + total * (np.log(g) - digamma(q))
+        d_g = total * q / g - weight @ ((px + q) / (g + x * m))
+        return float(value), np.array([d_p, d_q, d_g])
+
 
 def fit_gamma_gamma(frequency, monetary, min_customers: int = 2) -> Fit:
     """Maximum-likelihood Gamma-Gamma parameters from repeat buyers (x > 0, m_x > 0) only."""
@@ -329,8 +431,12 @@ def fit_gamma_gamma(frequency, monetary, min_customers: int = 2) -> Fit:
         value = -(weight @ ll) / total
         return value if np.isfinite(value) else np.inf
 
+    def with_gradient(log_params: np.ndarray) -> tuple[float, np.ndarray]:
+        params = GammaGammaParams(*np.exp(log_params))
+        return _mean_and_gradient(log_likelihood, params, log_params, weight)
+
     start = np.log([1.0, 2.0, max(float(np.mean(m)), 1e-3)])
-    log_params, value, message = _maximise(neg_mean_ll, start)
+    log_params, value, message = _maximise(neg_mean_ll, start, with_gradient)
     params = GammaGammaParams(*(float(v) for v in np.exp(log_params)))
     if params.q <= 1:
         raise FitError(f"Gamma-Gamma q = {params.q:.3g} <= 1: the mean spend is not finite")
