@@ -241,6 +241,35 @@ def test_changed_sql_or_a_forget_rebuilds_instead_of_updating(con, tmp_path, mon
     assert sorted(updates[4:]) == ["stg_consents", "stg_customers", "stg_order_lines"]
 
 
+def test_a_keyed_update_logs_the_change_column_as_it_was_and_as_it_is(con, tmp_path):
+    """An update by key logs, as the run's changes, the change column of the rows it replaced
+    and of the rows it wrote: a record moving from group a to d changes both groups, a new
+    record its own, an untouched one none; each run's log replaces the last one's."""
+    (tmp_path / "staging").mkdir()
+    (tmp_path / "staging" / "stg_x.sql").write_text(
+        "-- incremental: key = source, id; input = raw_x; changes = grp\n"
+        "select source, source_file, id, grp from raw_x\n"
+        "qualify row_number() over (partition by source, id order by run_id desc) = 1\n"
+    )
+    lineage = "run_id varchar, source varchar, source_file varchar"
+    con.execute(f"create table raw_x ({lineage}, id int, grp varchar)")
+    con.execute(f"create table ingest_log ({lineage}, status varchar)")
+
+    def night(run_id: str, rows: list[tuple[int, str]]) -> list[str]:
+        con.executemany(
+            "insert into raw_x values (?, 's', ?, ?, ?)", [(run_id, run_id, i, g) for i, g in rows]
+        )
+        models.build(con, layers=("staging",), sql_dir=tmp_path, run_id=run_id)
+        logged = con.execute("select run_id, key from model_changes where model = 'stg_x'")
+        return sorted({f"{run}:{key}" for run, key in logged.fetchall()})
+
+    assert night("r1", [(1, "a"), (2, "b"), (3, "c")]) == []  # built whole: nothing to log
+    assert night("r2", [(1, "d"), (4, "e")]) == ["r2:a", "r2:d", "r2:e"]
+    assert night("r3", [(2, "b")]) == ["r3:b"]
+    staged = con.execute("select id, grp from stg_x order by id").fetchall()
+    assert staged == [(1, "d"), (2, "b"), (3, "c"), (4, "e")]
+
+
 @pytest.mark.parametrize(
     ("header", "message"),
     [
