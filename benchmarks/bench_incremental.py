@@ -20,7 +20,10 @@ on the next call instead of running night 1 again; `--no-rebuild` stops after ni
 `bench_stage.py` does for one stage); `--statements FILE` (implies `--phases`) also times every
 SQL statement of night 2 and writes them to FILE, one JSON object a line, and prints the
 costliest; `--profile FILE` writes night 2's cProfile stats (read them with
-`python -m pstats FILE`); `--no-new-files` runs night 2 with no new drop.
+`python -m pstats FILE`); `--no-new-files` runs night 2 with no new drop; `--repeat N` (with
+`--reuse-night-1`) runs night 2 N times, each from night 1's restored state, and reports every
+run's stage times and their median (`night_2_repeats`, `night_2_median_seconds`): a change
+worth a second or two is smaller than the spread between two runs of the same code.
 
 The machine's state moves timings by ±20 % between identical runs here (a VM with busy
 neighbours). So the run also times the *floor* (`benchmarks/run.py`: DuckDB scanning every
@@ -34,6 +37,7 @@ import argparse
 import cProfile
 import json
 import shutil
+import statistics
 import sys
 from pathlib import Path
 
@@ -121,6 +125,13 @@ def restore_night_1(saved: Path, project: Path) -> None:
             shutil.copy2(saved / part, target)
 
 
+def deliver_night_2(project: Path, deliver: bool) -> None:
+    """Move night 2's files into the drops folder (none when not `deliver`)."""
+    later = project / "data" / "sample" / "later"
+    for file in later.iterdir() if deliver else ():
+        file.rename(project / "data" / "sample" / "drops" / file.name)
+
+
 def night(config_path: Path, full_refresh: bool) -> dict:
     """One nightly run, timed per stage (seconds rounded), with what resolve computed."""
     result = run(config_path, full_refresh)
@@ -159,12 +170,21 @@ def main() -> None:
         "--profile", type=Path, metavar="FILE", help="write night 2's cProfile stats here"
     )
     parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run night 2 N times from night 1's saved state (needs --reuse-night-1)",
+    )
+    parser.add_argument(
         "--no-rebuild",
         dest="rebuild",
         action="store_false",
         help="skip the full rebuild of night 2 (and the comparison with it)",
     )
     args = parser.parse_args()
+    if args.repeat > 1 and not args.reuse_night_1:
+        parser.error("--repeat needs --reuse-night-1 (each run starts from night 1's state)")
     config_path = prepare(args.customers, args.seed, args.out)
     project = config_path.parent
     saved = project.with_name(f"{project.name}-night1-{args.delta}")
@@ -180,9 +200,7 @@ def main() -> None:
         if args.reuse_night_1:
             save_night_1(project, saved)
     floors.append(round(floor_seconds(config_path), 2))
-    later = project / "data" / "sample" / "later"
-    for file in later.iterdir() if args.deliver else ():
-        file.rename(project / "data" / "sample" / "drops" / file.name)
+    deliver_night_2(project, args.deliver)
     if args.phases or args.statements:
         with PeakRSS() as memory:
             phases = Phases((*TASKS["ingest"], *TASKS["resolve"], *TASKS["build"]), memory)
@@ -210,6 +228,18 @@ def main() -> None:
     else:
         result["night_2_incremental"] = night(config_path, full_refresh=False)
     floors.append(round(floor_seconds(config_path), 2))
+    if args.repeat > 1:
+        repeats = [result["night_2_incremental"]["seconds"]]
+        for _ in range(args.repeat - 1):
+            restore_night_1(saved, project)
+            deliver_night_2(project, args.deliver)
+            result["night_2_incremental"] = night(config_path, full_refresh=False)
+            repeats.append(result["night_2_incremental"]["seconds"])
+            floors.append(round(floor_seconds(config_path), 2))
+        result["night_2_repeats"] = repeats
+        result["night_2_median_seconds"] = {
+            stage: statistics.median(r[stage] for r in repeats) for stage in repeats[0]
+        }
     if not args.rebuild:
         print(json.dumps(result, indent=2))
         return
