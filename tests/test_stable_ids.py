@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ccv.identity.stable_ids import _anchors, assign_ids
+from ccv.identity.stable_ids import _anchors, _mint_unused, assign_ids, mint_ids
 from ccv.identity.store import ensure_identity_tables, record_assignment
 
 
@@ -86,6 +86,20 @@ def test_minted_id_never_reuses_a_retired_id():
     # the same anchor appears again after its id was retired elsewhere: a fresh id is minted
     result = assign_ids(clusters(x=["src:1"]), crosswalk(), registry(retired))
     assert id_of(result, "src:1") != retired
+
+
+@pytest.mark.parametrize("text", [object, "str"])
+def test_ids_minted_against_used_ids_are_those_of_the_whole_set(text):
+    """`_mint_unused` looks the few new ids up among every used one instead of making a set
+    of them; it must mint what `mint_ids` mints with that set, taken ids salted."""
+    anchors = [f"src:{i}" for i in range(50)]
+    unsalted = mint_ids(anchors, set())
+    others = [f"C{i:016x}" for i in range(1000)]
+    for taken in ([], [unsalted[3]], [unsalted[3], unsalted[40]]):
+        used = (pd.Series(others + taken[:1], dtype=text), pd.Series(taken[1:], dtype=text))
+        minted = _mint_unused(anchors, used)
+        assert minted == mint_ids(anchors, {*others, *taken})
+        assert [a != b for a, b in zip(minted, unsalted, strict=True)].count(True) == len(taken)
 
 
 def test_record_moving_between_surviving_customers_is_reported():

@@ -66,6 +66,27 @@ def mint_ids(anchors: list[str], taken: set[str]) -> list[str]:
     return out
 
 
+def _mint_unused(anchors: list[str], used: tuple[pd.Series, ...]) -> list[str]:
+    """`mint_ids` of `anchors`, none of the ids in `used` (every id ever minted).
+
+    Why not a set of every used id: a night mints a few thousand ids while a million customers'
+    ids have been used (~0.3 s to turn them into a set of Python strings). So each anchor's
+    id is looked up among them (Arrow); only when one is taken do the ids come from `mint_ids`
+    over the whole set (the same ids either way: with none taken, no id is salted for them).
+    """
+    first = mint_ids(anchors, set())  # salted only where two anchors give the same id
+    candidates = pa.array(first, type=pa.string())
+    met = False
+    for ids in used:
+        held = pa.array(ids)  # Arrow-backed text: no copy
+        if held.null_count < len(held):  # each used id looked up among the few candidates
+            met |= pc.any(pc.is_in(held, value_set=candidates.cast(held.type))).as_py()
+    if not met:
+        return first  # what `mint_ids` gives with every used id: none of them is met
+    taken = set().union(*(ids.to_numpy(dtype=object) for ids in used))
+    return mint_ids(anchors, taken)
+
+
 def _isin(values: pd.Series, test: pd.Series) -> np.ndarray:
     """`values.isin(test)` for text, through Arrow's hash set: pandas' `isin` on its Arrow-backed
     strings first turns every value of `test` into a Python object (a second per 100k ids)."""
@@ -131,9 +152,6 @@ def vote_ids(new: pd.DataFrame, previous: pd.DataFrame, registry: pd.DataFrame) 
     merged = winners[~_isin(winners["customer_id"], kept["customer_id"])].copy()
     merged["merged_into"] = merged["cluster"].map(cluster_id)
 
-    taken = set(registry["customer_id"].to_numpy(dtype=object)) | set(
-        previous["customer_id"].to_numpy(dtype=object)
-    )
     lost = votes.merge(winners[["customer_id", "cluster"]], how="left", indicator=True)
     lost = lost[lost["_merge"] == "left_only"]
     split_from = (
@@ -143,7 +161,8 @@ def vote_ids(new: pd.DataFrame, previous: pd.DataFrame, registry: pd.DataFrame) 
     )
 
     fresh = anchors[~anchors.index.isin(cluster_id.index)]
-    minted = pd.Series(mint_ids(fresh.tolist(), taken), index=fresh.index, dtype=object)
+    used = (registry["customer_id"], previous["customer_id"])
+    minted = pd.Series(_mint_unused(fresh.tolist(), used), index=fresh.index, dtype=object)
     cluster_id = pd.concat([cluster_id, minted])
     is_split = minted.index.isin(split_from.index)
     origin = minted.index.map(split_from)
