@@ -221,32 +221,36 @@ class _BgNbdLikelihood:
         self.x_index = self.x_index.reshape(-1)
         self.repeat = self.x > 0
 
-    def __call__(self, params: BgNbdParams) -> np.ndarray:
+    def _terms(self, params: BgNbdParams) -> tuple[np.ndarray, ...]:
+        """Per row: the common term, the two terms `__call__` adds in log space (alive to the
+        end, died after the last purchase: −inf for x = 0), and log(α+T), log(α+t_x)."""
         x, t_x, T, dx = self.x, self.t_x, self.T, self.distinct_x
         r, alpha, a, b = params.r, params.alpha, params.a, params.b
         common = (gammaln(r + dx) - gammaln(r) + r * np.log(alpha) - betaln(a, b))[self.x_index]
-        alive_to_end = betaln(a, b + dx)[self.x_index] - (r + x) * np.log(alpha + T)
+        log_to_end, log_to_last = np.log(alpha + T), np.log(alpha + t_x)
+        alive_to_end = betaln(a, b + dx)[self.x_index] - (r + x) * log_to_end
         dx_safe = np.where(dx > 0, dx, 1.0)
         died_beta = betaln(a + 1, b + dx_safe - 1)[self.x_index]
-        died_after_last = np.where(self.repeat, died_beta - (r + x) * np.log(alpha + t_x), -np.inf)
+        died_after_last = np.where(self.repeat, died_beta - (r + x) * log_to_last, -np.inf)
+        return common, alive_to_end, died_after_last, log_to_end, log_to_last
+
+    def __call__(self, params: BgNbdParams) -> np.ndarray:
+        common, alive_to_end, died_after_last, *_ = self._terms(params)
         return common + np.logaddexp(alive_to_end, died_after_last)
 
     def weighted(self, params: BgNbdParams, weight: np.ndarray) -> tuple[float, np.ndarray]:
-        """Σ weight · log-likelihood, and its derivatives by (r, alpha, a, b), in one pass.
+        """Σ weight · log-likelihood (as `__call__` gives it), and its derivatives by
+        (r, alpha, a, b), in one pass.
 
         With L = log(e^A + e^B) for the two terms of `__call__` (A: alive to the end, B: died
         after the last purchase, none for x = 0), dL = w_A dA + w_B dB with w = e^(term − L);
         the Γ and B terms differentiate to digammas of r + x, b + x, a + b + x (one per
-        distinct x). The value is computed as `__call__` computes it."""
+        distinct x)."""
         x, t_x, T, dx = self.x, self.t_x, self.T, self.distinct_x
         r, alpha, a, b = params.r, params.alpha, params.a, params.b
         at = self.x_index
-        common = (gammaln(r + dx) - gammaln(r) + r * np.log(alpha) - betaln(a, b))[at]
-        log_to_end, log_to_last = np.log(alpha + T), np.log(alpha + t_x)
-        alive_to_end = betaln(a, b + dx)[at] - (r + x) * log_to_end
+        common, alive_to_end, died, log_to_end, log_to_last = self._terms(params)
         dx_safe = np.where(dx > 0, dx, 1.0)
-        died_beta = betaln(a + 1, b + dx_safe - 1)[at]
-        died = np.where(self.repeat, died_beta - (r + x) * log_to_last, -np.inf)
         both = np.logaddexp(alive_to_end, died)
         w_end, w_last = np.exp(alive_to_end - both), np.exp(died - both)
         # per row: d = c + w_end · e + w_last · l; summed with the weights as dot products
@@ -384,24 +388,28 @@ class _GammaGammaLikelihood:
         self.x_index = self.x_index.reshape(-1)
         self.log_m, self.log_x = np.log(self.m), np.log(self.x)
 
-    def __call__(self, params: GammaGammaParams) -> np.ndarray:
-        x, m = self.x, self.m
+    def _terms(self, params: GammaGammaParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per row: the Γ terms (per distinct x), p·x and log(γ + x·m)."""
         p, q, g = params.p, params.q, params.gamma
         dpx = p * self.distinct_x
         per_x = (gammaln(dpx + q) - gammaln(dpx) - gammaln(q) + q * np.log(g))[self.x_index]
-        px = p * x
-        return per_x + (px - 1) * self.log_m + px * self.log_x - (px + q) * np.log(g + x * m)
+        return per_x, p * self.x, np.log(g + self.x * self.m)
+
+    def __call__(self, params: GammaGammaParams) -> np.ndarray:
+        return self._rows(params, *self._terms(params))
+
+    def _rows(self, params, per_x, px, log_spent) -> np.ndarray:
+        """Per-row log-likelihood from `_terms`."""
+        return per_x + (px - 1) * self.log_m + px * self.log_x - (px + params.q) * log_spent
 
     def weighted(self, params: GammaGammaParams, weight: np.ndarray) -> tuple[float, np.ndarray]:
-        """Σ weight · log-likelihood, and its derivatives by (p, q, gamma), in one pass (the
-        value computed as `__call__` computes it)."""
+        """Σ weight · log-likelihood (as `__call__` gives it), and its derivatives by
+        (p, q, gamma), in one pass."""
         x, m = self.x, self.m
         p, q, g = params.p, params.q, params.gamma
         dpx = p * self.distinct_x
-        per_x = (gammaln(dpx + q) - gammaln(dpx) - gammaln(q) + q * np.log(g))[self.x_index]
-        px = p * x
-        log_spent = np.log(g + x * m)
-        value = weight @ (per_x + (px - 1) * self.log_m + px * self.log_x - (px + q) * log_spent)
+        per_x, px, log_spent = self._terms(params)
+        value = weight @ self._rows(params, per_x, px, log_spent)
         psi_pxq = digamma(dpx + q)[self.x_index]
         wx, total = weight * x, weight.sum()
         d_p = wx @ (psi_pxq - digamma(dpx)[self.x_index] + self.log_m + self.log_x - log_spent)
