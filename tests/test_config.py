@@ -53,6 +53,14 @@ def test_missing_key_field_is_required():
     assert "columns.source_record_id" in message and "required" in message
 
 
+def test_a_dropped_column_that_is_also_mapped_is_named():
+    message = errors_of(minimal(drop_columns=["exported_at", "mail"]))
+    assert "sources[0]" in message and "drop_columns: 'mail' is loaded (columns.email)" in message
+    assert parse_config(minimal(drop_columns=["exported_at"])).sources[0].drop_columns == [
+        "exported_at"
+    ]
+
+
 def test_unknown_top_level_key_is_rejected():
     data = minimal() | {"warehous": {"path": "x"}}
     assert "warehous: unknown key; did you mean 'warehouse'?" in errors_of(data)

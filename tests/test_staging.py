@@ -534,6 +534,42 @@ def test_old_exports_keep_one_row_of_a_record_sent_unchanged(con, tmp_path):
     assert staged == [("drops/crm_1.csv",)]
 
 
+def test_a_dropped_export_column_neither_reaches_extra_nor_makes_a_new_version(tmp_path):
+    """An export that stamps every row with its export time: kept in `extra`, the stamp makes
+    every record a new version each night (all restaged); dropped (`drop_columns`), a
+    re-delivery of the same records touches nothing, and other unmapped columns stay."""
+    head = "id,first,upd,exported,note"
+
+    def second_night(drop: list[str]) -> tuple[list[tuple], list[str]]:
+        folder = tmp_path / ("dropped" if drop else "kept")
+        (folder / "drops").mkdir(parents=True)
+        config = make_config(folder, SNAPSHOT_CRM | {"drop_columns": drop})
+        con = duckdb.connect()
+        for day in (1, 2):
+            stamp = f"2026-11-0{day}T01:00:00"
+            records = {
+                "1": ("Ann", "2026-01-01", stamp, "vip"),
+                "2": ("Bo", "2026-01-01", stamp, "new"),
+            }
+            (folder / "drops" / f"crm_{day}.csv").write_text(
+                _export(records, head), encoding="utf-8"
+            )
+            ingest(con, config, f"run-{day}", dt.datetime(2026, 11, day, 2, 0))
+            touched = _touched(con, f"run-{day}") if day == 2 else []
+            models.build(con, layers=("staging",), run_id=f"run-{day}")
+        extra = [e for (e,) in con.execute("select extra from raw_customers").fetchall()]
+        return touched, extra
+
+    touched, extra = second_night(drop=[])
+    assert touched == [("crm", "1"), ("crm", "2")]
+    assert all("exported" in json.loads(e) for e in extra)
+    touched, extra = second_night(drop=["exported"])
+    assert touched == []
+    # the other unmapped column is still kept
+    assert sorted(json.loads(e)["note"] for e in extra) == ["new", "new", "vip", "vip"]
+    assert not any("exported" in json.loads(e) for e in extra)
+
+
 def test_a_crm_version_covers_every_delivered_column(con):
     """`crm_version` (sql/macros/crm_version.sql) hashes every column of raw_customers but the
     lineage: a column added to raw_customers and left out would make two different versions

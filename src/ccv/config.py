@@ -154,6 +154,11 @@ class SourceConfig(_Strict):
     """canonical field -> {raw value -> canonical value}, e.g. status SALE -> completed"""
     constants: dict[str, str] = {}
     """canonical field -> constant value for every row, e.g. channel = store"""
+    drop_columns: list[str] = []
+    """source columns not loaded at all (not kept in `extra`): those that change with every
+    export without saying anything about the record (an export timestamp, a row counter). Kept,
+    such a column makes every record of a snapshot export a new version every night: staged,
+    and kept in the raw history, again each night."""
     customer_source: str | None = None
     """orders/surveys/consents: the customers source whose ids `customer_record_id` holds"""
     dayfirst: bool | list[str] = False
@@ -188,6 +193,15 @@ class SourceConfig(_Strict):
         both = set(self.columns) & set(self.constants)
         if both:
             raise ValueError(f"constants.{sorted(both)[0]}: also mapped in columns; pick one")
+        loaded = {column: f"columns.{field}" for field, column in self.columns.items()}
+        if self.lines_from:
+            loaded[self.lines_from] = "lines_from"
+        for column in self.drop_columns:
+            if column in loaded:
+                raise ValueError(
+                    f"drop_columns: {column!r} is loaded ({loaded[column]}); "
+                    "a column is either mapped or dropped"
+                )
         if "customer_record_id" in self.columns and not self.customer_source:
             raise ValueError(
                 "customer_source: required when columns.customer_record_id is mapped "

@@ -4,7 +4,8 @@ For every typed canonical field the mapping yields two columns: the trimmed sour
 (`_raw_<field>`, kept for quarantine messages) and the typed value (`<field>`); text fields
 yield one. A value present in the source that
 does not parse to the field's type is a *parse violation*: the row is quarantined with the field,
-the rule and the raw text. Unmapped source columns are kept as JSON in `extra`.
+the rule and the raw text. Unmapped source columns are kept as JSON in `extra` (but those the
+source drops, `drop_columns`).
 """
 
 from __future__ import annotations
@@ -236,7 +237,8 @@ def mapped_select(source: SourceConfig, table: str, source_columns: list[str]) -
     mapped = set(source.columns.values())
     if source.lines_from:
         mapped.add(source.lines_from)
-    extra_cols = [c for c in source_columns if c not in mapped]
+    # what is neither mapped nor dropped is kept
+    extra_cols = [c for c in source_columns if c not in mapped and c not in source.drop_columns]
     if extra_cols:
         pairs = ", ".join(f"{_sql_str(c)}, {quote_ident(c)}" for c in extra_cols)
         select.append(f"json_object({pairs}) as extra")
