@@ -12,6 +12,7 @@ import duckdb
 import pytest
 
 from ccv.ingest.load import ingest
+from ccv.reporting import markdown_summary
 from ccv.warehouse import models
 from tests.conftest import WEB, make_config
 
@@ -584,6 +585,9 @@ def test_a_crm_version_covers_every_delivered_column(con):
     macro = (models.SQL_DIR / "macros" / "crm_version.sql").read_text(encoding="utf-8")
     named = set(re.findall(r"\br\.(\w+)", macro))
     assert named == set(columns)
+    # and crm_fields (what the report compares) all of them but the unmapped columns
+    fields = (models.SQL_DIR / "macros" / "crm_fields.sql").read_text(encoding="utf-8")
+    assert set(re.findall(r"\br\.(\w+)", fields)) == set(columns) - {"extra"}
 
 
 def test_staged_consents_follow_a_change_of_the_sources_settings(con, tmp_path):
@@ -615,3 +619,50 @@ def test_staged_consents_follow_a_change_of_the_sources_settings(con, tmp_path):
     assert flags == [(2, "crm"), (0, "crm"), (2, "crm"), (2, "other")]
     state = con.execute("select updated from model_state where model = 'stg_consents'")
     assert state.fetchall() == [(True,)]
+
+
+def test_a_new_export_is_compared_with_the_one_before_and_export_stamps_are_named(
+    con, tmp_path, caplog
+):
+    """Each night that loads a snapshot export records what it changed against the export
+    before (`snapshot_changes`): new, changed, gone, and changed only in unmapped columns —
+    an export stamp in every row shows as that, is named, and is warned about."""
+    (tmp_path / "drops").mkdir()
+    config = make_config(tmp_path, SNAPSHOT_CRM)
+    head = "id,first,upd,exported,note"
+    exports = {
+        1: {"1": ("Ann", "2026-01-01", "t1", "a"), "2": ("Bo", "2026-01-01", "t1", "b")},
+        # Ann only stamped again, Bo renamed (and stamped), Cy new
+        2: {
+            "1": ("Ann", "2026-01-01", "t2", "a"),
+            "2": ("Bob", "2026-01-01", "t2", "b"),
+            "3": ("Cy", "2026-01-01", "t2", "c"),
+        },
+        # Bo gone; Ann's note changes too; Cy only stamped again
+        3: {"1": ("Ann", "2026-01-01", "t3", "x"), "3": ("Cy", "2026-01-01", "t3", "c")},
+    }
+    for day, records in exports.items():
+        (tmp_path / "drops" / f"crm_{day}.csv").write_text(_export(records, head), encoding="utf-8")
+        with caplog.at_level("WARNING", logger="ccv.ingest.export_changes"):
+            ingest(con, config, f"run-{day}", dt.datetime(2026, 11, day, 2, 0))
+    rows = con.execute(
+        "select run_id, export, previous_export, records, new, changed, changed_unmapped_only, "
+        "gone, unmapped_changed from snapshot_changes order by run_id"
+    ).fetchall()
+    assert rows == [
+        ("run-1", "drops/crm_1.csv", None, 2, 2, 0, 0, 0, []),
+        ("run-2", "drops/crm_2.csv", "drops/crm_1.csv", 3, 1, 2, 1, 0, ["exported"]),
+        # the columns that changed in at least half of them, the most often changed first
+        ("run-3", "drops/crm_3.csv", "drops/crm_2.csv", 2, 0, 2, 2, 1, ["exported", "note"]),
+    ]
+    # run-2: one of two re-sent records changed only there (half: warned); run-3: both
+    warned = [r.getMessage() for r in caplog.records if "drop_columns" in r.getMessage()]
+    assert len(warned) == 2 and "(exported)" in warned[0] and "(exported, note)" in warned[1]
+    # the run's summary (and report) shows its export's row
+    con.execute("insert into runs values ('run-3', null, '2026-11-03 02:00', null, 'x', false)")
+    summary = markdown_summary(con, "run-3")
+    assert "| only unmapped |" in summary
+    assert "| crm | drops/crm_3.csv | 2 | 0 | 2 | 2 | 1 | exported, note |" in summary
+    # a night without a new export records nothing
+    ingest(con, config, "run-4", dt.datetime(2026, 11, 4, 2, 0))
+    assert con.execute("select count(*) from snapshot_changes").fetchone() == (3,)

@@ -25,6 +25,7 @@ import pandas as pd
 from ccv.config import KEY_FIELD, Config, SourceConfig
 from ccv.ingest.contracts import contract, row_violations
 from ccv.ingest.csv_pieces import csv_pieces, pieces_wanted
+from ccv.ingest.export_changes import record_export_changes
 from ccv.ingest.file_names import moved_from, recorded_name, relocate_to_project, rename_files
 from ccv.ingest.lines import line_violations, load_lines, read_nested_lines
 from ccv.ingest.mapping import mapped_select, record_json
@@ -116,6 +117,7 @@ def ingest(
             )
             done += 1
     advance("input files", done, total)
+    record_export_changes(con, run_id)  # before pruning: it warns of export stamps in `extra`
     # quarantine first: a later delivery of a record is evidence that raw pruning may remove
     if pruned := prune_superseded_quarantine(con):
         log.info("%d quarantined rows of old snapshot exports superseded and pruned", pruned)

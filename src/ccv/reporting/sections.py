@@ -390,6 +390,9 @@ def rows_per_stage(wh: Warehouse, run: RunInfo, draw: bool) -> Section:
                         "Stacked bars of loaded and quarantined rows per source",
                     )
                 )
+    exports = _snapshot_exports(wh, run)
+    if exports is not None:
+        section.add(exports)
     tables = _layer_tables(wh)
     if not tables:
         return section.skip("Not shown: the warehouse has no pipeline tables yet.")
@@ -412,6 +415,34 @@ def rows_per_stage(wh: Warehouse, run: RunInfo, draw: bool) -> Section:
             )
         )
     return section
+
+
+def _snapshot_exports(wh: Warehouse, run: RunInfo) -> Table | None:
+    """The run's new snapshot exports against the ones before (`snapshot_changes`, see
+    src/ccv/ingest/export_changes.py); None when the run loaded none."""
+    if not run.run_id or not wh.has("snapshot_changes"):
+        return None
+    rows = wh.rows(
+        """
+        select source, export, records, new, changed, changed_unmapped_only, gone,
+               array_to_string(unmapped_changed, ', ')
+        from snapshot_changes where run_id = ? order by source
+        """,
+        [run.run_id],
+    )
+    if not rows:
+        return None
+    return make_table(
+        "snapshot_exports",
+        ["source", "export", "records", "new", "changed", "only unmapped", "gone", "columns"],
+        [[*r[:7], r[7] or None] for r in rows],
+        "Each snapshot export loaded by this run against the export before it: records new, "
+        "changed, and gone since; 'only unmapped': changed in unmapped columns alone (kept in "
+        "`extra`), which still makes a record a new version, staged and kept again; "
+        "'columns': those that changed in at least half of them. If most re-sent records "
+        "change only there, a column changes with every export (an export time, a counter): "
+        "list it in the source's drop_columns.",
+    )
 
 
 def _table_rows_chart(counts: list[tuple[str, str, int]], layer_color: dict[str, str]) -> str:

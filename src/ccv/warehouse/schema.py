@@ -94,6 +94,22 @@ DDL = [
         finished_at timestamp not null
     )
     """,
+    # Per night and snapshot source: its new export against the one before
+    # (src/ccv/ingest/export_changes.py)
+    """
+    create table if not exists snapshot_changes (
+        run_id varchar not null,
+        source varchar not null,
+        export varchar not null,
+        previous_export varchar,
+        records bigint not null,
+        new bigint not null,
+        changed bigint not null,
+        changed_unmapped_only bigint not null,
+        gone bigint not null,
+        unmapped_changed varchar[] not null
+    )
+    """,
     """
     create table if not exists runs (
         run_id varchar primary key,
