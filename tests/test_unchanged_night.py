@@ -9,6 +9,7 @@ import duckdb
 from ccv.config import load_config
 from ccv.identity import unchanged
 from ccv.pipeline import run_nightly
+from ccv.reporting import markdown_summary
 from ccv.warehouse import models
 from tests.conftest import make_project
 from tests.test_incremental import (
@@ -50,6 +51,18 @@ def test_a_night_without_new_input_keeps_the_last_resolution(tmp_path):
     again = run_nightly(load_config(config_path))
     work = again.resolve.work
     assert work.params == "unchanged"
+    # the run report says what each night's identity resolution computed
+    records = first.resolve.work.records
+    db = load_config(config_path).resolve("warehouse/ccv.duckdb")
+    with duckdb.connect(str(db), read_only=True) as con:
+        summaries = {run.run_id: markdown_summary(con, run.run_id) for run in (first, again)}
+    assert (
+        f"Records standardised by this run: {records:,} of {records:,}" in summaries[first.run_id]
+    )
+    assert f"Match parameters: {first.resolve.work.params}" in summaries[first.run_id]
+    assert f"Records standardised by this run: 0 of {records:,}" in summaries[again.run_id]
+    assert f"Records re-clustered by this run: 0 of {records:,}" in summaries[again.run_id]
+    assert "Match parameters: unchanged" in summaries[again.run_id]
     assert (work.standardised, work.removed, work.pairs_compared) == (0, 0, 0)
     assert work.records == first.resolve.work.records
     assert (again.resolve.customers, again.resolve.records, again.resolve.events) == (

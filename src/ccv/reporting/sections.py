@@ -596,6 +596,9 @@ def identity(wh: Warehouse, run: RunInfo, draw: bool) -> Section:
         if wh.has("customers"):
             facts.insert(2, ("Rows in customers", fmt(wh.count("customers"))))
         section.add(Facts(facts))
+        work = _identity_work(wh, run)
+        if work is not None:
+            section.add(work)
         by_source = wh.rows(
             """
             select source, record_kind, count(*)::bigint, count(distinct customer_id)::bigint
@@ -693,6 +696,35 @@ def identity(wh: Warehouse, run: RunInfo, draw: bool) -> Section:
         )
     )
     return section
+
+
+def _identity_work(wh: Warehouse, run: RunInfo) -> Facts | None:
+    """What the run's identity resolution computed (`identity_runs`): on an incremental night
+    a small part of the records and pairs, on a full one all of them — how an operator sees
+    which kind of night it was, and what it cost."""
+    if not run.run_id or not wh.has("identity_runs", "reclustered"):
+        return None
+    rows = wh.rows(
+        """
+        select records, standardised, removed, candidate_pairs, pairs_compared, reclustered,
+               params
+        from identity_runs where run_id = ?
+        """,
+        [run.run_id],
+    )
+    if not rows:
+        return None
+    records, standardised, removed, pairs, compared, reclustered, params = rows[-1]
+    return Facts(
+        [
+            ("Records standardised by this run", f"{fmt(standardised)} of {fmt(records)}"),
+            ("Records gone since the last run", fmt(removed)),
+            ("Candidate pairs compared by this run", f"{fmt(compared)} of {fmt(pairs)}"),
+            ("Records re-clustered by this run", f"{fmt(reclustered)} of {fmt(records)}"),
+            # estimated | reused | shipped | none | unchanged (nothing to resolve)
+            ("Match parameters", params),
+        ]
+    )
 
 
 def _segment_source(wh: Warehouse) -> str | None:
