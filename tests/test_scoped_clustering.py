@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from ccv.config import load_config
-from ccv.identity import scoped
+from ccv.identity import neighbourhood, resolve, scoped
 from ccv.pipeline import run_nightly
 from tests import test_incremental, test_incremental_identity
 from tests.conftest import make_project
@@ -46,17 +46,24 @@ def run_nights(config_path: Path, deliver, monkeypatch, everything: bool):
     per night the share of records re-clustered (`Work.reclustered`, as `identity_runs`
     reports it) and whether the links ever crossed the scope (they must not:
     `close_over_links` is only a guard)."""
-    shares, crossed = [], []
-    close = scoped.close_over_links
+    shares, crossed, read = [], [], []
+    close, find = scoped.close_over_links, neighbourhood.find
 
     def spy_close(in_scope, matched, last):
         closed = close(in_scope, matched, last)
         crossed.append(not np.array_equal(closed, in_scope))
         return closed
 
+    def spy_find(*args, **kwargs):
+        hood = find(*args, **kwargs)
+        read.append(len(hood.record_nos))
+        return hood
+
     with monkeypatch.context() as patch:
         patch.setattr(scoped, "close_over_links", spy_close)
-        if everything:
+        patch.setattr(neighbourhood, "find", spy_find)
+        if everything:  # every record read, and clustered
+            patch.setattr(resolve, "builds_on_clusters", lambda *args: False)
             patch.setattr(scoped, "last_clusters", lambda *args: None)
         for night in range(1, NIGHTS + 1):
             deliver(config_path, night)
@@ -68,7 +75,7 @@ def run_nights(config_path: Path, deliver, monkeypatch, everything: bool):
             "select reclustered / records from identity_runs order by run_id"
         ).fetchall()
     assert [share for (share,) in reported] == shares
-    return shares, crossed
+    return shares, crossed, read
 
 
 LEAVING_CARD = "2900010079592"
@@ -153,6 +160,36 @@ def an_order_comes_before_its_account(config_path: Path) -> None:
     night_2.write_text("".join(x for x in lines if not x.startswith(f"{account},")))
 
 
+DEFAULT_DATE = "1985-07-09"  # ES-000001's birth date
+NEWCOMERS = (
+    ("Aldous", "Brackenbury"), ("Bettina", "Cromarty"), ("Cosmo", "Dunleavy"),
+    ("Delphine", "Ebberson"), ("Evander", "Fairweather"), ("Florentyna", "Gascoigne"),
+    ("Gideon", "Hathersage"), ("Henrietta", "Inchbald"), ("Ignatius", "Jellicoe"),
+    ("Jemima", "Kettleborough"), ("Leopold", "Lumsden"), ("Marigold", "Mountjoy"),
+    ("Nathaniel", "Nethercott"), ("Ottoline", "Oakenshaw"), ("Peregrine", "Pennefather"),
+    ("Quentin", "Quarrington"), ("Rosalind", "Rattenbury"), ("Septimus", "Stallybrass"),
+    ("Tabitha", "Tollemache"), ("Ulysses", "Underhill"), ("Valentina", "Vavasour"),
+    ("Wilhelmina", "Wolstenholme"), ("Xanthe", "Yelverton"), ("Zebedee", "Zouche"),
+    ("Araminta", "Blenkinsop"),
+)  # fmt: skip
+
+
+def a_birth_date_becomes_a_default_and_stops(config_path: Path) -> None:
+    """The CRM nights, where night 3's export also holds 25 newcomers born on one day that
+    accounts of earlier nights were born on too: it becomes a default date (blanked: those
+    accounts' birth-date keys change, they are re-blanked) on a night that reuses the match
+    parameters (it reads a neighbourhood)."""
+    test_incremental_identity.write_nights(config_path)
+    night_3 = config_path.parent / "data" / "sample" / "drops" / "eshop_3.csv.later"
+    newcomers = "".join(
+        f"ES-9{i:05d},{first},{last},{first.lower()}.{last.lower()}@example.net,,"
+        f"{DEFAULT_DATE},F,,Leeds,LS{i + 1} 9ZZ,GB,2024-01-01T00:00:00,2024-01-01T00:00:00,"
+        "false,false,\n"
+        for i, (first, last) in enumerate(NEWCOMERS)
+    )
+    night_3.write_text(night_3.read_text(encoding="utf-8") + newcomers, encoding="utf-8")
+
+
 SCENARIOS = {
     # new order files each night: new transactions link to existing customers
     "orders": (test_incremental.split_into_nights, test_incremental.deliver, ""),
@@ -176,6 +213,12 @@ SCENARIOS = {
         test_incremental_identity.deliver,
         "",
     ),
+    # a birth date becomes a system default: records re-blanked
+    "default-birth-date": (
+        a_birth_date_becomes_a_default_and_stops,
+        test_incremental_identity.deliver,
+        "",
+    ),
     # the same with small blocks: pairs vanish as blocks grow past the cap
     "crm-capped": (
         test_incremental_identity.write_nights,
@@ -196,14 +239,17 @@ def test_scoped_nights_equal_reclustering_everything(tmp_path, monkeypatch, scen
                 config_path.read_text().replace("[identity]", f"[identity]\n{setting}", 1)
             )
         split(config_path)
-        shares, crossed = run_nights(
+        shares, crossed, read = run_nights(
             config_path, deliver, monkeypatch, everything=name == "everything"
         )
-        results[name] = (identity_state(config_path), shares, crossed)
+        results[name] = (identity_state(config_path), shares, crossed, read)
 
-    scoped_state, shares, crossed = results["scoped"]
-    full_state, full_shares, _ = results["everything"]
+    scoped_state, shares, crossed, read = results["scoped"]
+    full_state, full_shares, _, full_read = results["everything"]
     assert full_shares == [1.0] * NIGHTS
+    # a night that built on last night's clusters read only the neighbourhood of its changes
+    # (`neighbourhood`); the others read everything
+    assert read and not full_read
     # some night reused parameters and re-clustered only part of the records...
     assert any(share < 0.5 for share in shares), shares
     # ...whose links never reached outside it
@@ -256,3 +302,30 @@ def test_links_crossing_the_scope_widen_it_to_whole_components():
     matched = scoped.MatchResult(links, None, 1, pd.DataFrame())
     start = np.array([True, True, False, False, False])
     assert scoped.close_over_links(start, matched, last).tolist() == [True] * 4 + [False]
+
+
+def test_a_birth_date_that_becomes_a_default_re_blanks_its_records(tmp_path, monkeypatch):
+    """The scenario above does what it says: ES-000001's birth date is blanked in night 3
+    (its record re-blanked, not re-standardised), a night that read a neighbourhood."""
+    config_path = make_project(tmp_path / "p")
+    a_birth_date_becomes_a_default_and_stops(config_path)
+    blanked, read, find = [], [], neighbourhood.find
+
+    def spy_find(*args, **kwargs):
+        read.append(night)
+        return find(*args, **kwargs)
+
+    monkeypatch.setattr(neighbourhood, "find", spy_find)
+    for night in range(1, NIGHTS + 1):
+        test_incremental_identity.deliver(config_path, night)
+        run_nightly(load_config(config_path))
+        db = load_config(config_path).resolve("warehouse/ccv.duckdb")
+        with duckdb.connect(str(db), read_only=True) as con:
+            blanked.append(
+                con.execute(
+                    "select birth_blanked, std_birth_date::varchar from identity_std "
+                    "where source_record_id = 'ES-000001'"
+                ).fetchall()
+            )
+    assert blanked == [[(False, DEFAULT_DATE)], [(False, DEFAULT_DATE)], [(True, DEFAULT_DATE)]]
+    assert read == [3]

@@ -52,7 +52,9 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from ccv.identity import neighbourhood
 from ccv.identity.arrays import lex_order, unique_sorted
 from ccv.identity.blocking import (
     DEFAULT_RULES,
@@ -73,6 +75,7 @@ from ccv.identity.frames import (
     write_table,
 )
 from ccv.identity.matching import DEFAULT_PARAMS_PATH, EMPTY, MatchResult, links_from_levels
+from ccv.identity.neighbourhood import Neighbourhood
 from ccv.identity.partitions import LOCAL, Mapper, compare_pairs, term_frequencies
 from ccv.identity.scoring import Params, estimate_m, estimate_u
 from ccv.identity.standardize import STD_COLUMNS, parse_date
@@ -136,6 +139,26 @@ class RecordState:
     stale: pd.DataFrame
     standardised: int
     removed: int
+    records: int = -1
+    """identity records tonight (-1: ``len(std)``, every one is in it)"""
+    crm_records: int = -1
+    """customer records tonight (-1: those of ``std``)"""
+    hood: Neighbourhood | None = None
+    """on a neighbourhood night (`neighbourhood`), what the frame's blocking needs of the
+    blocks it does not hold whole; ``std`` then holds the neighbourhood's records only"""
+
+    @property
+    def all_records(self) -> int:
+        return len(self.std) if self.records < 0 else self.records
+
+
+@dataclass(frozen=True)
+class Around:
+    """A night that reads only its neighbourhood (`neighbourhood`): the blocks' cap, and the
+    default birth dates of a population's date counts (`resolve.default_birth_dates`)."""
+
+    max_block_size: int
+    default_dates: Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 def ensure_state_tables(con: duckdb.DuckDBPyConnection, rules: Sequence[BlockingRule]) -> None:
@@ -232,6 +255,7 @@ def refresh_records(
     blank_dates: Callable[[pd.Series], pd.Series],
     rules: Sequence[BlockingRule] = DEFAULT_RULES,
     write: Submit | None = None,
+    around: Around | None = None,
 ) -> RecordState:
     """Bring ``identity_std`` up to date with the gathered records and return the night's state.
 
@@ -247,6 +271,10 @@ def refresh_records(
 
     ``write``: where that final write goes (e.g. `threads.writes_beside`, so the caller goes on
     while DuckDB writes); by default it is done here, on `con`.
+
+    ``around``: read only the neighbourhood of tonight's changes (`neighbourhood`; the caller
+    knows the night builds on last night's clusters), with default birth dates counted over
+    all records; without it, or when a stored record has no last cluster, every record.
     """
     ensure_state_tables(con, rules)
     # written in key order, so a record's ``rowid`` is its place in key order (a table made
@@ -271,6 +299,10 @@ def refresh_records(
         anti join _gathered g on {join} and s.fingerprint = g.fingerprint
         """,
     )
+    if around is not None:
+        around = around if _clusters_cover(con) else None
+    if around is not None:  # the gone records' keys, for the keyed writes (`store`)
+        _save_gone_keys(con, stale["record_no"].to_numpy(dtype=np.int64))
     con.execute(
         f"""
         delete from identity_std s where not exists (
@@ -278,12 +310,22 @@ def refresh_records(
         """
     )
     # fetchall, not fetchone: an unfinished result would block the connection (DuckDB 2.0)
-    ((first_no,),) = con.execute(
-        "select coalesce(max(record_no), -1) + 1 from identity_std"
+    ((first_no, total, crm),) = con.execute(
+        "select (select coalesce(max(record_no), -1) + 1 from identity_std), count(*), "
+        "count(*) filter (where record_kind = 'customer') from _gathered"
     ).fetchall()
+    hood = defaults = None
     with _large_text(con):
         fresh, fingerprints = _standardise_fresh(con, standardize, first_no, _night_schema(con))
-        night = _read_night(con, fresh)
+        if around is not None:
+            defaults = _default_dates(con, fresh, around)
+            bk = [rule_column(r) for r in rules]
+            dirty, old_keys = _dirty_records(con, fresh, defaults, rules)
+            # a re-blanked record's old keys are stale too (their blocks are regenerated)
+            gone = pd.concat([stale, old_keys], ignore_index=True)
+            hood = neighbourhood.find(con, dirty, gone, rules, bk, around.max_block_size)
+            del dirty, old_keys, gone
+        night = _read_night(con, fresh, None if hood is None else hood.record_nos)
     del fresh  # on a first night it is the night itself
     con.execute("drop table _gathered")
     std = arrow_to_frame(night)
@@ -291,7 +333,9 @@ def refresh_records(
     std["std_birth_date"] = parse_date(std["std_birth_date"])  # the dtype `standardize` gives
     # default birth dates are a population statistic: re-apply to every record tonight
     unblanked = std["std_birth_date"]
-    std["std_birth_date"] = blank_dates(unblanked)
+    std["std_birth_date"] = (
+        blank_dates(unblanked) if defaults is None else _blank(unblanked, defaults)
+    )
     blanked = (std["std_birth_date"].isna() & unblanked.notna()).to_numpy()
     was = std["birth_blanked"].astype("boolean").to_numpy(dtype=bool, na_value=False)
     new = std["record_no"].to_numpy() >= first_no
@@ -322,7 +366,116 @@ def refresh_records(
         stale=stale,
         standardised=int(new.sum()),
         removed=int(len(stale) - reblanked.sum()),
+        records=int(total),
+        crm_records=int(crm),
+        hood=hood,
     )
+
+
+def _clusters_cover(con: duckdb.DuckDBPyConnection) -> bool:
+    """Every stored record has a last cluster (a neighbourhood night builds on them)."""
+    tables = set(con.execute("select table_name from duckdb_tables()").fetchnumpy()["table_name"])
+    if "identity_clusters" not in tables:
+        return False
+    ((missing,),) = con.execute(
+        "select count(*) from identity_std s anti join identity_clusters c using (record_no)"
+    ).fetchall()
+    return not missing
+
+
+def _save_gone_keys(con: duckdb.DuckDBPyConnection, stale: np.ndarray) -> None:
+    """``_gone_keys``: the keys of the stale records that are no records tonight (removed, not
+    changed) — what `store.last_records` otherwise finds by the night's frame holding all."""
+    con.register("_stale_nos", pa.table({"record_no": stale}))
+    try:
+        con.execute(
+            f"""
+            create or replace temp table _gone_keys as
+            select {", ".join(f"s.{k}" for k in KEY)} from identity_std s
+            semi join _stale_nos n on n.record_no = s.record_no
+            anti join _gathered g on {" and ".join(f"s.{k} = g.{k}" for k in KEY)}
+            """
+        )
+    finally:
+        con.unregister("_stale_nos")
+
+
+def _default_dates(con: duckdb.DuckDBPyConnection, fresh: pa.Table, around: Around) -> np.ndarray:
+    """Tonight's default birth dates (``YYYY-MM-DD``), counted over every record: the stored
+    ones in SQL, the fresh ones here."""
+    stored = con.execute(
+        "select strftime(std_birth_date, '%Y-%m-%d') as d, count(*) as n from identity_std "
+        "where std_birth_date is not null group by 1"
+    ).fetchnumpy()
+    dates = pd.Series(
+        parse_date(pd.Series(fresh["std_birth_date"].to_pandas())).astype("string")
+    ).dropna()
+    counts = (
+        pd.concat([pd.Series(stored["n"], index=stored["d"]), dates.value_counts()])
+        .groupby(level=0)
+        .sum()
+    )
+    return around.default_dates(counts.index.to_numpy(dtype=object), counts.to_numpy())
+
+
+def _blank(dates: pd.Series, defaults: np.ndarray) -> pd.Series:
+    """`dates` (``date32``) with the `defaults` (``YYYY-MM-DD``) blanked: what
+    `blank_default_dates` gives on all records. Compared as dates (formatting a few hundred
+    thousand dates as text took ~0.2 s)."""
+    value_set = pa.array(defaults, pa.string()).cast(pa.date32())
+    hit = pc.is_in(pa.array(dates, pa.date32()), value_set=value_set)
+    return dates.mask(hit.to_numpy(zero_copy_only=False))
+
+
+def _dirty_records(
+    con: duckdb.DuckDBPyConnection,
+    fresh: pa.Table,
+    defaults: np.ndarray,
+    rules: Sequence[BlockingRule],
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The records standardised tonight — the fresh ones and the stored ones whose birth-date
+    blanking changes — with tonight's block key hashes (their CRM records'), as
+    `neighbourhood.find` takes them; and the re-blanked ones' old hashes (``record_no`` and
+    the hash columns)."""
+    con.register("_defaults", pa.table({"d": pa.array(defaults, pa.string())}))
+    try:
+        con.execute(
+            """
+            create or replace temp table _flipped as
+            select record_no from identity_std
+            where coalesce(birth_blanked, false) <> coalesce(
+                strftime(std_birth_date, '%Y-%m-%d') in (select d from _defaults), false)
+            """
+        )
+    finally:
+        con.unregister("_defaults")
+    flipped = read_arrow(
+        con,
+        f"""
+        select * exclude (gathered_no) from ({_stored_sql(con)}) as r
+        where r.record_no in (select record_no from _flipped)
+        """,
+    )
+    con.execute("drop table _flipped")
+    records = arrow_to_frame(
+        pa.concat_tables(
+            [
+                fresh.drop_columns(["gathered_no"]),
+                flipped.cast(fresh.schema.remove(fresh.schema.get_field_index("gathered_no"))),
+            ]
+        )
+    )
+    bk = [rule_column(r) for r in rules]
+    old_keys = records.iloc[len(fresh) :][["record_no", *bk]].reset_index(drop=True)
+    records["std_birth_date"] = _blank(parse_date(records["std_birth_date"]), defaults)
+    rows = np.flatnonzero((records["record_kind"] == "customer").to_numpy())
+    if len(rows):
+        hashes = block_key_hashes(compared_records(records, rows), rules)
+        for column in hashes.columns:
+            values = pd.array([pd.NA] * len(records), dtype="Int64")
+            values[rows] = hashes[column].array
+            records[column] = values
+    return records, old_keys
 
 
 RECORDS_CHUNK = 500_000
@@ -369,7 +522,9 @@ def _large_text(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
         con.execute("reset arrow_large_buffer_size")
 
 
-def _read_night(con: duckdb.DuckDBPyConnection, fresh: pa.Table) -> pa.Table:
+def _read_night(
+    con: duckdb.DuckDBPyConnection, fresh: pa.Table, stored: np.ndarray | None = None
+) -> pa.Table:
     """The night's records in key order, without ``gathered_no``: the stored ones (read from
     ``identity_std``) and the `fresh` ones (standardised tonight, in `_night_schema`).
 
@@ -385,20 +540,33 @@ def _read_night(con: duckdb.DuckDBPyConnection, fresh: pa.Table) -> pa.Table:
         con.execute("create or replace temp table _fresh_rows as select * from _fresh_arrow")
     finally:
         con.unregister("_fresh_arrow")
+    only = ""
+    if stored is not None:  # `stored`: the record_no of the stored records to read
+        con.register("_stored_nos_arrow", pa.table({"record_no": stored}))
+        try:
+            con.execute(
+                "create or replace temp table _stored_nos as select * from _stored_nos_arrow"
+            )
+        finally:
+            con.unregister("_stored_nos_arrow")
+        only = "and s.record_no in (select record_no from _stored_nos)"
     night = read_arrow_by_range(
         con,
         f"""
         select * exclude (gathered_no) from (
-            {_stored_sql(con)} where g.rowid >= $1 and g.rowid < $2
+            {_stored_sql(con)} where g.rowid >= $1 and g.rowid < $2 {only}
             union all by name
             select * from _fresh_rows where gathered_no >= $1 and gathered_no < $2
         )
         order by gathered_no
         """,
         total,
-        RECORDS_CHUNK,
+        # a neighbourhood (a few hundred thousand records) in one range: each range is a join
+        # over all of ``_gathered``
+        RECORDS_CHUNK if stored is None else max(total, 1),
     )
     con.execute("drop table _fresh_rows")
+    con.execute("drop table if exists _stored_nos")
     return night
 
 
@@ -543,6 +711,9 @@ class StoredPairs:
     position: np.ndarray  # record_no -> std position (-1: not a customer record tonight)
     record_no: np.ndarray  # per std row
     rules: Sequence[BlockingRule]
+    partial: bool = False
+    """std holds a neighbourhood (`neighbourhood`): a pair with an end outside it is left out
+    (no link: a link of a record in it lies in it, see the module docstring there)"""
 
     def read(self, records: np.ndarray | None = None) -> pd.DataFrame:
         """All pairs, or (`records`: a mask over std rows) the pairs with an end among them."""
@@ -565,13 +736,19 @@ class StoredPairs:
         def column(name: str, dtype: type) -> np.ndarray:
             return table[name].to_numpy().astype(dtype, copy=False)
 
-        lo = self.position[column("left_no", np.int64)]
-        hi = self.position[column("right_no", np.int64)]
-        if (lo < 0).any() or (hi < 0).any():  # `refresh_pairs` deletes the pairs of gone records
+        lo = _lookup(self.position, column("left_no", np.int64))
+        hi = _lookup(self.position, column("right_no", np.int64))
+        inside = (lo >= 0) & (hi >= 0)
+        if not self.partial and not inside.all():  # `refresh_pairs` deletes gone records' pairs
             raise RuntimeError("match_pairs holds a pair of a record that is gone tonight")
-        levels = {c: column(c, np.int8) for c in LEVEL_COLUMNS}
+        levels = {c: column(c, np.int8)[inside] for c in LEVEL_COLUMNS}
         return pairs_frame(
-            lo, hi, column("rules", np.int64), levels, self.rules, len(self.record_no)
+            lo[inside],
+            hi[inside],
+            column("rules", np.int64)[inside],
+            levels,
+            self.rules,
+            len(self.record_no),
         )
 
 
@@ -686,9 +863,17 @@ def refresh_pairs(
         members = np.flatnonzero(valid & _isin(keys, hit))
         near.append(record_no[members])
         codes = np.full(n_c, -1, dtype=np.int64)
-        codes[members] = pd.factorize(keys[members])[0]
+        codes[members], uniques = pd.factorize(keys[members])
         cap = rule.cap(max_block_size)
         sizes = np.bincount(codes[members]) if len(members) else np.zeros(0, np.int64)
+        if state.hood is not None:
+            # the frame holds an oversized block in part: its size and members are the SQL's
+            over = state.hood.oversized[bit]
+            sizes = sizes.astype(np.int64)
+            at = pd.Index(over["key"]).get_indexer(np.asarray(uniques, dtype=np.int64))
+            sizes[at >= 0] = over["size"].to_numpy(dtype=np.int64)[at[at >= 0]]
+            near[-1] = np.concatenate([near[-1], state.hood.oversized_members[bit]])
+            # (a block oversized last night too has no stored pair of the rule: not needed)
         big = np.flatnonzero(sizes > cap)
         if len(big):  # reported with the key of the block's first record, as a full run does
             first = np.full(len(sizes), -1, dtype=np.int64)
@@ -698,6 +883,8 @@ def refresh_pairs(
                     rule, std, customers[first[big]], keys[first[big]], sizes[big], known
                 )
             )
+        if len(big) and state.hood is not None:  # no pair of an oversized block
+            codes[np.isin(codes, big)] = -1
         left, right = pairs_for_rule(codes, cap)
         gen_keys.append(_pair_key(record_no[left], record_no[right], size))
         gen_masks.append(np.full(len(left), 1 << bit, dtype=np.int64))
@@ -796,7 +983,9 @@ def refresh_pairs(
         [pd.DataFrame(columns=["rule", "key_hash", "key", "size"]), *oversized], ignore_index=True
     )
     merged = _merge_oversized(con, oversized_frame, affected, rules)
-    reader = StoredPairs(con, position, std["record_no"].to_numpy(dtype=np.int64), rules)
+    reader = StoredPairs(
+        con, position, std["record_no"].to_numpy(dtype=np.int64), rules, state.hood is not None
+    )
     if not stored_count:  # all of tonight's pairs are in memory: keep them (a full night)
         whole = pairs_frame(lo, hi, all_mask, levels, rules, len(std))
         return PairState(count, merged, compared, None, gone_ends, reader, whole)
@@ -1026,11 +1215,13 @@ def choose_params(
     run_id: str,
     seed: int = 0,
     keys: RecordKeys | None = None,
+    count: int = -1,
 ) -> ParamsChoice:
     """Shipped parameters for few records; the stored ones while the record count stays within
     `reestimate_growth` of the count they were estimated on; else EM on all of tonight's pairs
-    (exactly what a full run estimates; `levels` gives them)."""
-    n = len(records)
+    (exactly what a full run estimates; `levels` gives them). `count`: the customer records
+    tonight, when `records` are not all of them (a neighbourhood night)."""
+    n = len(records) if count < 0 else count
     if n < min_records_to_estimate:
         return ParamsChoice(Params.load(DEFAULT_PARAMS_PATH), "shipped", None, None)
     if stored is not None and abs(n - stored.records) <= reestimate_growth * stored.records:
@@ -1145,14 +1336,27 @@ def incremental_links(
     keys = RecordKeys(records)  # part codes shared by comparing, term frequencies and u
     pairs = refresh_pairs(con, state, customers, max_block_size, mapper=mapper, record_keys=keys)
     none = ParamsChoice(None, "none", None, None)
-    work = Work(len(std), state.standardised, state.removed, pairs.count, pairs.compared, "none")
-    if len(customers) < 2 or not pairs.count:
+    work = Work(
+        state.all_records, state.standardised, state.removed, pairs.count, pairs.compared, "none"
+    )
+    crm = len(customers) if state.crm_records < 0 else state.crm_records
+    if crm < 2 or not pairs.count:
         nothing = NightLinks(pairs, lambda levels: EMPTY.copy(), None)
         return nothing, none, work
     choice = choose_params(
-        stored, records, pairs.all, min_records_to_estimate, reestimate_growth, run_id, keys=keys
+        stored,
+        records,
+        pairs.all,
+        min_records_to_estimate,
+        reestimate_growth,
+        run_id,
+        keys=keys,
+        count=state.crm_records,
     )
     counts, choice = term_counts(con, choice, keys)
+    if state.hood is not None and not choice.tf_frozen:
+        # the caller checked that the stored parameters and their counts are reused
+        raise RuntimeError("a neighbourhood night must score with frozen term frequencies")
     tf_adjust = choice.source != "shipped"
 
     def score(levels: pd.DataFrame) -> pd.DataFrame:

@@ -36,6 +36,7 @@ from ccv.identity import (
     comparisons,
     incremental,
     keyed_writes,
+    neighbourhood,
     scoped,
     scoring,
     term_counts,
@@ -47,6 +48,7 @@ from ccv.identity.clustering import Guards, cluster, connected_components
 from ccv.identity.frames import frame_to_arrow, release_freed_memory
 from ccv.identity.golden import build_golden
 from ccv.identity.incremental import (
+    Around,
     NightLinks,
     ParamsChoice,
     RecordState,
@@ -57,6 +59,7 @@ from ccv.identity.incremental import (
     refresh_records,
     state_is_current,
     state_signature,
+    stored_params,
 )
 from ccv.identity.matching import MatchResult, probabilistic_links, probability_to_weight
 from ccv.identity.partitions import LOCAL, Mapper
@@ -76,6 +79,7 @@ from ccv.identity.store import (
     record_assignment,
     record_work,
 )
+from ccv.identity.term_counts import FrozenCounts
 from ccv.identity.threads import writes_beside
 from ccv.progress import advance
 from ccv.warehouse.models import save_state
@@ -443,6 +447,11 @@ def link_and_write(
     _phase("standardise")
     # the night's new standardised records are written to identity_std beside the linking
     # (nothing reads that table again tonight)
+    around = (
+        Around(identity.max_block_size, default_birth_dates)
+        if keyed and builds_on_clusters(con, identity)
+        else None
+    )
     with writes_beside(con) as write:
         state = refresh_records(
             con,
@@ -450,6 +459,7 @@ def link_and_write(
             lambda records: standardize_rows(records, identity),
             blank_default_dates,
             write=write,
+            around=around,
         )
         with duckdb_beside_frames(con, config.warehouse.memory_limit):
             return _link_cluster_write(con, config, run_id, now, mapper, state, signature, keyed)
@@ -495,7 +505,12 @@ def _link_cluster_write(
     work = replace(work, reclustered=len(std) if in_scope is None else int(in_scope.sum()))
     del std["ref_source"], std["ref_record_id"]  # read by `link_pairs` only
     _phase("stable ids")
-    last = last_records(con, std, keyed_writes.COMPARED if keyed else ())
+    last = last_records(
+        con,
+        std,
+        keyed_writes.COMPARED if keyed else (),
+        gone_keys=None if state.hood is None else "_gone_keys",
+    )
     assignment = assign_known(
         std["cluster"].to_numpy(),
         last.customers,
@@ -524,9 +539,15 @@ def _link_cluster_write(
     )
     record_work(con, run_id, work)
     events = assignment.events["event_type"].value_counts().to_dict()
-    return (
+    if state.hood is None:
         # one id per cluster and no id for two: counting the integer labels counts customers
-        int(np.count_nonzero(np.bincount(std["cluster"].to_numpy(), minlength=1))),
+        customers = int(np.count_nonzero(np.bincount(std["cluster"].to_numpy(), minlength=1)))
+    else:  # the frame holds a neighbourhood: the customers are counted where they all are
+        ((customers,),) = con.execute(
+            "select count(distinct customer_id) from identity_records"
+        ).fetchall()
+    return (
+        int(customers),
         {k: int(v) for k, v in events.items()},
         work,
         Evidence.of(std, edges, matched, choice, scope, scoped=in_scope is not None),
@@ -547,7 +568,14 @@ def _cluster(
     can be built on (a by-key night scoring with the frozen term frequencies of reused
     parameters, see `scoped`)."""
     record_no = std["record_no"].to_numpy(dtype=np.int64)
-    last = scoped.last_clusters(con, record_no, state.dirty) if keyed and choice.tf_frozen else None
+    stale = None if state.hood is None else state.stale["record_no"].to_numpy(dtype=np.int64)
+    last = (
+        scoped.last_clusters(con, record_no, state.dirty, stale)
+        if keyed and choice.tf_frozen
+        else None
+    )
+    if last is None and state.hood is not None:
+        raise RuntimeError("a neighbourhood night found no last clusters to build on")
     if last is None:
         matched = night_links.all()
         night_links.release()
@@ -579,6 +607,22 @@ def _cluster(
     stale = state.stale["record_no"].to_numpy(dtype=np.int64)
     scoped.save_clusters(con, record_no, clustered, np.flatnonzero(in_scope), stale)
     return clustered, in_scope, matched
+
+
+def builds_on_clusters(con: duckdb.DuckDBPyConnection, identity: IdentityConfig) -> bool:
+    """Tonight (a keyed delta night) will reuse the stored match parameters with their frozen
+    term counts, and so re-cluster only the scope of its changes (`scoped`): its frame can be
+    the neighbourhood of those changes (`neighbourhood`). The same test `choose_params` and
+    `term_counts` make later, on the count of tonight's CRM records (every staged one)."""
+    stored = stored_params(con)
+    if stored is None or identity.reestimate_growth is None:
+        return False
+    ((crm,),) = con.execute("select count(*) from stg_customers").fetchall()
+    if crm < identity.min_records_to_estimate:
+        return False
+    if abs(crm - stored.records) > identity.reestimate_growth * stored.records:
+        return False
+    return FrozenCounts.load(con, stored.run_id) is not None
 
 
 def match_rule_codes(n: int, edges: pd.DataFrame) -> np.ndarray:
@@ -850,9 +894,16 @@ def blank_default_dates(birth_dates: pd.Series, min_records: int = 20) -> pd.Ser
     codes, uniques = pd.factorize(birth_dates)  # counted and formatted per distinct date
     texts = pd.Series(uniques).astype("string").to_numpy(dtype=object)
     counts = np.bincount(codes[codes >= 0], minlength=len(uniques))
-    threshold = max(min_records, 0.002 * int((codes >= 0).sum()))
-    defaults = (counts >= threshold) | np.isin(texts, PLACEHOLDER_BIRTH_DATES)
+    defaults = np.isin(texts, default_birth_dates(texts, counts, min_records))
     return birth_dates.mask(np.append(defaults, False)[codes])  # code -1 (missing): False
+
+
+def default_birth_dates(texts: np.ndarray, counts: np.ndarray, min_records: int = 20) -> np.ndarray:
+    """Of the distinct birth dates `texts` (``YYYY-MM-DD``), held by `counts` records each,
+    those `blank_default_dates` blanks: the rule on a population's counts alone (a
+    neighbourhood night counts its records in SQL, `incremental.refresh_records`)."""
+    threshold = max(min_records, 0.002 * int(np.sum(counts)))
+    return texts[(counts >= threshold) | np.isin(texts, PLACEHOLDER_BIRTH_DATES)]
 
 
 def standardize(records: pd.DataFrame, identity: IdentityConfig) -> pd.DataFrame:
@@ -922,6 +973,7 @@ CODE = code_digest(
         term_counts,
         clustering,
         scoped,
+        neighbourhood,
     )
 )
 """The code the persisted identity state depends on (standardising, blocking, comparing;

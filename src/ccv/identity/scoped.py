@@ -80,7 +80,10 @@ class LastClusters:
 
 
 def last_clusters(
-    con: duckdb.DuckDBPyConnection, record_no: np.ndarray, dirty: np.ndarray
+    con: duckdb.DuckDBPyConnection,
+    record_no: np.ndarray,
+    dirty: np.ndarray,
+    stale: np.ndarray | None = None,
 ) -> LastClusters | None:
     """Last night's clusters of tonight's records (`record_no`, in the night's order), or None
     when they cannot be built on: no table, or an unchanged record (not `dirty`) without a
@@ -88,15 +91,24 @@ def last_clusters(
 
     A new record can be numbered with a gone record's ``record_no`` (numbering continues
     after the highest stored one): it then shows the gone record's component, and being
-    dirty it brings that component into the scope, as the gone record would have."""
+    dirty it brings that component into the scope, as the gone record would have.
+
+    `stale`: the night's records are a neighbourhood (`neighbourhood`), not all: read the rows
+    of theirs and of the `stale` record numbers (gone or changed) only."""
     con.execute(DDL)
-    stored = con.execute(
-        "select record_no, cluster, component, rule from identity_clusters"
-    ).fetchnumpy()
+    sql = "select record_no, cluster, component, rule from identity_clusters"
+    if stale is None:
+        stored = con.execute(sql).fetchnumpy()
+    else:
+        con.register("_cluster_nos", pa.table({"record_no": np.concatenate([record_no, stale])}))
+        try:
+            stored = con.execute(f"{sql} semi join _cluster_nos n using (record_no)").fetchnumpy()
+        finally:
+            con.unregister("_cluster_nos")
     stored_no = np.asarray(stored["record_no"], dtype=np.int64)
-    if not len(stored_no):
+    if not len(stored_no) and stale is None:  # (a neighbourhood may be empty: no change)
         return None
-    size = int(max(record_no.max(initial=-1), stored_no.max())) + 1
+    size = int(max(record_no.max(initial=-1), stored_no.max(initial=-1))) + 1
     position = np.full(size, -1, dtype=np.int64)
     position[record_no] = np.arange(len(record_no))
     at = position[stored_no]

@@ -85,7 +85,10 @@ class LastRecords:
 
 
 def last_records(
-    con: duckdb.DuckDBPyConnection, records: pd.DataFrame, compared: tuple[str, ...] = ()
+    con: duckdb.DuckDBPyConnection,
+    records: pd.DataFrame,
+    compared: tuple[str, ...] = (),
+    gone_keys: str | None = None,
 ) -> LastRecords:
     """Last run's customer of each of `records` (record_kind, source, source_record_id), and
     whether each `compared` column of `records` still holds last run's value. Also leaves the
@@ -97,6 +100,9 @@ def last_records(
     of Python strings (~10 s a night), while DuckDB joins the keys in about a second, and only
     integers and flags return. The same join tells which rows of `identity_records` a delta
     night has to rewrite (`keyed_writes`).
+
+    `gone_keys`: a table of the keys of the records gone tonight, when `records` are not all
+    of tonight's (a neighbourhood night, `incremental.refresh_records`); it is dropped.
     """
     none = np.full(len(records), -1, dtype=np.int64)
     if not has_last_records(con):
@@ -133,9 +139,13 @@ def last_records(
             """
         ).fetchnumpy()
         con.execute(
-            f"create or replace temp table _gone_records as select {key} "
+            f"create or replace temp table _gone_records as select {key} from {gone_keys}"
+            if gone_keys
+            else f"create or replace temp table _gone_records as select {key} "
             f"from identity_records anti join _tonight_keys using ({key})"
         )
+        if gone_keys:
+            con.execute(f"drop table {gone_keys}")
     finally:
         con.unregister("_tonight_keys")
     ids = read_arrow(con, "select customer_id, records from _last_ids order by code")
