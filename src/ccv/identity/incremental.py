@@ -35,7 +35,9 @@ frequencies are part of the model: counted when m/u are estimated and frozen wit
 weighed last night. Only the stored pairs a night can change are read back (`refresh_pairs`);
 the others stay in ``match_pairs`` and are read, and scored, on demand (`PairState`,
 `NightLinks`): all of them, or on a night that re-clusters only the scope of its changes
-(`scoped`), the new and changed ones and those around the scope.
+(`scoped`), the new and changed ones and those around the scope. Such a night also reads only
+the neighbourhood of its changes from ``identity_std`` into its frame (`neighbourhood`), not
+every record.
 """
 
 from __future__ import annotations
@@ -847,10 +849,7 @@ def refresh_pairs(
 
     # 1. regenerate the affected blocks of every rule
     gen_keys, gen_masks, oversized, affected, near = [], [], [], [], []
-    con.execute(
-        "create table if not exists oversized_keys (rule varchar, key_hash bigint, "
-        "key varchar, size bigint)"
-    )
+    con.execute(neighbourhood.OVERSIZED_DDL)
     known = read_frame(con, "select rule, key_hash, key from oversized_keys")
     for bit, rule in enumerate(rules):
         column = rule_column(rule)

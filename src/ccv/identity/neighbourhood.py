@@ -52,6 +52,11 @@ from ccv.identity.blocking import BlockingRule
 from ccv.identity.frames import frame_to_arrow, read_frame
 
 LINK_COLUMNS = ("std_email_key", "std_phone", "std_loyalty_id")
+OVERSIZED_DDL = (
+    "create table if not exists oversized_keys (rule varchar, key_hash bigint, key varchar, "
+    "size bigint)"
+)
+"""the blocks over their cap at the last night, by rule and key hash (`incremental`)"""
 GATHERED = ("transactions", "observed_at", "first_observed_at")
 """the gathered columns of a record's row in identity_records (`keyed_writes.COMPARED`)"""
 KEY = ("record_kind", "source", "source_record_id")
@@ -96,6 +101,7 @@ def find(
     try:
         seeds = ["select record_no from _nb_dirty", "select record_no from _nb_stale"]
         oversized, members, firsts = {}, {}, []
+        con.execute(OVERSIZED_DDL)
         con.execute("create or replace temp table _nb_near (bit integer, record_no bigint)")
         for bit, (rule, column) in enumerate(zip(rules, columns, strict=True)):
             cap = rule.cap(max_block_size)
