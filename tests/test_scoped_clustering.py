@@ -67,8 +67,13 @@ def run_nights(config_path: Path, deliver, monkeypatch, everything: bool):
             patch.setattr(scoped, "last_clusters", lambda *args: None)
         for night in range(1, NIGHTS + 1):
             deliver(config_path, night)
+            found = len(read)
             work = run_nightly(load_config(config_path)).resolve.work
             shares.append(work.reclustered / work.records)
+            # what a night read is reported: the neighbourhood and tonight's fresh records, or
+            # every record
+            hood = read[-1] + work.standardised if len(read) > found else work.records
+            assert work.records_read == hood
     db = load_config(config_path).resolve("warehouse/ccv.duckdb")
     with duckdb.connect(str(db), read_only=True) as con:
         reported = con.execute(

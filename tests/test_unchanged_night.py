@@ -62,6 +62,8 @@ def test_a_night_without_new_input_keeps_the_last_resolution(tmp_path):
     assert f"Match parameters: {first.resolve.work.params}" in summaries[first.run_id]
     assert f"Records standardised by this run: 0 of {records:,}" in summaries[again.run_id]
     assert f"Records re-clustered by this run: 0 of {records:,}" in summaries[again.run_id]
+    assert f"Records read by this run: {records:,} of {records:,}" in summaries[first.run_id]
+    assert f"Records read by this run: 0 of {records:,}" in summaries[again.run_id]
     assert "Match parameters: unchanged" in summaries[again.run_id]
     assert (work.standardised, work.removed, work.pairs_compared) == (0, 0, 0)
     assert work.records == first.resolve.work.records

@@ -1266,6 +1266,7 @@ class Work:
     params: str  # estimated | reused | shipped | none | unchanged (nothing resolved tonight)
     state_signature: str = ""  # code and settings the persisted state was computed with
     reclustered: int = 0  # records clustered tonight: all, or the scope of tonight's changes
+    records_read: int = 0  # records in the night's frame: all, or the neighbourhood
 
 
 @dataclass

@@ -502,7 +502,11 @@ def _link_cluster_write(
     std["match_rule"] = np.asarray(RULE_LABELS, dtype=object)[clustered.rule]
     edges = clustered.edges
     del clustered
-    work = replace(work, reclustered=len(std) if in_scope is None else int(in_scope.sum()))
+    work = replace(
+        work,
+        reclustered=len(std) if in_scope is None else int(in_scope.sum()),
+        records_read=len(std),
+    )
     del std["ref_source"], std["ref_record_id"]  # read by `link_pairs` only
     _phase("stable ids")
     last = last_records(

@@ -51,11 +51,14 @@ DDL = [
         pairs_compared bigint not null,   -- of which compared tonight (others kept their levels)
         params varchar not null,          -- estimated | reused | shipped | none
         state_signature varchar,          -- code + settings of the incremental state
-        reclustered bigint                -- records clustered tonight (see identity/scoped.py)
+        reclustered bigint,               -- records clustered tonight (see identity/scoped.py)
+        records_read bigint               -- records in the night's frame (all, or the
+                                          -- neighbourhood: identity/neighbourhood.py)
     )
     """,
-    # warehouses from before the column
+    # warehouses from before the columns
     "alter table identity_runs add column if not exists reclustered bigint",
+    "alter table identity_runs add column if not exists records_read bigint",
 ]
 
 
@@ -231,7 +234,7 @@ def record_work(con: duckdb.DuckDBPyConnection, run_id: str, work: Work) -> None
     con.execute(
         "insert into identity_runs by name select ? as run_id, ? as records, ? as standardised, "
         "? as removed, ? as candidate_pairs, ? as pairs_compared, ? as params, "
-        "? as state_signature, ? as reclustered",
+        "? as state_signature, ? as reclustered, ? as records_read",
         [
             run_id,
             work.records,
@@ -242,5 +245,6 @@ def record_work(con: duckdb.DuckDBPyConnection, run_id: str, work: Work) -> None
             work.params,
             work.state_signature,
             work.reclustered,
+            work.records_read,
         ],
     )

@@ -702,21 +702,23 @@ def _identity_work(wh: Warehouse, run: RunInfo) -> Facts | None:
     """What the run's identity resolution computed (`identity_runs`): on an incremental night
     a small part of the records and pairs, on a full one all of them — how an operator sees
     which kind of night it was, and what it cost."""
-    if not run.run_id or not wh.has("identity_runs", "reclustered"):
+    if not run.run_id or not wh.has("identity_runs", "reclustered", "records_read"):
         return None
     rows = wh.rows(
         """
         select records, standardised, removed, candidate_pairs, pairs_compared, reclustered,
-               params
+               params, records_read
         from identity_runs where run_id = ?
         """,
         [run.run_id],
     )
     if not rows:
         return None
-    records, standardised, removed, pairs, compared, reclustered, params = rows[-1]
+    records, standardised, removed, pairs, compared, reclustered, params, read = rows[-1]
     return Facts(
         [
+            # all, or the neighbourhood of the night's changes (an unchanged night reads none)
+            ("Records read by this run", f"{fmt(read or 0)} of {fmt(records)}"),
             ("Records standardised by this run", f"{fmt(standardised)} of {fmt(records)}"),
             ("Records gone since the last run", fmt(removed)),
             ("Candidate pairs compared by this run", f"{fmt(compared)} of {fmt(pairs)}"),
