@@ -301,10 +301,11 @@ def refresh_records(
         anti join _gathered g on {join} and s.fingerprint = g.fingerprint
         """,
     )
-    if around is not None:
-        around = around if _clusters_cover(con) else None
-    if around is not None:  # the gone records' keys, for the keyed writes (`store`)
+    if around is not None and _clusters_cover(con):
+        # the gone records' keys, for the keyed writes (`store.last_records`)
         _save_gone_keys(con, stale["record_no"].to_numpy(dtype=np.int64))
+    else:
+        around = None
     con.execute(
         f"""
         delete from identity_std s where not exists (
@@ -321,7 +322,6 @@ def refresh_records(
         fresh, fingerprints = _standardise_fresh(con, standardize, first_no, _night_schema(con))
         if around is not None:
             defaults = _default_dates(con, fresh, around)
-            bk = [rule_column(r) for r in rules]
             dirty, old_keys = _dirty_records(con, fresh, defaults, rules)
             # a re-blanked record's old keys are stale too (their blocks are regenerated)
             gone = pd.concat([stale, old_keys], ignore_index=True)
