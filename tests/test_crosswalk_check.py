@@ -53,3 +53,22 @@ def test_the_crosswalk_check_catches_a_record_in_two_clusters_from_any_run(
     )
     failure = failures(con)[CHECK]
     assert failure.sample == [(source, record_id, 0, 1)]
+
+
+def test_the_orders_key_check_catches_a_repeated_or_missing_key(published_sample, tmp_path):
+    """orders_key_unique names a repeated key and a NULL key, with how many rows hold them."""
+    db = tmp_path / "ccv.duckdb"
+    shutil.copy(load_config(published_sample).resolve("warehouse/ccv.duckdb"), db)
+    con = duckdb.connect(str(db))
+    assert "orders_key_unique" not in failures(con)
+    ((key,),) = con.execute("select min(order_key) from orders").fetchall()
+    con.execute("insert into orders select * from orders where order_key = ?", [key])
+    con.execute(
+        "insert into orders select * replace (null as order_key) from orders "
+        "where order_key = ? limit 1",
+        [key],
+    )
+    failure = failures(con)["orders_key_unique"]
+    assert failure.row_count == 2
+    rows = sorted(failure.sample, key=lambda r: (r[0] is None, r[0]))
+    assert rows == [(key, 2), (None, 1)]
