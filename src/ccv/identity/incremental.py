@@ -141,17 +141,13 @@ class RecordState:
     stale: pd.DataFrame
     standardised: int
     removed: int
-    records: int = -1
-    """identity records tonight (-1: ``len(std)``, every one is in it)"""
-    crm_records: int = -1
-    """customer records tonight (-1: those of ``std``)"""
+    records: int
+    """identity records tonight (all of them: ``std`` may hold a neighbourhood)"""
+    crm_records: int
+    """customer records tonight (all of them)"""
     hood: Neighbourhood | None = None
     """on a neighbourhood night (`neighbourhood`), what the frame's blocking needs of the
     blocks it does not hold whole; ``std`` then holds the neighbourhood's records only"""
-
-    @property
-    def all_records(self) -> int:
-        return len(self.std) if self.records < 0 else self.records
 
 
 @dataclass(frozen=True)
@@ -347,14 +343,7 @@ def refresh_records(
     dirty = new | reblanked
     std["birth_blanked"] = blanked
     is_crm = (std["record_kind"] == "customer").to_numpy()
-    rows = np.flatnonzero(dirty & is_crm)
-    if len(rows):
-        # the compared columns only: a copy of every column of a million CRM rows is ~1 GB
-        hashes = block_key_hashes(compared_records(std, rows), rules)
-        for column in bk:  # via the nullable arrays: never through float64
-            values = std[column].astype("Int64").array.copy()
-            values[rows] = hashes[column].array
-            std[column] = values
+    _put_block_keys(std, np.flatnonzero(dirty & is_crm), rules)
     _save_record_flags(con, std.loc[reblanked, ["record_no", "birth_blanked", *bk]])
     # a copy-on-write selection: what is written does not change when the caller, going on
     # beside the write, drops or replaces columns of `std`
@@ -470,14 +459,24 @@ def _dirty_records(
     bk = [rule_column(r) for r in rules]
     old_keys = records.iloc[len(fresh) :][["record_no", *bk]].reset_index(drop=True)
     records["std_birth_date"] = _blank(parse_date(records["std_birth_date"]), defaults)
-    rows = np.flatnonzero((records["record_kind"] == "customer").to_numpy())
-    if len(rows):
-        hashes = block_key_hashes(compared_records(records, rows), rules)
-        for column in hashes.columns:
-            values = pd.array([pd.NA] * len(records), dtype="Int64")
-            values[rows] = hashes[column].array
-            records[column] = values
+    _put_block_keys(
+        records, np.flatnonzero((records["record_kind"] == "customer").to_numpy()), rules
+    )
     return records, old_keys
+
+
+def _put_block_keys(records: pd.DataFrame, rows: np.ndarray, rules: Sequence[BlockingRule]) -> None:
+    """Compute the block key hashes of `records` at positions `rows` (customer records) and
+    set them in its ``bk_*`` columns, in place."""
+    if not len(rows):
+        return
+    # the compared columns only: a copy of every column of a million CRM rows is ~1 GB
+    hashes = block_key_hashes(compared_records(records, rows), rules)
+    for rule in rules:  # via the nullable arrays: never through float64
+        column = rule_column(rule)
+        values = records[column].astype("Int64").array.copy()
+        values[rows] = hashes[column].array
+        records[column] = values
 
 
 RECORDS_CHUNK = 500_000
@@ -1223,7 +1222,7 @@ def choose_params(
     n = len(records) if count < 0 else count
     if n < min_records_to_estimate:
         return ParamsChoice(Params.load(DEFAULT_PARAMS_PATH), "shipped", None, None)
-    if stored is not None and abs(n - stored.records) <= reestimate_growth * stored.records:
+    if stored is not None and within_growth(stored, n, reestimate_growth):
         return stored
     u = estimate_u(
         records,
@@ -1234,6 +1233,12 @@ def choose_params(
     )
     params = estimate_m(levels(), u, n_records=n, comparisons=DEFAULT_COMPARISONS)
     return ParamsChoice(params, "estimated", run_id, n)
+
+
+def within_growth(stored: ParamsChoice, records: int, reestimate_growth: float) -> bool:
+    """`records` customer records are close enough to the count `stored` was estimated on for
+    its parameters to be reused (`choose_params`)."""
+    return abs(records - stored.records) <= reestimate_growth * stored.records
 
 
 def term_counts(
@@ -1337,10 +1342,9 @@ def incremental_links(
     pairs = refresh_pairs(con, state, customers, max_block_size, mapper=mapper, record_keys=keys)
     none = ParamsChoice(None, "none", None, None)
     work = Work(
-        state.all_records, state.standardised, state.removed, pairs.count, pairs.compared, "none"
+        state.records, state.standardised, state.removed, pairs.count, pairs.compared, "none"
     )
-    crm = len(customers) if state.crm_records < 0 else state.crm_records
-    if crm < 2 or not pairs.count:
+    if state.crm_records < 2 or not pairs.count:
         nothing = NightLinks(pairs, lambda levels: EMPTY.copy(), None)
         return nothing, none, work
     choice = choose_params(

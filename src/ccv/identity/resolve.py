@@ -60,6 +60,7 @@ from ccv.identity.incremental import (
     state_is_current,
     state_signature,
     stored_params,
+    within_growth,
 )
 from ccv.identity.matching import MatchResult, probabilistic_links, probability_to_weight
 from ccv.identity.partitions import LOCAL, Mapper
@@ -624,7 +625,7 @@ def builds_on_clusters(con: duckdb.DuckDBPyConnection, identity: IdentityConfig)
     ((crm,),) = con.execute("select count(*) from stg_customers").fetchall()
     if crm < identity.min_records_to_estimate:
         return False
-    if abs(crm - stored.records) > identity.reestimate_growth * stored.records:
+    if not within_growth(stored, crm, identity.reestimate_growth):
         return False
     return FrozenCounts.load(con, stored.run_id) is not None
 
