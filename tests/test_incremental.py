@@ -9,6 +9,7 @@ import duckdb
 
 from ccv.config import load_config
 from ccv.pipeline import run_nightly
+from ccv.warehouse.models import SQL_DIR
 from tests.conftest import make_project
 
 NIGHTS = 3
@@ -64,8 +65,8 @@ def outcome(config_path: Path) -> dict:
 
 
 def order_rows(config_path: Path) -> list[tuple]:
-    """Every row of the core `orders`, `order_lines` and `purchase_days` with its customer as
-    the set of source records (ids may differ)."""
+    """Every row of the core `orders`, `order_lines`, `purchase_days` and `customer_order_stats`
+    with its customer as the set of source records (ids may differ)."""
     db = load_config(config_path).resolve("warehouse/ccv.duckdb")
     with duckdb.connect(str(db), read_only=True) as con:
         members = """
@@ -83,7 +84,11 @@ def order_rows(config_path: Path) -> list[tuple]:
             f"select p.* exclude (customer_id), m.records from purchase_days p "
             f"left join ({members}) m using (customer_id)"
         ).fetchall()
-    return [tuple(map(str, row)) for row in orders + lines] + sorted(map(str, days))
+        stats = con.execute(
+            f"select s.* exclude (customer_id), m.records from customer_order_stats s "
+            f"left join ({members}) m using (customer_id)"
+        ).fetchall()
+    return [tuple(map(str, row)) for row in orders + lines] + sorted(map(str, days + stats))
 
 
 def customer_rows(config_path: Path) -> list[tuple]:
@@ -183,6 +188,7 @@ ORDER_TABLES = {
     "orders",
     "order_lines",
     "purchase_days",
+    "customer_order_stats",
 }
 CUSTOMER_TABLES = {
     "stg_customers",
@@ -223,3 +229,88 @@ def test_incremental_nights_equal_a_full_rebuild(tmp_path):
     assert customer_rows(nightly) == customer_rows(full / "ccv.toml")
     # the identity tables written by key hold a full rebuild's rows
     assert identity_rows(nightly) == identity_rows(full / "ccv.toml")
+
+
+LINES_SOURCE = """
+[[sources]]
+name = "web_lines"
+kind = "order_lines"
+path = "data/sample/web_lines.csv"
+format = "csv"
+order_source = "web_orders"
+
+[sources.columns]
+order_id = "order"
+sku = "sku"
+category = "category"
+quantity = "qty"
+line_amount = "amount"
+"""
+
+
+def order_stats(config_path: Path) -> tuple[list[tuple], list[tuple]]:
+    """`customer_order_stats` as the last night left it, and as its SQL computes it from
+    scratch on the same warehouse (the night's as-of date)."""
+    db = load_config(config_path).resolve("warehouse/ccv.duckdb")
+    body = (SQL_DIR / "core" / "customer_order_stats.sql").read_text(encoding="utf-8")
+    with duckdb.connect(str(db), read_only=True) as con:
+        con.execute(
+            "set variable as_of_date = (select as_of_date from runs order by started_at desc "
+            "limit 1)"
+        )
+        kept = con.execute("select * from customer_order_stats order by customer_id").fetchall()
+        rebuilt = con.execute(f"select * from ({body}) order by customer_id").fetchall()
+    return kept, rebuilt
+
+
+def test_order_stats_follow_re_sent_lines_and_a_moving_as_of_date(tmp_path):
+    """customer_order_stats is kept by customer: a night recomputes the customers whose
+    orders or order lines changed and those whose orders the as-of date let in or out, and
+    ends where computing it from scratch ends."""
+    config = make_project(tmp_path / "p")
+    lines = config.parent / "data" / "sample" / "web_lines.csv"
+    lines.write_text("order,sku,category,qty,amount\nW1000002,SH-9703,Shoes,1,42.50\n")
+    config.write_text(config.read_text() + LINES_SOURCE)
+    run_nightly(load_config(config))
+    db = load_config(config).resolve("warehouse/ccv.duckdb")
+    with duckdb.connect(str(db), read_only=True) as con:
+        # the customer with the most completed web orders, and those orders
+        ((customer, orders, favourite),) = con.execute(
+            "select o.customer_id, list(o.order_id order by o.order_id), "
+            "any_value(s.favourite_category) from orders o "
+            "join customer_order_stats s using (customer_id) "
+            "where o.channel = 'web' and o.status = 'completed' "
+            "group by o.customer_id order by count(*) desc, o.customer_id limit 1"
+        ).fetchall()
+        ((median_day,),) = con.execute(
+            "select cast(quantile_disc(ordered_on, 0.5) as varchar) from orders"
+        ).fetchall()
+    assert favourite != "Garden"
+
+    # night 2: the lines file is re-sent with new lines for that customer's orders only
+    lines.write_text(
+        "order,sku,category,qty,amount\n"
+        + "".join(f"{order},GD-0001,Garden,1,9.99\n" for order in orders)
+    )
+    run_nightly(load_config(config))
+    kept, rebuilt = order_stats(config)
+    assert kept == rebuilt
+    assert dict((row[0], row[-1]) for row in kept)[customer] == "Garden"
+    assert "customer_order_stats" in updated_tables(config)
+    after_lines = kept
+
+    # nights 3 and 4: no new file; the as-of date moves back to the middle of the orders,
+    # then forward again
+    text = config.read_text()
+    config.write_text(text.replace('as_of = "latest_order"', f'as_of = "{median_day}"'))
+    run_nightly(load_config(config))
+    kept, rebuilt = order_stats(config)
+    assert kept == rebuilt
+    assert "customer_order_stats" in updated_tables(config)
+    assert len(kept) < len(after_lines)  # customers whose first order is later drop out
+
+    config.write_text(text)
+    run_nightly(load_config(config))
+    kept, rebuilt = order_stats(config)
+    assert kept == rebuilt == after_lines
+    assert "customer_order_stats" in updated_tables(config)

@@ -80,10 +80,11 @@ def new_con(
 
 
 def build_marts(con: duckdb.DuckDBPyConnection, **kwargs) -> list[str]:
-    """What the pipeline does from the hand-made core tables on: the core model purchase_days
-    (over `orders`), customer_value, then the marts."""
+    """What the pipeline does from the hand-made core tables on: the core models purchase_days
+    and customer_order_stats (over `orders` and `order_lines`), customer_value, then the
+    marts."""
     as_of = con.execute("select cast(getvariable('as_of_date') as date)").fetchone()[0]
-    models.build_models(con, "core", ["purchase_days"])
+    models.build_models(con, "core", ["purchase_days", "customer_order_stats"])
     build_customer_value(con, as_of, horizon_months=12)
     return models.build(con, layers=("marts",), **kwargs)
 

@@ -278,7 +278,7 @@ def test_a_keyed_update_logs_the_change_column_as_it_was_and_as_it_is(con, tmp_p
         ("key = ; input = raw_orders", "bad incremental header part 'key ='"),
         ("key = order_key", "needs a key and input or after"),
         ("key = k; input = raw_orders; after = stg_orders", "input with after needs touched"),
-        ("key = k; after = stg_orders; touched = t", "touched needs an input"),
+        ("key = k; touched = t", "needs a key and input or after"),
     ],
 )
 def test_a_bad_incremental_header_names_the_model_and_the_part(header, message):
@@ -298,6 +298,9 @@ def test_the_shipped_incremental_headers_parse():
         key=("source", "order_id"), input="raw_orders", changes="order_key"
     )
     assert headers["orders"].after == ("stg_orders", "customer_xref")
+    assert headers["customer_order_stats"] == models.Incremental(
+        key=("customer_id",), after=("orders", "order_lines"), touched="customer_order_stats"
+    )
     assert headers["orders"].changes == "customer_id"
     assert headers["purchase_days"] == models.Incremental(key=("customer_id",), after=("orders",))
     assert headers["customers"].after == ("customer_attributes", "identity_records")
@@ -322,6 +325,7 @@ def test_the_shipped_incremental_headers_parse():
         "orders",
         "order_lines",
         "purchase_days",
+        "customer_order_stats",
         "customers",
     }
 

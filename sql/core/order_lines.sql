@@ -1,4 +1,4 @@
--- incremental: key = order_key; after = stg_order_lines, stg_orders
+-- incremental: key = order_key; after = stg_order_lines, stg_orders; changes = order_key
 -- Order lines of the orders in stg_orders, with the order's channel, status and date so that
 -- product analyses need no join. Lines of orders that were quarantined or never delivered are
 -- left out (they have no order to belong to). The customer is on `orders`, via order_key.

@@ -2,13 +2,10 @@
 -- sql/checks/marts/customer_360_one_row_per_customer.sql).
 --
 --   golden attributes   straight from customers
---   lifetime stats      all orders on or before as_of_date (orders after it are ignored):
---     first_order_on / last_order_on   first / last completed order (NULL if none)
---     lifetime_orders                  distinct completed orders (0 if none)
---     lifetime_revenue                 sum of revenue_amount: completed +net, store returns -net,
---                                      cancelled / refunded 0 (0.00 if no orders)
---     web_orders / store_orders        completed orders per channel
---     web_revenue / store_revenue      revenue_amount per channel
+--   lifetime stats      from the core model customer_order_stats (orders on or before
+--                       as_of_date; see that model for each column):
+--     first_order_on / last_order_on, lifetime_orders, lifetime_revenue (0 if none),
+--     web_orders / store_orders, web_revenue / store_revenue
 --     channel_mix                      from completed orders: 'online_only' (web only),
 --                                      'store_only' (store only), 'omnichannel' (both), NULL (none)
 --   rfm                 from rfm_scores (NULL when no completed order in the RFM window); its
@@ -23,12 +20,8 @@
 --                       (default 90) and cv <= regular_max_cv (default 0.5); otherwise
 --                       'occasional'; NULL without a completed order. Both thresholds can be set
 --                       as DuckDB variables of the same name.
---     favourite_store   store_id of the most completed orders (ties: latest order, then lowest
---                       store_id); NULL without a store order
---     favourite_category  category in the most completed orders, from order_lines (lines whose
---                       own status is set and not 'completed' are ignored; ties: higher
---                       line_amount, then name); NULL without categorised lines. The pipeline
---                       guarantees an order_lines table (possibly empty).
+--     favourite_store, favourite_category  from customer_order_stats (most completed
+--                       orders; NULL without a completed store order / categorised line)
 --   clv                 from customer_value (built by ccv.analytics.customer_value before the
 --                       marts): probability_alive, expected purchases in the next 90/180/365 days,
 --                       expected_avg_order_value, clv over clv_horizon_months; clv_model_fitted is
@@ -51,14 +44,6 @@ customers as (
 
 ),
 
--- not materialized: read by two CTEs below, and copying every order into a materialized CTE
--- costs more than scanning the table twice (each scan reads only the columns it needs)
-orders as not materialized (
-
-    select * from orders
-
-),
-
 rfm_scores as (
 
     select * from rfm_scores
@@ -77,60 +62,15 @@ customer_value as (
 
 ),
 
-order_lines as (
-
-    select * from order_lines
-
-),
-
 purchase_days as (
 
     select * from purchase_days
 
 ),
 
-order_stats as (
+customer_order_stats as (
 
-    -- order_key is the primary key of orders (sql/checks/core/orders_key_unique.sql), so
-    -- counting rows counts distinct orders without the cost of a DISTINCT aggregate
-    select
-        orders.customer_id,
-        min(orders.ordered_on) filter (where orders.status = 'completed') as first_order_on,
-        max(orders.ordered_on) filter (where orders.status = 'completed') as last_order_on,
-        count(*) filter (where orders.status = 'completed') as lifetime_orders,
-        sum(orders.revenue_amount) as lifetime_revenue,
-        count(*) filter (where orders.status = 'completed' and orders.channel = 'web')
-            as web_orders,
-        count(*) filter (where orders.status = 'completed' and orders.channel = 'store')
-            as store_orders,
-        sum(orders.revenue_amount) filter (where orders.channel = 'web') as web_revenue,
-        sum(orders.revenue_amount) filter (where orders.channel = 'store') as store_revenue
-
-    from orders
-    cross join settings
-    where
-        orders.customer_id is not null
-        and orders.ordered_on <= settings.as_of_date
-    group by orders.customer_id
-
-),
-
--- not materialized, like orders: read by store_orders and category_orders, and two column scans
--- of orders cost less than copying its 2M+ completed orders into a materialized CTE
-completed_orders as not materialized (
-
-    select
-        orders.customer_id,
-        orders.order_key,
-        orders.store_id,
-        orders.ordered_on
-
-    from orders
-    cross join settings
-    where
-        orders.customer_id is not null
-        and orders.status = 'completed'
-        and orders.ordered_on <= settings.as_of_date
+    select * from customer_order_stats
 
 ),
 
@@ -154,75 +94,6 @@ purchase_rhythm as (
 
 ),
 
-store_orders as (
-
-    -- one row per order (primary key), so count(*) counts distinct orders
-    select
-        customer_id,
-        store_id,
-        count(*) as store_orders,
-        max(ordered_on) as last_store_order_on
-
-    from completed_orders
-    where store_id is not null
-    group by customer_id, store_id
-
-),
-
-favourite_store as (
-
-    select customer_id, store_id
-
-    from store_orders
-    qualify row_number() over (
-        partition by customer_id
-        order by store_orders desc, last_store_order_on desc, store_id
-    ) = 1
-
-),
-
-order_categories as (
-
-    -- one row per order and category: an order counts once for each category it holds
-    select
-        order_lines.order_key,
-        order_lines.category,
-        sum(order_lines.line_amount) as category_amount
-
-    from order_lines
-    where
-        order_lines.category is not null
-        and coalesce(order_lines.status, 'completed') = 'completed'
-    group by order_lines.order_key, order_lines.category
-
-),
-
-category_orders as (
-
-    select
-        completed_orders.customer_id,
-        order_categories.category,
-        count(*) as category_orders,
-        sum(order_categories.category_amount) as category_amount
-
-    from completed_orders
-    inner join order_categories on completed_orders.order_key = order_categories.order_key
-    group by completed_orders.customer_id, order_categories.category
-
-),
-
-favourite_category as (
-
-    select customer_id, category
-
-    from category_orders
-    qualify row_number() over (
-        partition by customer_id
-        order by category_orders desc, category_amount desc nulls last, category
-    ) = 1
-
-),
-
 purchase_pattern as (
 
     select
@@ -236,13 +107,12 @@ purchase_pattern as (
                 then 'regular'
             else 'occasional'
         end as buyer_regularity,
-        favourite_store.store_id as favourite_store,
-        favourite_category.category as favourite_category
+        customer_order_stats.favourite_store,
+        customer_order_stats.favourite_category
 
     from purchase_rhythm
     cross join settings
-    left join favourite_store on purchase_rhythm.customer_id = favourite_store.customer_id
-    left join favourite_category on purchase_rhythm.customer_id = favourite_category.customer_id
+    left join customer_order_stats on purchase_rhythm.customer_id = customer_order_stats.customer_id
 
 ),
 
@@ -277,18 +147,18 @@ final as (
         customers.sources,
 
         -- lifetime orders
-        order_stats.first_order_on,
-        order_stats.last_order_on,
-        cast(coalesce(order_stats.lifetime_orders, 0) as integer) as lifetime_orders,
-        cast(coalesce(order_stats.lifetime_revenue, 0) as decimal(18, 2)) as lifetime_revenue,
-        cast(coalesce(order_stats.web_orders, 0) as integer) as web_orders,
-        cast(coalesce(order_stats.store_orders, 0) as integer) as store_orders,
-        cast(coalesce(order_stats.web_revenue, 0) as decimal(18, 2)) as web_revenue,
-        cast(coalesce(order_stats.store_revenue, 0) as decimal(18, 2)) as store_revenue,
+        customer_order_stats.first_order_on,
+        customer_order_stats.last_order_on,
+        cast(coalesce(customer_order_stats.lifetime_orders, 0) as integer) as lifetime_orders,
+        cast(coalesce(customer_order_stats.lifetime_revenue, 0) as decimal(18, 2)) as lifetime_revenue,
+        cast(coalesce(customer_order_stats.web_orders, 0) as integer) as web_orders,
+        cast(coalesce(customer_order_stats.store_orders, 0) as integer) as store_orders,
+        cast(coalesce(customer_order_stats.web_revenue, 0) as decimal(18, 2)) as web_revenue,
+        cast(coalesce(customer_order_stats.store_revenue, 0) as decimal(18, 2)) as store_revenue,
         case
-            when order_stats.web_orders > 0 and order_stats.store_orders > 0 then 'omnichannel'
-            when order_stats.web_orders > 0 then 'online_only'
-            when order_stats.store_orders > 0 then 'store_only'
+            when customer_order_stats.web_orders > 0 and customer_order_stats.store_orders > 0 then 'omnichannel'
+            when customer_order_stats.web_orders > 0 then 'online_only'
+            when customer_order_stats.store_orders > 0 then 'store_only'
         end as channel_mix,
 
         -- rfm
@@ -337,7 +207,7 @@ final as (
         ) as clv_model_fitted
 
     from customers
-    left join order_stats on customers.customer_id = order_stats.customer_id
+    left join customer_order_stats on customers.customer_id = customer_order_stats.customer_id
     left join rfm_scores on customers.customer_id = rfm_scores.customer_id
     left join loyalty_segments on customers.customer_id = loyalty_segments.customer_id
     left join purchase_pattern on customers.customer_id = purchase_pattern.customer_id

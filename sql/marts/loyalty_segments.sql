@@ -56,9 +56,10 @@ customers as (
 
 ),
 
-orders as (
+customer_order_stats as (
 
-    select * from orders
+    -- lifetime_orders: completed orders on or before as_of_date
+    select * from customer_order_stats
 
 ),
 
@@ -71,23 +72,6 @@ survey_responses as (
 rfm_scores as (
 
     select * from rfm_scores
-
-),
-
-order_history as (
-
-    select
-        orders.customer_id,
-        -- order_key is the primary key of orders: rows are distinct orders, no DISTINCT needed
-        count(*) as lifetime_orders
-
-    from orders
-    cross join settings
-    where
-        orders.customer_id is not null
-        and orders.status = 'completed'
-        and orders.ordered_on <= settings.as_of_date
-    group by orders.customer_id
 
 ),
 
@@ -121,7 +105,7 @@ joined as (
         rfm_scores.rfm_segment,
         rfm_scores.frequency as window_orders,
         rfm_scores.recency_days,
-        coalesce(order_history.lifetime_orders, 0) as lifetime_orders,
+        coalesce(customer_order_stats.lifetime_orders, 0) as lifetime_orders,
         coalesce(survey_summary.response_count, 0) as response_count,
         survey_summary.latest_nps,
         survey_summary.latest_csat,
@@ -136,7 +120,7 @@ joined as (
     from customers
     cross join settings
     left join rfm_scores on customers.customer_id = rfm_scores.customer_id
-    left join order_history on customers.customer_id = order_history.customer_id
+    left join customer_order_stats on customers.customer_id = customer_order_stats.customer_id
     left join survey_summary on customers.customer_id = survey_summary.customer_id
 
 ),

@@ -52,13 +52,17 @@ class Incremental:
       column. Updated only when every upstream was itself updated tonight (not rebuilt);
     * ``changes = <column>``: log this column of every touched row, before and after, as the
       model's changes for downstream models;
-    * ``touched = <name>`` (with ``input``): instead of the keys of every input row the run
+    * ``touched = <name>``: with ``input``, instead of the keys of every input row the run
       loaded, the keys the query `sql/touched/<name>.sql` selects (given ``$run_id``, before
       the model changes) — for an input that re-delivers what the model holds already, as a
       snapshot source does every night: the rows whose values changed, and whatever else
       the query knows changes the model's rows (see `sql/touched/stg_customers.sql`). With
       ``after`` as well, the query may read those models' logged changes (see
       `sql/touched/stg_consents.sql`), and the model updates only when they were updated.
+      With ``after`` alone, the query replaces the upstreams' logged changes: for a model
+      whose key is not their change column, or whose rows change with more than its inputs
+      (`sql/touched/customer_order_stats.sql`: customers by the order keys `order_lines`
+      logged, and those whose orders the moving as-of date lets in or out).
 
     The model's rows of touched keys are deleted and recomputed from its inputs filtered to
     those keys (a temp view of each input's name shadows the table while the model's SQL runs,
@@ -86,8 +90,6 @@ class Incremental:
             parts[name.strip()] = words
         if "key" not in parts or not ("input" in parts or "after" in parts):
             raise ValueError(f"sql model {model}: incremental needs a key and input or after")
-        if "touched" in parts and "input" not in parts:
-            raise ValueError(f"sql model {model}: incremental touched needs an input")
         if "input" in parts and "after" in parts and "touched" not in parts:
             raise ValueError(f"sql model {model}: incremental input with after needs touched")
         return cls(
@@ -375,6 +377,8 @@ def _touched_sql(model: Model, spec: Incremental, database: str) -> str:
                 where l.run_id = $run_id and l.status in ('replaced', 'rejected')
                 and l.source = m.source and l.source_file = m.source_file)
             """
+    if model.touched_sql:
+        return f"select {keys} from (\n{model.touched_sql}\n)"
     upstream = ", ".join(f"'{name}'" for name in spec.after)
     return (
         f"select distinct key as {spec.key[0]} from model_changes "
