@@ -677,3 +677,40 @@ def test_json_kind_check_agrees_with_json_type(con, text):
             [kind, text],
         ).fetchone()
         assert fast == slow, (kind, text)
+
+
+def test_a_file_is_hashed_again_only_when_its_size_or_modification_time_changed(
+    con, tmp_path, monkeypatch
+):
+    """A night skips the files it loaded before without reading them whole: the hash logged
+    with a file's size and modification time stands while both are unchanged."""
+    import os
+    import time
+
+    import ccv.ingest.file_versions as file_versions
+
+    hashed = []
+    real_hash = file_versions.file_hash
+    monkeypatch.setattr(file_versions, "file_hash", lambda p: hashed.append(p.name) or real_hash(p))
+    path = tmp_path / "crm.csv"
+    path.write_text("id,first,mail,dob\n1,Ann,a@x.com,01/01/1990\n")
+    an_hour_ago = time.time_ns() - 3600 * 10**9
+    os.utime(path, ns=(an_hour_ago, an_hour_ago))
+    config = make_config(tmp_path, CRM)
+    assert ingest(con, config, "r1", NOW)[0].status == "loaded"
+    assert ingest(con, config, "r2", NOW)[0].status == "unchanged"
+    assert hashed == ["crm.csv"]  # the second night trusted the logged size and time
+
+    # other content of the same size, written later: read again
+    path.write_text("id,first,mail,dob\n1,Ann,b@x.com,01/01/1990\n")
+    os.utime(path, ns=(an_hour_ago + 10**9, an_hour_ago + 10**9))
+    assert ingest(con, config, "r3", NOW)[0].status == "replaced"
+    assert len(hashed) == 2
+    assert con.execute("select email from raw_customers").fetchall() == [("b@x.com",)]
+
+    # modified moments before it was hashed: it could still change within the same tick of
+    # the file system's clock, so the next night hashes it again
+    os.utime(path)
+    assert ingest(con, config, "r4", NOW)[0].status == "unchanged"
+    assert ingest(con, config, "r5", NOW)[0].status == "unchanged"
+    assert len(hashed) == 4

@@ -27,13 +27,13 @@ from ccv.ingest.contracts import contract, row_violations
 from ccv.ingest.csv_pieces import csv_pieces, pieces_wanted
 from ccv.ingest.export_changes import record_export_changes
 from ccv.ingest.file_names import moved_from, recorded_name, relocate_to_project, rename_files
+from ccv.ingest.file_versions import FileVersion, current_version
 from ccv.ingest.lines import line_violations, load_lines, read_nested_lines
 from ccv.ingest.mapping import mapped_select, record_json
 from ccv.ingest.readers import (
     UnreadableFile,
     _sql_str,
     csv_rejects,
-    file_hash,
     quote_ident,
     read_file,
     rfc_escape,
@@ -213,17 +213,21 @@ def ingest_file(
     """Ingest one file of `source` (skipping it if this exact content was loaded before)."""
     started = dt.datetime.now()
     name = recorded_name(path, config.base_dir)
-    digest = file_hash(path)
+    version = current_version(con, source.name, name, path)
     previous = _previous_hash(con, source.name, name)
-    if previous == digest:
+    if previous == version.content_hash:
         result = FileResult(source.name, name, "unchanged", message="same content already loaded")
-        return _log(con, run_id, source, name, digest, started, result)
-    old_name = moved_from(con, source.name, digest, config.base_dir) if previous is None else None
+        return _log(con, run_id, source, name, version, started, result)
+    old_name = (
+        moved_from(con, source.name, version.content_hash, config.base_dir)
+        if previous is None
+        else None
+    )
     if old_name is not None:
         rename_files(con, [(source.name, old_name, name)])
         message = f"moved from {old_name}: same content, its rows kept and not loaded again"
         result = FileResult(source.name, name, "moved", message=message)
-        return _log(con, run_id, source, name, digest, started, result)
+        return _log(con, run_id, source, name, version, started, result)
     # Whatever an earlier version of this file (or a rejected attempt) left is replaced.
     for table in _raw_tables(source):
         con.execute(
@@ -251,7 +255,7 @@ def ingest_file(
             read = read_file(con, path, source)
         except UnreadableFile as exc:
             return _reject_unreadable(
-                con, run_id, source, name, digest, started, now, path, str(exc)
+                con, run_id, source, name, version, started, now, path, str(exc)
             )
         mapped = mapped_select(source, read.table, read.columns)
         if mapped.missing_columns and (read.row_count or read.columns):
@@ -259,7 +263,7 @@ def ingest_file(
                 f"missing column(s) {', '.join(repr(c) for c in mapped.missing_columns)} "
                 f"expected by sources.{source.name}.columns; found {read.columns}"
             )
-            return _reject_file(con, run_id, source, name, digest, started, now, read, message)
+            return _reject_file(con, run_id, source, name, version, started, now, read, message)
         counts = _read_and_load(con, job, read, mapped)
     rows_read, loaded, quarantined = counts
     if loaded + quarantined != rows_read:
@@ -269,7 +273,7 @@ def ingest_file(
         )
     message = "empty file" if rows_read == 0 else None
     result = FileResult(source.name, name, status, rows_read, loaded, quarantined, message)
-    return _log(con, run_id, source, name, digest, started, result)
+    return _log(con, run_id, source, name, version, started, result)
 
 
 def _read_and_load(con, job: _FileLoad, read, mapped) -> tuple[int, int, int]:
@@ -412,17 +416,17 @@ def _insert_raw(
     return inserted
 
 
-def _reject_unreadable(con, run_id, source, name, digest, started, now, path, reason):
+def _reject_unreadable(con, run_id, source, name, version, started, now, path, reason):
     """A file no reader can parse: every line is quarantined, the file is `rejected`."""
     message = f"file could not be read as {source.format}: {reason}"
     rejects = unreadable_lines(path, message)
     _quarantine_rejects(con, run_id, source, name, now, rejects)
     rows = len(rejects)
     result = FileResult(source.name, name, "rejected", rows, 0, rows, message)
-    return _log(con, run_id, source, name, digest, started, result)
+    return _log(con, run_id, source, name, version, started, result)
 
 
-def _reject_file(con, run_id, source, name, digest, started, now, read, message) -> FileResult:
+def _reject_file(con, run_id, source, name, version, started, now, read, message) -> FileResult:
     """Quarantine every row of a file that cannot be mapped, so none is lost."""
     columns = ", ".join(f"{_sql_str(c)}, {quote_ident(c)}" for c in read.columns)
     con.execute(
@@ -440,7 +444,7 @@ def _reject_file(con, run_id, source, name, digest, started, now, read, message)
         rows += len(read.rejects)
     con.execute(f"drop table if exists {read.table}")
     result = FileResult(source.name, name, "rejected", rows, 0, rows, message)
-    return _log(con, run_id, source, name, digest, started, result)
+    return _log(con, run_id, source, name, version, started, result)
 
 
 def _quarantine_rejects(con, run_id, source, name, now, rejects) -> None:
@@ -458,16 +462,18 @@ def _violations(con, source: SourceConfig, fields, now, tolerance_days) -> pd.Da
 
 
 def _log(
-    con, run_id, source: SourceConfig, name, digest, started, result: FileResult
+    con, run_id, source: SourceConfig, name, version: FileVersion | None, started, result
 ) -> FileResult:
     con.execute(
-        "insert into ingest_log values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "insert into ingest_log (run_id, source, kind, source_file, content_hash, status, "
+        "rows_read, rows_loaded, rows_quarantined, message, started_at, finished_at, file_size, "
+        "file_mtime_ns) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             run_id,
             source.name,
             source.kind,
             name,
-            digest,
+            version and version.content_hash,
             result.status,
             result.rows_read,
             result.rows_loaded,
@@ -475,6 +481,8 @@ def _log(
             result.message,
             started,
             dt.datetime.now(),
+            version and version.size,
+            version and version.mtime_ns,
         ],
     )
     return result

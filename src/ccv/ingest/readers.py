@@ -9,7 +9,6 @@ Every table gets `_row`: the 1-based position of the record among the file's rec
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -42,15 +41,6 @@ class ReadResult:
     columns: list[str]
     row_count: int
     rejects: list[Reject] = field(default_factory=list)
-
-
-def file_hash(path: Path) -> str:
-    """SHA-256 of the file's bytes: the identity of one delivered version of a file."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def quote_ident(name: str) -> str:

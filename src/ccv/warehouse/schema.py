@@ -91,7 +91,9 @@ DDL = [
         rows_quarantined bigint not null,
         message varchar,
         started_at timestamp not null,
-        finished_at timestamp not null
+        finished_at timestamp not null,
+        file_size bigint,
+        file_mtime_ns bigint
     )
     """,
     # Per night and snapshot source: its new export against the one before
@@ -139,6 +141,9 @@ def raw_table_ddl(kind: str) -> str:
 _ADDED_COLUMNS = [
     ("quarantine", "record_key", "varchar"),
     ("raw_customers", "phone_region", "varchar"),
+    # the file's size and modification time when content_hash was taken (file_versions.py)
+    ("ingest_log", "file_size", "bigint"),
+    ("ingest_log", "file_mtime_ns", "bigint"),
 ]
 
 
