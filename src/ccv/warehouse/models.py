@@ -49,10 +49,7 @@ class Incremental:
       does not change the result (the staging models keep the latest version of each record);
     * ``after = <tables>`` (core): the keys touched are those the named upstream tables logged
       as changed tonight (`model_changes`); the model's only key is the upstream's change
-      column. A NULL change (an order without a customer) names no key: such a model keeps
-      no row for a NULL key, and matching it would recompute every unattributed order (at a
-      million customers 2.3M of them, every night). Updated only when every upstream was
-      itself updated tonight (not rebuilt);
+      column. Updated only when every upstream was itself updated tonight (not rebuilt);
     * ``changes = <column>``: log this column of every touched row, before and after, as the
       model's changes for downstream models;
     * ``touched = <name>``: with ``input``, instead of the keys of every input row the run
@@ -385,7 +382,7 @@ def _touched_sql(model: Model, spec: Incremental, database: str) -> str:
     upstream = ", ".join(f"'{name}'" for name in spec.after)
     return (
         f"select distinct key as {spec.key[0]} from model_changes "
-        f"where run_id = $run_id and model in ({upstream}) and key is not null"
+        f"where run_id = $run_id and model in ({upstream})"
     )
 
 
