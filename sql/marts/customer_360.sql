@@ -112,7 +112,8 @@ purchase_pattern as (
 
     from purchase_rhythm
     cross join settings
-    left join customer_order_stats on purchase_rhythm.customer_id = customer_order_stats.customer_id
+    left join customer_order_stats
+        on purchase_rhythm.customer_id = customer_order_stats.customer_id
 
 ),
 
@@ -150,13 +151,15 @@ final as (
         customer_order_stats.first_order_on,
         customer_order_stats.last_order_on,
         cast(coalesce(customer_order_stats.lifetime_orders, 0) as integer) as lifetime_orders,
-        cast(coalesce(customer_order_stats.lifetime_revenue, 0) as decimal(18, 2)) as lifetime_revenue,
+        cast(coalesce(customer_order_stats.lifetime_revenue, 0) as decimal(18, 2))
+            as lifetime_revenue,
         cast(coalesce(customer_order_stats.web_orders, 0) as integer) as web_orders,
         cast(coalesce(customer_order_stats.store_orders, 0) as integer) as store_orders,
         cast(coalesce(customer_order_stats.web_revenue, 0) as decimal(18, 2)) as web_revenue,
         cast(coalesce(customer_order_stats.store_revenue, 0) as decimal(18, 2)) as store_revenue,
         case
-            when customer_order_stats.web_orders > 0 and customer_order_stats.store_orders > 0 then 'omnichannel'
+            when customer_order_stats.web_orders > 0 and customer_order_stats.store_orders > 0
+                then 'omnichannel'
             when customer_order_stats.web_orders > 0 then 'online_only'
             when customer_order_stats.store_orders > 0 then 'store_only'
         end as channel_mix,
