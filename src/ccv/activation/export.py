@@ -21,7 +21,6 @@ its members in the activation store (see store.py) in one transaction.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 import uuid
@@ -37,6 +36,7 @@ from ccv.activation.settings import Activation, settings_of
 from ccv.activation.store import open_store
 from ccv.config import Config
 from ccv.identity.standardize import normalize_email, normalize_phone
+from ccv.ingest.file_versions import file_hash
 from ccv.privacy.hashing import hash_email, hash_phone
 
 Channel = Literal["email", "sms", "postal", "ads"]
@@ -281,14 +281,6 @@ def _rows_for(frame: pd.DataFrame, channel: str) -> pd.DataFrame:
     return out.sort_values(sort, na_position="last").reset_index(drop=True)
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _write(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame, path: Path, fmt: str) -> None:
     """Write `rows` to `path` (a temp name; the caller renames it into place)."""
     con.register("_export_rows", rows)
@@ -464,7 +456,7 @@ def export_segment(
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{export_id}.tmp")
         _write(store, rows, tmp, fmt)
-        checksum = _file_sha256(tmp)
+        checksum = file_hash(tmp)
         store.execute("begin")
         try:
             store.execute(
