@@ -19,6 +19,8 @@ from typer.testing import CliRunner
 
 from ccv.cli import app
 from ccv.config import load_config
+from ccv.reporting.report import markdown_summary
+from ccv.reporting.sections import TIMED_STAGES, collect
 from flows.nightly import deployment, nightly
 from tests.conftest import make_project
 
@@ -312,3 +314,30 @@ def test_deployment_is_scheduled_nightly_from_config():
     assert schedule.schedule.cron == config.schedule.cron == "0 2 * * *"
     assert schedule.schedule.timezone == "Europe/London"
     assert dep.parameters == {"config_path": str(ROOT / "ccv.toml")}
+
+
+def test_the_report_shows_each_nights_stage_times(first_run, project):
+    """Each stage records its start and end; the report (and the Prefect summary) show them
+    per night, this run's first, so an operator sees where a slow night spent its time."""
+    again = nightly(config_path=str(project / "ccv.toml"))
+    published = query(
+        project, "select run_id from runs where status = 'published' order by started_at desc"
+    )
+    db = project / "warehouse" / "ccv.duckdb"
+    with duckdb.connect(str(db), read_only=True) as con:
+        _, sections = collect(con, None, draw=False)
+        summary = markdown_summary(con)
+        recorded = con.execute(
+            "select stage, epoch(finished_at - started_at) from run_stages where run_id = ?",
+            [again.run_id],
+        ).fetchall()
+    assert sorted(stage for stage, _ in recorded) == sorted(TIMED_STAGES)
+    assert all(seconds >= 0 for _, seconds in recorded)
+    table = next(s for s in sections if s.key == "run").table("stage_times")
+    assert [row[0] for row in table.rows] == [run_id for (run_id,) in published]
+    assert table.columns == ["run", "as of", *TIMED_STAGES, "total"]
+    # every stage of every night is there, and the total adds them up
+    for row in table.rows:
+        seconds = [float(cell.replace(",", "")) for cell in row[2:]]
+        assert abs(sum(seconds[:-1]) - seconds[-1]) <= 0.1 * len(TIMED_STAGES)
+    assert "**Stage times (seconds)**" in summary and again.run_id in summary

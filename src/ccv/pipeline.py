@@ -139,6 +139,7 @@ def run_context(config: Config, full_refresh: bool = False) -> Iterator[Run]:
 
 def start_run(run: Run) -> None:
     """Create the run's version folder from the published warehouse (empty on a full refresh)."""
+    started = dt.datetime.now()
     versions.prepare_version(run.layout, run.run_id, run.full_refresh)
     with connect(run.build_path) as con:
         ensure_schema(con)
@@ -146,12 +147,34 @@ def start_run(run: Run) -> None:
             "insert into runs values (?, null, ?, null, 'running', ?)",
             [run.run_id, run.started_at, run.full_refresh],
         )
+        _record_stage(con, run.run_id, "start", started)
+
+
+@contextmanager
+def stage(run: Run, config: Config, name: str) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The connection of stage `name` to the DuckDB file its run builds (under the run's memory
+    limit); when the stage's work succeeded, its start and end go into `run_stages`.
+
+    Why: the run report shows the last nights' stage times, so an operator sees which stage a
+    slow night spent its time in (and since which night)."""
+    _entering(name)
+    started = dt.datetime.now()
+    with open_build(run, config) as con:
+        yield con
+        _record_stage(con, run.run_id, name, started)
+
+
+def _record_stage(
+    con: duckdb.DuckDBPyConnection, run_id: str, name: str, started: dt.datetime
+) -> None:
+    con.execute(
+        "insert into run_stages values (?, ?, ?, ?)", [run_id, name, started, dt.datetime.now()]
+    )
 
 
 def ingest_stage(run: Run, config: Config) -> list[FileResult]:
     """Load every configured source into raw tables and build the staging layer."""
-    _entering("ingest")
-    with open_build(run, config) as con:
+    with stage(run, config, "ingest") as con:
         results = ingest(con, config, run.run_id, run.started_at)
         models.build(con, layers=("staging",), run_id=run.run_id)
     return results
@@ -174,15 +197,14 @@ def resolve_stage(run: Run, config: Config, mapper: Mapper = LOCAL) -> ResolveRe
     `mapper` runs the partitioned comparison work (in this process by default; the flow passes
     one that maps Prefect tasks over a Dask cluster when `[scale] task_runner = "dask"`).
     """
-    _entering("resolve")
-    with open_build(run, config) as con:
-        return resolve(con, config, run.run_id, run.started_at, mapper)
+    with stage(run, config, "resolve") as con:
+        result = resolve(con, config, run.run_id, run.started_at, mapper)
+    return result
 
 
 def build_stage(run: Run, config: Config, as_of: dt.date | None = None) -> dt.date:
     """Build core tables and marts as of `as_of` (default: the config's rule); run the checks."""
-    _entering("build")
-    with open_build(run, config) as con:
+    with stage(run, config, "build") as con:
         as_of = as_of or resolve_as_of(con, config, run.started_at.date())
         variables = {
             "as_of_date": (as_of, "date"),
@@ -214,9 +236,8 @@ def build_stage(run: Run, config: Config, as_of: dt.date | None = None) -> dt.da
 
 def publish_stage(run: Run, config: Config) -> None:
     """Write this run's Parquet snapshots, then publish the version with one atomic rename."""
-    _entering("publish")
     layout = run.layout
-    with open_build(run, config) as con:
+    with stage(run, config, "publish") as con:
         as_of = con.execute(
             "select as_of_date from runs where run_id = ?", [run.run_id]
         ).fetchone()[0]

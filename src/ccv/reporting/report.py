@@ -149,6 +149,8 @@ def markdown_summary(con: duckdb.DuckDBPyConnection, run_id: str | None = None) 
 def _markdown(run: RunInfo, sections: list[Section]) -> str:
     by_key = {s.key: s for s in sections}
     lines = [_title(run), ""]
+    if (times := by_key["run"].table("stage_times")) is not None:
+        lines += ["**Stage times (seconds)**", "", *_md_table(times)]
     lines += _md_section(by_key["stages"], "Rows per source", ("sources", "snapshot_exports"))
     lines += _md_section(
         by_key["quarantine"], "Quarantine reasons", ("quarantine_reasons", "withheld_values")

@@ -302,6 +302,8 @@ def run_header(wh: Warehouse, run: RunInfo, draw: bool) -> Section:
             ]
         )
     )
+    if wh.has("run_stages"):
+        section.add(_stage_times(wh, run))
     if not wh.has("ingest_log"):
         return section.skip(missing("ingest_log"))
     rows = wh.rows(
@@ -325,6 +327,40 @@ def run_header(wh: Warehouse, run: RunInfo, draw: bool) -> Section:
         )
     )
     return section
+
+
+TIMED_STAGES = ("start", "ingest", "resolve", "build", "publish")
+
+
+def _stage_times(wh: Warehouse, run: RunInfo) -> Table:
+    """Seconds per stage of this run and of the published runs before it, newest first: which
+    stage a slow night spent its time in, and since which night."""
+    per_stage = ", ".join(
+        f"sum(stages.seconds) filter (where stages.stage = '{name}')" for name in TIMED_STAGES
+    )
+    rows = wh.rows(
+        f"""
+        with stages as (
+            select run_id, stage, epoch(finished_at - started_at) as seconds from run_stages
+        )
+        select runs.run_id, runs.as_of_date, {per_stage}, sum(stages.seconds)
+        from runs
+        inner join stages on stages.run_id = runs.run_id
+        where runs.run_id = ? or (runs.status = 'published' and runs.started_at < ?)
+        group by runs.run_id, runs.as_of_date, runs.started_at
+        order by runs.started_at desc
+        limit 8
+        """,
+        [run.run_id, run.started_at],
+    )
+    return make_table(
+        "stage_times",
+        ["run", "as of", *TIMED_STAGES, "total"],
+        rows,
+        "Seconds per stage (run_stages), this run and the published runs before it: start = "
+        "copying the published warehouse, publish = writing the Parquet snapshots; the report "
+        "itself is not timed.",
+    )
 
 
 def _layer_tables(wh: Warehouse) -> list[tuple[str, str]]:

@@ -112,6 +112,15 @@ DDL = [
         unmapped_changed varchar[] not null
     )
     """,
+    # How long each stage of a run took (pipeline.stage): the run report's stage times
+    """
+    create table if not exists run_stages (
+        run_id varchar not null,
+        stage varchar not null,
+        started_at timestamp not null,
+        finished_at timestamp not null
+    )
+    """,
     """
     create table if not exists runs (
         run_id varchar primary key,
