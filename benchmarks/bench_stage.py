@@ -243,6 +243,7 @@ def run_stage(
         else:
             shutil.copy(warehouse, db)
         with pipeline.connect(db) as con:
+            ensure_schema(con)  # a cached file may predate tables a stage writes (run_stages)
             run_id, started_at = con.execute(
                 "select run_id, started_at from runs order by started_at desc limit 1"
             ).fetchone()
