@@ -49,9 +49,9 @@ MART_TABLES = (
 STAGES = ("ingest", "resolve", "build", "publish", "report")
 
 
-def _entering(stage: str) -> None:
-    """Report progress: the night has reached `stage`."""
-    advance("nightly", STAGES.index(stage), len(STAGES), stage)
+def _entering(name: str) -> None:
+    """Report progress: the night has reached stage `name`."""
+    advance("nightly", STAGES.index(name), len(STAGES), name)
 
 
 @dataclass(frozen=True)
