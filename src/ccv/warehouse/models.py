@@ -361,13 +361,10 @@ def forget_incremental_state(con: duckdb.DuckDBPyConnection) -> None:
 def _touched_sql(model: Model, spec: Incremental, database: str) -> str:
     """The keys this run touched (see `Incremental`); `$run_id` is the run."""
     keys = ", ".join(spec.key)
+    named = f"select {keys} from (\n{model.touched_sql}\n)" if model.touched_sql else None
     if spec.input:
         input_table = f'"{database}".main.{spec.input}'
-        delivered = (
-            f"select {keys} from (\n{model.touched_sql}\n)"
-            if model.touched_sql
-            else f"select distinct {keys} from {input_table} where run_id = $run_id"
-        )
+        delivered = named or f"select distinct {keys} from {input_table} where run_id = $run_id"
         return f"""
             {delivered}
             union
@@ -377,8 +374,8 @@ def _touched_sql(model: Model, spec: Incremental, database: str) -> str:
                 where l.run_id = $run_id and l.status in ('replaced', 'rejected')
                 and l.source = m.source and l.source_file = m.source_file)
             """
-    if model.touched_sql:
-        return f"select {keys} from (\n{model.touched_sql}\n)"
+    if named:
+        return named
     upstream = ", ".join(f"'{name}'" for name in spec.after)
     return (
         f"select distinct key as {spec.key[0]} from model_changes "
