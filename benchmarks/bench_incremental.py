@@ -25,6 +25,15 @@ costliest; `--profile FILE` writes night 2's cProfile stats (read them with
 run's stage times and their median (`night_2_repeats`, `night_2_median_seconds`): a change
 worth a second or two is smaller than the spread between two runs of the same code.
 
+`--nights N` measures the steady state instead of the first delta night: night 1 then holds all
+but N x `--delta` of the rows, and N delta nights follow one after another, each bringing the
+next `--delta` of the rows and that night's whole e-shop snapshot (a new fifth of `--delta` of
+the accounts changed each night: from the third night on, old exports are pruned). Every delta
+night's stage times go to `delta_nights` and the published file's size after each night to
+`published_mb` (the next night starts by copying it); the `night_2_*` keys (phases, statements,
+profile, the rebuild and the comparison with it) then describe the last night,
+`measured_night`.
+
 The machine's state moves timings by ±20 % between identical runs here (a VM with busy
 neighbours). So the run also times the *floor* (`benchmarks/run.py`: DuckDB scanning every
 input once) before night 1, between the nights and at the end (`floor_seconds`): compare two
@@ -39,6 +48,7 @@ import json
 import shutil
 import statistics
 import sys
+from itertools import pairwise
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,16 +69,24 @@ DROPPED = {
 SNAPSHOT = "crm_eshop_accounts.csv"
 
 
-def change_account(line: str, n: int) -> str:
-    """An e-shop account line with a new e-mail and phone and a later update time."""
+def change_account(line: str, n: int, night: int = 1) -> str:
+    """An e-shop account line with a new e-mail and phone and a later update time, as changed
+    in the `night`-th delta night (1: the same change as ever, so older results compare)."""
     fields = line.rstrip("\n").split(",")
-    fields[3], fields[4] = f"moved.{n}@example.org", f"07700 9{n % 100000:05d}"
-    fields[12] = "2026-10-01T00:00:00"
+    moved = "moved" if night == 1 else f"moved{night}"
+    fields[3], fields[4] = f"{moved}.{n}@example.org", f"07{699 + night} 9{n % 100000:05d}"
+    fields[12] = f"2026-10-{night:02d}T00:00:00"
     return ",".join(fields) + "\n"
 
 
-def split_nights(config_path: Path, delta: float) -> Path:
-    """Write the two nights' drops; return the folder night 2's files wait in."""
+def split_nights(config_path: Path, delta: float, nights: int = 1) -> Path:
+    """Write the drops of night 1 and of `nights` delta nights after it; return the folder the
+    delta nights' files wait in (night k's named ``*_k.*``).
+
+    Each delta night brings the next `delta` of the dropped sources' rows and the whole e-shop
+    snapshot as it stands that night: the accounts up to the night's cut, of which `delta`/5
+    changed their e-mail and phone that night (a different fifth of a percent each night;
+    earlier nights' changes stay)."""
     data = config_path.parent / "data" / "sample"
     drops, later = data / "drops", data / "later"
     shutil.rmtree(drops, ignore_errors=True)
@@ -79,21 +97,36 @@ def split_nights(config_path: Path, delta: float) -> Path:
     for name, (stem, header) in DROPPED.items():
         lines = (data / name).read_text(encoding="utf-8").splitlines(keepends=True)
         head, rows = (lines[:1], lines[1:]) if header else ([], lines)
-        cut = len(rows) - max(1, round(len(rows) * delta))
+        cuts = _cuts(len(rows), delta, nights)
         suffix = name.rsplit(".", 1)[1]
-        (drops / f"{stem}_1.{suffix}").write_text("".join(head + rows[:cut]))
-        (later / f"{stem}_2.{suffix}").write_text("".join(head + rows[cut:]))
+        (drops / f"{stem}_1.{suffix}").write_text("".join(head + rows[: cuts[0]]))
+        for k, (start, end) in enumerate(pairwise(cuts), start=2):
+            (later / f"{stem}_{k}.{suffix}").write_text("".join(head + rows[start:end]))
         text = text.replace(f'"data/sample/{name}"', f'"data/sample/drops/{stem}_*.{suffix}"')
     lines = (data / SNAPSHOT).read_text(encoding="utf-8").splitlines(keepends=True)
     head, rows = lines[:1], lines[1:]
-    cut = len(rows) - max(1, round(len(rows) * delta))
-    (drops / "eshop_1.csv").write_text("".join(head + rows[:cut]))
+    cuts = _cuts(len(rows), delta, nights)
+    (drops / "eshop_1.csv").write_text("".join(head + rows[: cuts[0]]))
     step = max(1, round(1 / (delta / 5)))
-    rows = [change_account(r, i) if i % step == 0 else r for i, r in enumerate(rows)]
-    (later / "eshop_2.csv").write_text("".join(head + rows))
+    for k in range(1, nights + 1):
+        # account i changes in delta night i % step + 1 (the first: every step-th account)
+        export = [
+            change_account(r, i, i % step + 1) if i % step < k else r
+            for i, r in enumerate(rows[: cuts[k]])
+        ]
+        (later / f"eshop_{k + 1}.csv").write_text("".join(head + export))
     text = text.replace(f'"data/sample/{SNAPSHOT}"', '"data/sample/drops/eshop_*.csv"')
+    if nights > 1:  # a published version is a 4 GB file at a million customers: keep two
+        text = text.replace("[warehouse]\n", "[warehouse]\nkeep_versions = 2\n", 1)
     config_path.write_text(text)
     return later
+
+
+def _cuts(rows: int, delta: float, nights: int) -> list[int]:
+    """Where night 1's rows end and each delta night's end: `delta` of the rows a night."""
+    each = max(1, round(rows * delta))
+    first = max(0, rows - nights * each)
+    return [first + k * each for k in range(nights)] + [rows]
 
 
 # what night 1 changes in the project: restored together, into the project (input files are
@@ -125,11 +158,16 @@ def restore_night_1(saved: Path, project: Path) -> None:
             shutil.copy2(saved / part, target)
 
 
-def deliver_night_2(project: Path, deliver: bool) -> None:
-    """Move night 2's files into the drops folder (none when not `deliver`)."""
+def deliver_night(project: Path, night: int, deliver: bool) -> None:
+    """Move night `night`'s files into the drops folder (none when not `deliver`)."""
     later = project / "data" / "sample" / "later"
-    for file in later.iterdir() if deliver else ():
+    for file in sorted(later.glob(f"*_{night}.*")) if deliver else ():
         file.rename(project / "data" / "sample" / "drops" / file.name)
+
+
+def published_mb(project: Path) -> float:
+    """The size of the published DuckDB file (what the next night copies first), in MB."""
+    return round((project / "warehouse" / "ccv.duckdb").stat().st_size / 1e6, 1)
 
 
 def night(config_path: Path, full_refresh: bool) -> dict:
@@ -177,6 +215,14 @@ def main() -> None:
         help="run night 2 N times from night 1's saved state (needs --reuse-night-1)",
     )
     parser.add_argument(
+        "--nights",
+        type=int,
+        default=1,
+        metavar="N",
+        help="N delta nights one after another (steady state); the last is measured in detail "
+        "and compared with its rebuild",
+    )
+    parser.add_argument(
         "--no-rebuild",
         dest="rebuild",
         action="store_false",
@@ -185,22 +231,33 @@ def main() -> None:
     args = parser.parse_args()
     if args.repeat > 1 and not args.reuse_night_1:
         parser.error("--repeat needs --reuse-night-1 (each run starts from night 1's state)")
+    if args.repeat > 1 and args.nights > 1:
+        parser.error("--repeat repeats the one delta night: not with --nights")
     config_path = prepare(args.customers, args.seed, args.out)
     project = config_path.parent
-    saved = project.with_name(f"{project.name}-night1-{args.delta}")
+    split = f"-x{args.nights}" if args.nights > 1 else ""  # night 1 holds less data then
+    saved = project.with_name(f"{project.name}-night1-{args.delta}{split}")
     result = {"customers": args.customers, "delta": args.delta}
     floors = result["floor_seconds"] = []
     if args.reuse_night_1 and saved.exists():
         restore_night_1(saved, project)
         result["night_1_full"] = "reused"
     else:
-        split_nights(config_path, args.delta)
+        split_nights(config_path, args.delta, args.nights)
         floors.append(round(floor_seconds(config_path), 2))
         result["night_1_full"] = night(config_path, full_refresh=True)
         if args.reuse_night_1:
             save_night_1(project, saved)
     floors.append(round(floor_seconds(config_path), 2))
-    deliver_night_2(project, args.deliver)
+    if args.nights > 1:
+        result["published_mb"] = {"1": published_mb(project)}
+        result["delta_nights"] = {}
+    for k in range(2, args.nights + 1):  # the delta nights before the measured one
+        deliver_night(project, k, args.deliver)
+        result["delta_nights"][str(k)] = night(config_path, full_refresh=False)["seconds"]
+        result["published_mb"][str(k)] = published_mb(project)
+    last = result["measured_night"] = args.nights + 1  # night 2 unless --nights
+    deliver_night(project, last, args.deliver)
     if args.phases or args.statements:
         with PeakRSS() as memory:
             phases = Phases((*TASKS["ingest"], *TASKS["resolve"], *TASKS["build"]), memory)
@@ -228,11 +285,14 @@ def main() -> None:
     else:
         result["night_2_incremental"] = night(config_path, full_refresh=False)
     floors.append(round(floor_seconds(config_path), 2))
+    if args.nights > 1:
+        result["delta_nights"][str(last)] = result["night_2_incremental"]["seconds"]
+        result["published_mb"][str(last)] = published_mb(project)
     if args.repeat > 1:
         repeats = [result["night_2_incremental"]["seconds"]]
         for _ in range(args.repeat - 1):
             restore_night_1(saved, project)
-            deliver_night_2(project, args.deliver)
+            deliver_night(project, last, args.deliver)
             result["night_2_incremental"] = night(config_path, full_refresh=False)
             repeats.append(result["night_2_incremental"]["seconds"])
             floors.append(round(floor_seconds(config_path), 2))
@@ -244,9 +304,13 @@ def main() -> None:
         print(json.dumps(result, indent=2))
         return
     incremental = outcome(config_path)
-    shutil.copytree(config_path.parent, config_path.parent / "rebuild", dirs_exist_ok=False)
+    # the same inputs and config, without the warehouse (up to keep_versions files of 4 GB)
+    shutil.copytree(
+        config_path.parent,
+        config_path.parent / "rebuild",
+        ignore=shutil.ignore_patterns("warehouse", "stages"),
+    )
     rebuild_config = config_path.parent / "rebuild" / "ccv.toml"
-    shutil.rmtree(rebuild_config.parent / "warehouse")
     result["night_2_full_rebuild"] = night(rebuild_config, full_refresh=True)
     rebuilt = outcome(rebuild_config)
     result["same_as_full_rebuild"] = incremental == rebuilt
