@@ -6,6 +6,7 @@ real SIGKILLs of a child process at each stage.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import os
@@ -330,6 +331,30 @@ def test_only_the_newest_versions_are_kept(tmp_path):
     layout = versions.Layout.from_config(config)
     assert versions.published_versions(layout) == runs[1:]
     assert versions.current_run_id(layout) == runs[2]
+    # the third run set the first version aside and removed it before it ended
+    assert sorted(p.name for p in layout.versions_dir.iterdir()) == [".lock", *runs[1:], "current"]
+
+
+def test_a_version_set_aside_is_never_listed_and_a_cut_short_removal_is_finished(tmp_path):
+    """Publishing renames a version no longer kept out of sight in one step, so a run killed
+    while removing it (file by file) leaves nothing that `ccv versions` lists or `ccv rollback`
+    accepts; the next run removes what is left."""
+    config_path = make_project(tmp_path)
+    text = config_path.read_text().replace("[warehouse]", "[warehouse]\nkeep_versions = 2")
+    config_path.write_text(text)
+    config = load_config(config_path)
+    runs = [pipeline.run_nightly(config).run_id for _ in range(2)]
+    layout = versions.Layout.from_config(config)
+    # as publishing with keep_versions = 1 does, then killed before the removal
+    aside = versions.set_aside(dataclasses.replace(layout, keep=1))
+    assert [p.name for p in aside] == [versions.REMOVING + runs[0]]
+    assert (aside[0] / "ccv.duckdb").exists()  # still on disk, but out of every listing
+    assert versions.published_versions(layout) == [runs[1]]
+    with pytest.raises(versions.VersionError, match="no published version before"):
+        versions.rollback(layout)
+    third = pipeline.run_nightly(config).run_id
+    assert not aside[0].exists()
+    assert versions.published_versions(layout) == [runs[1], third]
 
 
 def test_a_run_starts_from_an_identical_copy_cloned_where_the_filesystem_can(tmp_path, monkeypatch):

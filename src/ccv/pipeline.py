@@ -274,9 +274,10 @@ def report_stage(run: Run) -> tuple[Path, str]:
     Runs after publishing, so a report problem can never hold back the data.
     """
     _entering("report")
-    out, markdown = write_report_and_summary(
-        run.build_path, run.layout.version(run.run_id) / "report.html", run.run_id
-    )
+    with versions.removing(run.layout):  # the versions no longer kept, meanwhile
+        out, markdown = write_report_and_summary(
+            run.build_path, run.layout.version(run.run_id) / "report.html", run.run_id
+        )
     advance("nightly", len(STAGES), len(STAGES), "done")
     return out, markdown
 
