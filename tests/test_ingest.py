@@ -298,6 +298,33 @@ def test_records_missing_from_the_latest_snapshot_are_marked_deleted_not_erased(
     assert con.execute("select count(*) from raw_customers").fetchone()[0] == 3
 
 
+def test_snapshot_exports_numbered_without_leading_zeros_are_named_in_a_warning(
+    con, tmp_path, caplog
+):
+    """The latest export is the greatest name: crm_10.csv sorting before crm_8.csv gets a
+    warning naming both; zero-padded numbers, and a delta source, get none."""
+    source = CRM | {"path": "drops/crm_*.csv", "load": "snapshot"}
+    (tmp_path / "drops").mkdir()
+    files = {f"drops/crm_{n}.csv": "id,first,mail,dob\n1,Ann,a@x.com,\n" for n in (8, 9, 10)}
+    with caplog.at_level("WARNING", logger="ccv.ingest.load"):
+        run_ingest(con, tmp_path, files, source)
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert "source crm: drops/crm_10.csv sorts before drops/crm_8.csv by name" in warning
+    assert "leading zeros" in warning
+
+    for numbered, load in (("0", "snapshot"), ("", "delta")):
+        caplog.clear()
+        for name in list((tmp_path / "drops").iterdir()):
+            name.unlink()
+        files = {
+            f"drops/crm_{numbered if n < 10 else ''}{n}.csv": "id,first,mail,dob\n1,Ann,a@x.com,\n"
+            for n in (8, 9, 10)
+        }
+        with caplog.at_level("WARNING", logger="ccv.ingest.load"):
+            run_ingest(duckdb.connect(), tmp_path, files, source | {"load": load})
+        assert not [r for r in caplog.records if "sorts before" in r.getMessage()]
+
+
 SNAPSHOT_CRM = CRM | {
     "path": "drops/crm_*.csv",
     "load": "snapshot",

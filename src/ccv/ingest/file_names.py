@@ -22,7 +22,9 @@ loads nothing again.
 
 from __future__ import annotations
 
+import itertools
 import os
+import re
 from pathlib import Path, PurePosixPath
 
 import duckdb
@@ -109,4 +111,23 @@ def moved_from(
     for (name,) in rows:
         if not path_of(name, base_dir).exists():
             return name
+    return None
+
+
+def _numbers_first(name: str) -> list[tuple[int, int | str]]:
+    """`name` as runs of digits (compared as numbers) and of other characters."""
+    return [(0, int(run)) if run.isdigit() else (1, run) for run in re.findall(r"\d+|\D+", name)]
+
+
+def misnumbered(names: list[str]) -> tuple[str, str] | None:
+    """Two of `names`, the first sorting before the second by name but numbered after it
+    (``eshop_10.csv``, ``eshop_9.csv``), or None when name order is number order.
+
+    Why it matters: a snapshot source's latest export is the file with the greatest name
+    (`sql/macros/snapshot_exports.sql`), so with counters that are not zero-padded the tenth
+    export reads as older than the ninth: the ninth's records would be the current ones, and
+    every record only the tenth holds would read as new, then as deleted."""
+    for earlier, later in itertools.pairwise(sorted(names)):
+        if _numbers_first(later) < _numbers_first(earlier):
+            return earlier, later
     return None

@@ -26,7 +26,13 @@ from ccv.config import KEY_FIELD, Config, SourceConfig
 from ccv.ingest.contracts import contract, row_violations
 from ccv.ingest.csv_pieces import csv_pieces, pieces_wanted
 from ccv.ingest.export_changes import record_export_changes
-from ccv.ingest.file_names import moved_from, recorded_name, relocate_to_project, rename_files
+from ccv.ingest.file_names import (
+    misnumbered,
+    moved_from,
+    recorded_name,
+    relocate_to_project,
+    rename_files,
+)
 from ccv.ingest.file_versions import FileVersion, current_version
 from ccv.ingest.lines import line_violations, load_lines, read_nested_lines
 from ccv.ingest.mapping import mapped_select, record_json
@@ -89,6 +95,16 @@ def ingest(
     suppressed = suppression_hashes(config)  # people erased on request (hashes only)
     results: list[FileResult] = []
     found = {source.name: source_files(config, source) for source in config.sources}
+    for source in config.sources:
+        names = [recorded_name(p, config.base_dir) for p in found[source.name]]
+        if source.load == "snapshot" and (pair := misnumbered(names)):
+            log.warning(
+                "source %s: %s sorts before %s by name, but its number is greater: the latest "
+                "export of a snapshot source is the file with the greatest name, so number the "
+                "files with leading zeros (or date them)",
+                source.name,
+                *pair,
+            )
     total, done = sum(len(files) for files in found.values()), 0
     for source in config.sources:
         files = found[source.name]
