@@ -322,13 +322,18 @@ def test_history_rollback_and_open_analyst_sessions(tmp_path):
         )
 
 
-def test_only_the_newest_versions_are_kept(tmp_path):
+def keeping_two(tmp_path):
+    """The config of a sample project that keeps two published versions, and their layout."""
     config_path = make_project(tmp_path)
     text = config_path.read_text().replace("[warehouse]", "[warehouse]\nkeep_versions = 2")
     config_path.write_text(text)
     config = load_config(config_path)
+    return config, versions.Layout.from_config(config)
+
+
+def test_only_the_newest_versions_are_kept(tmp_path):
+    config, layout = keeping_two(tmp_path)
     runs = [pipeline.run_nightly(config).run_id for _ in range(3)]
-    layout = versions.Layout.from_config(config)
     assert versions.published_versions(layout) == runs[1:]
     assert versions.current_run_id(layout) == runs[2]
     # the third run set the first version aside and removed it before it ended
@@ -339,12 +344,8 @@ def test_a_version_set_aside_is_never_listed_and_a_cut_short_removal_is_finished
     """Publishing renames a version no longer kept out of sight in one step, so a run killed
     while removing it (file by file) leaves nothing that `ccv versions` lists or `ccv rollback`
     accepts; the next run removes what is left."""
-    config_path = make_project(tmp_path)
-    text = config_path.read_text().replace("[warehouse]", "[warehouse]\nkeep_versions = 2")
-    config_path.write_text(text)
-    config = load_config(config_path)
+    config, layout = keeping_two(tmp_path)
     runs = [pipeline.run_nightly(config).run_id for _ in range(2)]
-    layout = versions.Layout.from_config(config)
     # as publishing with keep_versions = 1 does, then killed before the removal
     aside = versions.set_aside(dataclasses.replace(layout, keep=1))
     assert [p.name for p in aside] == [versions.REMOVING + runs[0]]
