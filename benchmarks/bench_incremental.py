@@ -81,7 +81,7 @@ def change_account(line: str, n: int, night: int = 1) -> str:
 
 def split_nights(config_path: Path, delta: float, nights: int = 1) -> Path:
     """Write the drops of night 1 and of `nights` delta nights after it; return the folder the
-    delta nights' files wait in (night k's named ``*_k.*``).
+    delta nights' files wait in (night k's named ``*_<night_tag(k, nights)>.*``).
 
     Each delta night brings the next `delta` of the dropped sources' rows and the whole e-shop
     snapshot as it stands that night: the accounts up to the night's cut, of which `delta`/5

@@ -95,8 +95,10 @@ def ingest(
     suppressed = suppression_hashes(config)  # people erased on request (hashes only)
     results: list[FileResult] = []
     found = {source.name: source_files(config, source) for source in config.sources}
+    total, done = sum(len(files) for files in found.values()), 0
     for source in config.sources:
-        names = [recorded_name(p, config.base_dir) for p in found[source.name]]
+        files = found[source.name]
+        names = [recorded_name(path, config.base_dir) for path in files]
         if source.load == "snapshot" and (pair := misnumbered(names)):
             log.warning(
                 "source %s: %s sorts before %s by name, but its number is greater: the latest "
@@ -105,9 +107,6 @@ def ingest(
                 source.name,
                 *pair,
             )
-    total, done = sum(len(files) for files in found.values()), 0
-    for source in config.sources:
-        files = found[source.name]
         if not files:
             results.append(
                 _log(
