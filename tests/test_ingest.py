@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import duckdb
@@ -298,31 +299,72 @@ def test_records_missing_from_the_latest_snapshot_are_marked_deleted_not_erased(
     assert con.execute("select count(*) from raw_customers").fetchone()[0] == 3
 
 
-def test_snapshot_exports_numbered_without_leading_zeros_are_named_in_a_warning(
-    con, tmp_path, caplog
-):
-    """The latest export is the greatest name: crm_10.csv sorting before crm_8.csv gets a
-    warning naming both; zero-padded numbers, and a delta source, get none."""
+def test_file_keys_sort_names_in_natural_order_alike_in_python_and_sql():
+    """Numbered and dated drops sort by their numbers whether padded or not; Python (the
+    order a run loads files in) and SQL (the order staging ranks them in) agree."""
+    from ccv.ingest.file_names import file_key
+    from ccv.warehouse.models import SQL_DIR
+
+    names = [
+        "drops/crm_10.csv",
+        "drops/crm_9.csv",
+        "drops/crm_09.csv",
+        "drops/crm_100.csv",
+        "drops/crm.csv",
+        "2026-1-5/crm.csv",
+        "2026-01-12/crm.csv",
+        "ünïcode_٣_2.csv",
+        "x" + "1" * 25 + ".csv",
+        "",
+    ]
+    with duckdb.connect() as con:
+        con.execute((SQL_DIR / "macros" / "file_key.sql").read_text(encoding="utf-8"))
+        in_sql = con.execute("select list(file_key(n)) from unnest(?) as t(n)", [names])
+        assert in_sql.fetchone()[0] == [file_key(n) for n in names]
+    in_order = sorted(names, key=lambda n: (file_key(n), n))
+    assert in_order[in_order.index("drops/crm_09.csv") :][:3] == [
+        "drops/crm_09.csv",
+        "drops/crm_9.csv",
+        "drops/crm_10.csv",
+    ]
+    assert in_order.index("2026-1-5/crm.csv") < in_order.index("2026-01-12/crm.csv")
+
+
+def test_numbered_snapshot_exports_age_in_natural_order(con, tmp_path):
+    """crm_10.csv is the latest export after crm_9.csv, loaded in one run (one load time for
+    all three exports) or on separate nights: its version of a record is the current one, a
+    record it misses is deleted, and pruning keeps it (and crm_9.csv) whole."""
     source = CRM | {"path": "drops/crm_*.csv", "load": "snapshot"}
     (tmp_path / "drops").mkdir()
-    files = {f"drops/crm_{n}.csv": "id,first,mail,dob\n1,Ann,a@x.com,\n" for n in (8, 9, 10)}
-    with caplog.at_level("WARNING", logger="ccv.ingest.load"):
-        run_ingest(con, tmp_path, files, source)
-    (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
-    assert "source crm: drops/crm_10.csv sorts before drops/crm_8.csv by name" in warning
-    assert "leading zeros" in warning
+    head = "id,first,mail,dob\n"
+    exports = {
+        "drops/crm_8.csv": head + "1,Ann,a@x.com,\n2,Bo,b@x.com,\n3,Cy,c@x.com,\n",
+        "drops/crm_9.csv": head + "1,Ann,a@x.com,\n2,Bo,b@x.com,\n",
+        "drops/crm_10.csv": head + "1,Anna,a@x.com,\n4,Di,d@x.com,\n",
+    }
+    expected = [("1", "Anna", False), ("2", "Bo", True), ("3", "Cy", True), ("4", "Di", False)]
+    run_ingest(con, tmp_path, exports, source)
+    build_staging(con)
+    staged = "select source_record_id, first_name, is_deleted from stg_customers order by 1"
+    assert con.execute(staged).fetchall() == expected
+    kept = "select source_file, count(*) from raw_customers group by 1 order by 1"
+    assert dict(con.execute(kept).fetchall())["drops/crm_10.csv"] == 2
 
-    for numbered, load in (("0", "snapshot"), ("", "delta")):
-        caplog.clear()
-        for name in list((tmp_path / "drops").iterdir()):
-            name.unlink()
-        files = {
-            f"drops/crm_{numbered if n < 10 else ''}{n}.csv": "id,first,mail,dob\n1,Ann,a@x.com,\n"
-            for n in (8, 9, 10)
-        }
-        with caplog.at_level("WARNING", logger="ccv.ingest.load"):
-            run_ingest(duckdb.connect(), tmp_path, files, source | {"load": load})
-        assert not [r for r in caplog.records if "sorts before" in r.getMessage()]
+    with duckdb.connect() as nightly:
+        config = make_config(tmp_path, source)
+        for day, name in enumerate(exports, start=1):
+            for path in (tmp_path / "drops").iterdir():
+                path.unlink()
+            (tmp_path / name).write_text(exports[name], encoding="utf-8")
+            ingest(nightly, config, f"run-{day}", NOW + dt.timedelta(days=day))
+        build_staging(nightly)
+        assert nightly.execute(staged).fetchall() == expected
+        # deleted as of the export that first missed them: 3 by crm_9.csv, 2 by crm_10.csv
+        missed_by = nightly.execute(
+            "select s.source_record_id, l.source_file from stg_customers as s "
+            "join ingest_log as l on l.started_at = s.deleted_at order by 1"
+        ).fetchall()
+        assert missed_by == [("2", "drops/crm_10.csv"), ("3", "drops/crm_9.csv")]
 
 
 SNAPSHOT_CRM = CRM | {
@@ -449,17 +491,17 @@ def test_pruning_follows_stagings_choice_of_version():
     staging = Path(__file__).parents[1] / "sql" / "staging" / "stg_customers.sql"
     assert f"order by {VERSION_ORDER}" in staging.read_text(encoding="utf-8")
     values = itertools.product(
-        [None, "2026-01-01", "2026-02-01"], ["2026-11-01", "2026-11-02"], ["f1", "f2"], [1, 2]
+        [None, "2026-01-01", "2026-02-01"], ["2026-11-01", "2026-11-02"], [1, 2], [1, 2]
     )
     with duckdb.connect() as con:
         con.execute(
             "create table rows as select row_number() over () as id, * from (values "
             + ", ".join(
                 f"(cast({'null' if u is None else repr(u)} as timestamp), "
-                f"timestamp '{loaded}', '{file}', {row})"
+                f"timestamp '{loaded}', {file}, {row})"
                 for u, loaded, file, row in values
             )
-            + ") as v(updated_at, loaded_at, source_file, row_number)"
+            + ") as v(updated_at, loaded_at, file_rank, row_number)"
         )
         for size in (2, 3, 5, 48):  # records of the first `size` rows, then every 3rd row
             for subset in (f"id <= {size}", f"id % 3 = {size % 3}"):

@@ -75,6 +75,23 @@ def test_a_redelivered_order_keeps_its_latest_version_and_others_pass_through(co
     assert con.execute("select count(*) from raw_orders").fetchone() == (4,)
 
 
+def test_of_two_files_loaded_in_one_run_the_later_by_number_wins(con, tmp_path):
+    """orders_9.csv and orders_10.csv arrive in one run (one load time): orders_10.csv is the
+    later delivery (natural order, not name order), so its version of order A is staged."""
+    head = "order,customer,at,status,net\n"
+    night(
+        con,
+        tmp_path,
+        1,
+        {
+            "orders_9.csv": head + "A,1,2026-10-30,completed,10\n",
+            "orders_10.csv": head + "A,1,2026-10-30,returned,10\n",
+        },
+    )
+    staged = con.execute("select status, source_file from stg_orders").fetchall()
+    assert staged == [("returned", "drops/orders_10.csv")]
+
+
 def test_the_newest_updated_at_wins_even_from_an_older_file(con, tmp_path):
     head = "id,first,upd\n"
     night(con, tmp_path, 1, {"crm_1.csv": head + "1,Ann,2026-10-05\n2,Bo,2026-10-01\n"})

@@ -18,14 +18,21 @@ ingest_sources as (
     select * from ingest_sources
 ),
 
+files as (
+    select * from file_ranks()
+),
+
+-- a run's files share one loaded_at: between them, the later file in natural order
+-- (sql/macros/file_ranks.sql) is the later delivery
 ranked as (
     select
-        *,
+        r.*,
         row_number() over (
-            partition by source, consent_id
-            order by loaded_at desc, source_file desc, row_number desc
+            partition by r.source, r.consent_id
+            order by r.loaded_at desc, f.file_rank desc, r.row_number desc
         ) as version_rank
-    from raw_consents
+    from raw_consents as r
+    inner join files as f using (source, source_file)
 ),
 
 from_files as (

@@ -25,6 +25,10 @@ exports as (
     select * from snapshot_exports()
 ),
 
+files as (
+    select * from file_ranks()
+),
+
 -- records delivered more than once (every night of a snapshot source): only their rows need
 -- ranking (see stg_orders)
 repeated as (
@@ -34,24 +38,28 @@ repeated as (
     having count(*) > 1
 ),
 
+-- a run's files share one loaded_at: between them, the later file in natural order
+-- (sql/macros/file_ranks.sql) is the later delivery
 versions as (
     select
         raw_customers.*,
+        f.file_rank,
         crm_version(raw_customers) as version,
         first_value(crm_version(raw_customers)) over (
             partition by source, source_record_id
-            order by updated_at desc nulls last, loaded_at desc, source_file desc, row_number desc
+            order by updated_at desc nulls last, loaded_at desc, file_rank desc, row_number desc
         ) as current_version
     from raw_customers
     semi join repeated using (source, source_record_id)
+    inner join files as f using (source, source_file)
 ),
 
 first_delivered as (
-    select * exclude (version, current_version)
+    select * exclude (version, current_version, file_rank)
     from versions
     where version = current_version
     qualify row_number() over (
-        partition by source, source_record_id order by loaded_at, source_file, row_number
+        partition by source, source_record_id order by loaded_at, file_rank, row_number
     ) = 1
 ),
 
@@ -87,7 +95,7 @@ deleted as (
 -- the last export that delivered a deleted record (a row loaded or quarantined), and the first
 -- export after it: the one that first missed the record
 last_delivered as (
-    select source, source_record_id, max(source_file) as source_file
+    select source, source_record_id, max(f.file_rank) as file_rank
     from (
         select r.source, r.source_record_id, r.source_file
         from raw_customers as r
@@ -99,6 +107,7 @@ last_delivered as (
             on d.source = q.source
             and d.source_record_id = q.record_key
     )
+    inner join files as f using (source, source_file)
     group by source, source_record_id
 ),
 
@@ -107,7 +116,7 @@ deleted_since as (
     from last_delivered as d
     asof left join exports as e
         on e.source = d.source
-        and d.source_file < e.source_file
+        and d.file_rank < e.file_rank
 ),
 
 final as (

@@ -16,15 +16,22 @@ repeated as (
     having min(loaded_at) <> max(loaded_at) or min(source_file) <> max(source_file)
 ),
 
+files as (
+    select * from file_ranks()
+),
+
+-- a run's files share one loaded_at: between them, the later file in natural order
+-- (sql/macros/file_ranks.sql) is the later delivery
 ranked as (
     select
         raw_order_lines.*,
         dense_rank() over (
             partition by order_source, order_id
-            order by loaded_at desc, source_file desc
+            order by loaded_at desc, f.file_rank desc
         ) as delivery_rank
     from raw_order_lines
     semi join repeated using (order_source, order_id)
+    inner join files as f using (source, source_file)
 ),
 
 latest as (

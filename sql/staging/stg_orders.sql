@@ -16,15 +16,22 @@ repeated as (
     having count(*) > 1
 ),
 
+files as (
+    select * from file_ranks()
+),
+
+-- a run's files share one loaded_at: between them, the later file in natural order
+-- (sql/macros/file_ranks.sql) is the later delivery
 ranked as (
     select
         raw_orders.*,
         row_number() over (
             partition by source, order_id
-            order by loaded_at desc, source_file desc, row_number desc
+            order by loaded_at desc, f.file_rank desc, row_number desc
         ) as version_rank
     from raw_orders
     semi join repeated using (source, order_id)
+    inner join files as f using (source, source_file)
 ),
 
 latest as (

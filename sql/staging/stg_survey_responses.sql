@@ -3,14 +3,21 @@ with raw_survey_responses as (
     select * from raw_survey_responses
 ),
 
+files as (
+    select * from file_ranks()
+),
+
+-- a run's files share one loaded_at: between them, the later file in natural order
+-- (sql/macros/file_ranks.sql) is the later delivery
 ranked as (
     select
-        *,
+        r.*,
         row_number() over (
-            partition by source, response_id
-            order by loaded_at desc, source_file desc, row_number desc
+            partition by r.source, r.response_id
+            order by r.loaded_at desc, f.file_rank desc, r.row_number desc
         ) as version_rank
-    from raw_survey_responses
+    from raw_survey_responses as r
+    inner join files as f using (source, source_file)
 ),
 
 final as (

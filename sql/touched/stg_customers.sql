@@ -9,8 +9,9 @@
 --   * its deleted mark is no longer right: a new latest export holds it no more, or again; its
 --     source stopped being a snapshot;
 --   * its source's history was rewritten: a file of it replaced, rejected or renamed tonight,
---     or a snapshot export older than its latest loaded (every record of that source: which
---     version wins, or which export first missed a record, may have changed).
+--     or a snapshot export older than its latest loaded (by file_rank: natural order) — every
+--     record of that source: which version wins, or which export first missed a record, may
+--     have changed.
 -- Rows of a file replaced or rejected tonight are added by the framework as for every model.
 with exports as (
     select * from snapshot_exports()
@@ -61,6 +62,7 @@ marks as (
 rewritten_sources as (
     select l.source
     from ingest_log as l
+    inner join file_ranks() as f using (source, source_file)
     where l.run_id = $run_id
         and (
             l.status in ('replaced', 'rejected', 'moved')
@@ -68,7 +70,7 @@ rewritten_sources as (
                 l.status = 'loaded'
                 and exists (
                     select 1 from exports as e
-                    where e.source = l.source and e.source_file > l.source_file
+                    where e.source = l.source and e.file_rank > f.file_rank
                 )
             )
         )

@@ -22,7 +22,6 @@ loads nothing again.
 
 from __future__ import annotations
 
-import itertools
 import os
 import re
 from pathlib import Path, PurePosixPath
@@ -114,20 +113,12 @@ def moved_from(
     return None
 
 
-def _numbers_first(name: str) -> list[tuple[int, int | str]]:
-    """`name` as runs of digits (compared as numbers) and of other characters."""
-    return [(0, int(run)) if run.isdigit() else (1, run) for run in re.findall(r"\d+|\D+", name)]
+def file_key(name: str) -> str:
+    """`name` as it sorts in natural order: every run of the digits 0-9 left-padded with zeros
+    to 20 places, as `sql/macros/file_key.sql` computes it in SQL.
 
-
-def misnumbered(names: list[str]) -> tuple[str, str] | None:
-    """Two of `names`, the first sorting before the second by name but numbered after it
-    (``eshop_10.csv``, ``eshop_9.csv``), or None when name order is number order.
-
-    Why it matters: a snapshot source's latest export is the file with the greatest name
-    (`sql/macros/snapshot_exports.sql`), so with counters that are not zero-padded the tenth
-    export reads as older than the ninth: the ninth's records would be the current ones, and
-    every record only the tenth holds would read as new, then as deleted."""
-    for earlier, later in itertools.pairwise(sorted(names)):
-        if _numbers_first(later) < _numbers_first(earlier):
-            return earlier, later
-    return None
+    Why: which delivery of a record is the later one, and which export is a snapshot source's
+    latest, follow the order of the files' names within a run (its files share one load
+    time); in plain name order ``crm_10.csv`` sorts before ``crm_9.csv``, so the ninth export
+    would read as the latest. A run also loads its files in this order."""
+    return re.sub(r"[0-9]+", lambda digits: digits.group().zfill(20), name)

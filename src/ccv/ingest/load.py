@@ -27,7 +27,7 @@ from ccv.ingest.contracts import contract, row_violations
 from ccv.ingest.csv_pieces import csv_pieces, pieces_wanted
 from ccv.ingest.export_changes import record_export_changes
 from ccv.ingest.file_names import (
-    misnumbered,
+    file_key,
     moved_from,
     recorded_name,
     relocate_to_project,
@@ -75,10 +75,12 @@ class FileResult:
 
 
 def source_files(config: Config, source: SourceConfig) -> list[Path]:
-    """The files of a source: its path, or every file its glob matches, in name order."""
+    """The files of a source: its path, or every file its glob matches, in natural order
+    (`file_names.file_key`: crm_9.csv before crm_10.csv), the order staging ranks them in."""
     pattern = str(config.resolve(source.path))
     if glob.has_magic(pattern):
-        return [Path(p) for p in sorted(glob.glob(pattern)) if Path(p).is_file()]
+        found = sorted(glob.glob(pattern), key=lambda p: (file_key(p), p))
+        return [Path(p) for p in found if Path(p).is_file()]
     path = Path(pattern)
     return [path] if path.is_file() else []
 
@@ -98,15 +100,6 @@ def ingest(
     total, done = sum(len(files) for files in found.values()), 0
     for source in config.sources:
         files = found[source.name]
-        names = [recorded_name(path, config.base_dir) for path in files]
-        if source.load == "snapshot" and (pair := misnumbered(names)):
-            log.warning(
-                "source %s: %s sorts before %s by name, but its number is greater: the latest "
-                "export of a snapshot source is the file with the greatest name, so number the "
-                "files with leading zeros (or date them)",
-                source.name,
-                *pair,
-            )
         if not files:
             results.append(
                 _log(

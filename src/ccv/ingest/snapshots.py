@@ -10,9 +10,9 @@ version's first delivery (its row names the delivery since which the record read
 (`deleted_at` is when the export after it was loaded), and the source's latest file (to mark
 records missing from it as deleted).
 
-So after a night's files are loaded, rows of a snapshot source's *old* files — all but the two
-with the greatest names, the order in which `stg_customers` finds the latest export — are
-pruned, except what staging can still reach. What stays:
+So after a night's files are loaded, rows of a snapshot source's *old* files — all but the last
+two in natural order (`sql/macros/file_ranks.sql`), the order in which `stg_customers` finds the
+latest export — are pruned, except what staging can still reach. What stays:
 
 * the latest export whole: staging's choice and its deleted marks are as before;
 * the previous export whole: if the latest file is later replaced by a broken version and
@@ -64,24 +64,27 @@ from ccv.warehouse.models import create_macros
 # exports of a snapshot source kept whole (the latest, and the previous one to fall back to)
 KEPT_EXPORTS = 2
 
-# a snapshot source's exports (its files in raw_customers) with their `age`: 1 for the latest
-# (greatest name, as `sql/staging/stg_customers.sql` finds it), 2 for the one before, ...
+# a snapshot source's exports (its files in raw_customers) with their `file_rank` and `age`: 1
+# for the latest (the last in natural order, as `sql/staging/stg_customers.sql` finds it), 2 for
+# the one before, ... (needs the macros: `create_macros`)
 EXPORTS = """
-    select source, source_file,
-        row_number() over (partition by source order by source_file desc) as age
+    select source, source_file, file_rank,
+        row_number() over (partition by source order by file_rank desc) as age
     from (
         select distinct r.source, r.source_file
         from raw_customers as r
         semi join ingest_sources as s on s.source = r.source and s.load = 'snapshot'
     )
+    inner join file_ranks() using (source, source_file)
 """
 
-# the order in which `sql/staging/stg_customers.sql` picks a record's version (best first)
-VERSION_ORDER = "updated_at desc nulls last, loaded_at desc, source_file desc, row_number desc"
+# the order in which `sql/staging/stg_customers.sql` picks a record's version (best first);
+# `file_rank`: the delivering file's (`sql/macros/file_ranks.sql`)
+VERSION_ORDER = "updated_at desc nulls last, loaded_at desc, file_rank desc, row_number desc"
 # the same order as one value whose greatest is the best (`arg_max`)
 BEST = (
     "(coalesce(updated_at, '-infinity'::timestamp), updated_at is not null, loaded_at, "
-    "source_file, row_number)"
+    "file_rank, row_number)"
 )
 
 
@@ -98,10 +101,10 @@ def prune_superseded_snapshot_rows(con: duckdb.DuckDBPyConnection) -> int:
 
             old_rows as (
                 select r.rowid as row_id, r.source, r.source_record_id,
-                    crm_version(r) as version, r.updated_at, r.loaded_at, r.source_file,
+                    crm_version(r) as version, r.updated_at, r.loaded_at, e.file_rank,
                     r.row_number
                 from raw_customers as r
-                semi join exports as e
+                inner join exports as e
                     on e.source = r.source and e.source_file = r.source_file
                     and e.age > {KEPT_EXPORTS}
             ),
@@ -120,7 +123,7 @@ def prune_superseded_snapshot_rows(con: duckdb.DuckDBPyConnection) -> int:
 
             -- per version of a record among the old rows, its first delivery
             firsts as (
-                select arg_min(row_id, (loaded_at, source_file, row_number)) as row_id
+                select arg_min(row_id, (loaded_at, file_rank, row_number)) as row_id
                 from old_rows
                 group by source, source_record_id, version
             ),
@@ -134,7 +137,7 @@ def prune_superseded_snapshot_rows(con: duckdb.DuckDBPyConnection) -> int:
                     arg_max(row_id, {BEST}) as best_id,
                     arg_max(version, {BEST}) as best_version,
                     arg_max(loaded_at, {BEST}) as best_loaded_at,
-                    arg_max(row_id, (source_file, row_number)) as last_id
+                    arg_max(row_id, (file_rank, row_number)) as last_id
                 from old_rows
                 group by source, source_record_id
             ),
@@ -142,8 +145,8 @@ def prune_superseded_snapshot_rows(con: duckdb.DuckDBPyConnection) -> int:
             needed as (
                 select row_id from firsts
                 union all
-                -- unless a later delivery of the same version (the previous export has the
-                -- greater name) outranks it
+                -- unless a later delivery of the same version (the previous export is the
+                -- later file) outranks it
                 select p.best_id
                 from per_record as p
                 anti join previous as k
@@ -182,41 +185,56 @@ def prune_superseded_snapshot_rows(con: duckdb.DuckDBPyConnection) -> int:
 def prune_superseded_quarantine(con: duckdb.DuckDBPyConnection) -> int:
     """Delete the quarantined rows of snapshot sources' old exports that a later export
     superseded (see the module docstring); return how many were deleted."""
+    create_macros(con)  # file_ranks: the order of a source's files
     ((pruned,),) = con.execute(
         f"""
         delete from quarantine where rowid in (
-            -- the oldest export kept whole: files of smaller names are old
+            -- the oldest export kept whole: files before it (in natural order) are old
             with oldest_kept as (
-                select source, source_file from ({EXPORTS}) where age = {KEPT_EXPORTS}
+                select source, file_rank from ({EXPORTS}) where age = {KEPT_EXPORTS}
+            ),
+
+            files as (
+                select f.* from file_ranks() as f semi join oldest_kept using (source)
+            ),
+
+            ranked as (
+                select q.rowid as row_id, q.*, f.file_rank
+                from quarantine as q
+                inner join files as f using (source, source_file)
             ),
 
             old_rows as (
-                select q.rowid as row_id, q.source, q.source_file, q.record_key, q.field,
+                select q.row_id, q.source, q.file_rank, q.record_key, q.field,
                     q.rule, q.raw_value, cast(q.raw_record as varchar) as raw_record
-                from quarantine as q
+                from ranked as q
                 inner join oldest_kept as k
-                    on k.source = q.source and q.source_file < k.source_file
+                    on k.source = q.source and q.file_rank < k.file_rank
             ),
 
             delivered_later as (
                 select o.row_id
                 from old_rows as o
-                semi join raw_customers as r
+                semi join (
+                    select r.source, r.source_record_id, f.file_rank
+                    from raw_customers as r
+                    inner join files as f using (source, source_file)
+                ) as r
                     on r.source = o.source and r.source_record_id = o.record_key
-                    and r.source_file > o.source_file
+                    and r.file_rank > o.file_rank
                 union
                 select o.row_id
                 from old_rows as o
-                semi join quarantine as q
+                semi join ranked as q
                     on q.source = o.source and q.record_key = o.record_key
-                    and q.source_file > o.source_file
+                    and q.file_rank > o.file_rank
             ),
 
             quarantined_again as (
                 select o.row_id
                 from old_rows as o
-                semi join quarantine as q
-                    on q.source = o.source and q.source_file > o.source_file
+                semi join ranked as q
+                    on q.source = o.source and q.file_rank > o.file_rank
                     and q.record_key is null and q.rule = o.rule
                     and q.field is not distinct from o.field
                     and q.raw_value is not distinct from o.raw_value

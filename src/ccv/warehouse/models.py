@@ -198,11 +198,27 @@ def create_macros(
     macro is bound when it is created, so it needs the tables it reads (`snapshot_exports`
     reads ingest_log), which a warehouse built from hand-made core tables does not have."""
     paths = sorted(((sql_dir or SQL_DIR) / "macros").glob("*.sql"))
+    bodies = {p: _strip_comments(p.read_text(encoding="utf-8")) for p in paths}
     if used_by is not None:
         text = "\n".join(_strip_comments(m.sql + "\n" + m.touched_sql) for m in used_by)
-        paths = [p for p in paths if re.search(rf"\b{p.stem}\b", text)]
-    for path in paths:
-        con.execute(path.read_text(encoding="utf-8"))
+        wanted: set[Path] = set()
+        while named := {p for p in paths if re.search(rf"\b{p.stem}\b", text)} - wanted:
+            wanted |= named  # and the macros these macros name
+            text = "\n".join(bodies[p] for p in named)
+        paths = [p for p in paths if p in wanted]
+    created: set[Path] = set()
+    while pending := [p for p in paths if p not in created]:
+        # a macro is bound when it is created: the macros it names first
+        ready = [
+            p
+            for p in pending
+            if not any(re.search(rf"\b{q.stem}\b", bodies[p]) for q in pending if q != p)
+        ]
+        if not ready:
+            raise ValueError(f"sql/macros: these macros name each other: {pending}")
+        for path in ready:
+            con.execute(bodies[path])
+            created.add(path)
 
 
 def build_layer(
