@@ -425,22 +425,37 @@ def _update(con: duckdb.DuckDBPyConnection, model: Model, spec: Incremental, run
                     f"semi join _touched_keys c on {same}"
                 )
                 shadowed.append(name)
-        touched = f"select t.{spec.changes} from {model.name} t semi join _touched_keys c on {same}"
-        if spec.changes:  # the touched rows as they were...
-            log_changes(con, model.name, run_id, touched)
-        con.execute(f"delete from {model.name} t using _touched_keys c where {same}")
-        con.execute(
-            f"insert into {model.name} by name select * from (\n{body}\n) t "
-            f"semi join _touched_keys c on {same}"
-        )
-        if spec.changes:  # ...and as they are now
-            log_changes(con, model.name, run_id, touched)
+        rows = f"select * from (\n{body}\n) t semi join _touched_keys c on {same}"
+        if not spec.changes:
+            con.execute(f"delete from {model.name} t using _touched_keys c where {same}")
+            con.execute(f"insert into {model.name} by name {rows}")
+        else:
+            # the touched rows as they were and as they are now, each found once: their
+            # change column is logged from the small temp tables, where reading it back
+            # from the model before the delete and after the insert took two more scans
+            # of it (~0.3 s each for stg_orders at a million customers; the deletes'
+            # and inserts' RETURNING clause made them slower still)
+            con.execute(
+                f"create or replace temp table _old_rows as "
+                f"select t.rowid as row_id, t.{spec.changes} as k from {model.name} t "
+                f"semi join _touched_keys c on {same}"
+            )
+            con.execute(f"delete from {model.name} where rowid in (select row_id from _old_rows)")
+            con.execute(f"create or replace temp table _new_rows as {rows}")
+            con.execute(f"insert into {model.name} by name select * from _new_rows")
+            log_changes(
+                con,
+                model.name,
+                run_id,
+                f"select k from _old_rows union all select {spec.changes} from _new_rows",
+            )
     except duckdb.Error as exc:
         raise RuntimeError(f"updating sql/{model.layer}/{model.name}.sql failed: {exc}") from exc
     finally:
         for name in shadowed:
             con.execute(f"drop view if exists temp.main.{name}")
-        con.execute("drop table if exists temp.main._touched_keys")
+        for name in ("_touched_keys", "_old_rows", "_new_rows"):
+            con.execute(f"drop table if exists temp.main.{name}")
 
 
 def run_checks(
