@@ -336,64 +336,8 @@ def test_only_the_newest_versions_are_kept(tmp_path):
     runs = [pipeline.run_nightly(config).run_id for _ in range(3)]
     assert versions.published_versions(layout) == runs[1:]
     assert versions.current_run_id(layout) == runs[2]
-    # the third run set the first version aside and removed it before it ended, but for its
-    # DuckDB file: the spare the next run patches into its copy
-    listing = sorted(p.name for p in layout.versions_dir.iterdir())
-    assert listing == [".lock", versions.SPARE, *runs[1:], "current"]
-
-
-def test_a_run_patches_the_spare_into_its_copy_and_a_full_refresh_leaves_it(tmp_path, monkeypatch):
-    """Without clones, a run moves the spare (the last dropped version's file) to its own path
-    and rewrites the blocks that differ from the published file: it starts from the same bytes
-    as a copy, and ends as an uninterrupted run does."""
-    config_path = make_project(tmp_path)
-    text = config_path.read_text().replace("[warehouse]", "[warehouse]\nkeep_versions = 1")
-    config_path.write_text(text)
-    config = load_config(config_path)
-    layout = versions.Layout.from_config(config)
-    second = [pipeline.run_nightly(config) for _ in range(2)][-1]
-    assert layout.spare.exists()  # the first version's file
-    monkeypatch.setattr(versions, "_clone", lambda source, target: False)  # as on ext4
-    patched = []
-    real_patch = versions.patch
-
-    def patch(source, target):
-        written = real_patch(source, target)
-        patched.append(target.read_bytes() == source.read_bytes())
-        return written
-
-    monkeypatch.setattr(versions, "patch", patch)
-    third = pipeline.run_nightly(config)
-    assert patched == [True]
-    assert versions.current_run_id(layout) == third.run_id
-    assert third.table_rows == second.table_rows  # the same inputs: the same warehouse
-    assert layout.spare.exists()  # the second version's file, now dropped: tomorrow's spare
-    full = pipeline.run_nightly(config, full_refresh=True)
-    assert patched == [True]  # a full refresh starts from an empty file
-    assert full.table_rows == second.table_rows
-
-
-def test_patching_writes_only_the_blocks_that_differ(tmp_path):
-    """`patch` leaves the target byte-identical to the source whatever it held before —
-    the same bytes but a few blocks, more, fewer, or none — writing only differing blocks."""
-    block = versions.PATCH_BLOCK
-    source = tmp_path / "published.duckdb"
-    data = os.urandom(block * 70 + 1234)  # more than one read chunk, and a short tail
-    source.write_bytes(data)
-    target = tmp_path / "spare.duckdb"
-    changed = bytearray(data)
-    for at in (0, block * 3 + 5, block * 65, len(data) - 1):
-        changed[at] ^= 0xFF
-    cases = {
-        "four blocks differ": (bytes(changed), 3 * block + 1234),
-        "longer": (data + os.urandom(block * 2), 0),
-        "shorter": (data[: block * 10], len(data) - block * 10),
-        "empty": (b"", len(data)),
-    }
-    for name, (old, expected_written) in cases.items():
-        target.write_bytes(old)
-        assert versions.patch(source, target) == expected_written, name
-        assert target.read_bytes() == data, name
+    # the third run set the first version aside and removed it before it ended
+    assert sorted(p.name for p in layout.versions_dir.iterdir()) == [".lock", *runs[1:], "current"]
 
 
 def test_a_version_set_aside_is_never_listed_and_a_cut_short_removal_is_finished(tmp_path):

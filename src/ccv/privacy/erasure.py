@@ -15,8 +15,7 @@ warehouse lock (no nightly run can publish meanwhile):
 3. copies the cleaned database with `COPY FROM DATABASE` into a *fresh* file, so no deleted
    bytes linger, and rebuilds `customer_360_pseudo` and the `<mart>_history` views;
 4. rewrites every Parquet snapshot without the person (nothing is hard-linked from old versions);
-5. publishes that version (`versions.publish`) and deletes every other version folder (and
-   the spare file an old version leaves for the next run's copy, `versions.start_copy`):
+5. publishes that version (`versions.publish`) and deletes every other version folder:
    **rollback to before an erasure is impossible by design**;
 6. logs the request in `privacy_log` (hashes and row counts only) and rewrites the activation
    store into a fresh file for the same free-block reason.
@@ -488,4 +487,3 @@ def _rewrite_warehouse(
             shutil.rmtree(layout.version(old))
             result.versions_removed.append(old)
     versions.prune(layout)
-    versions.drop_spare(layout)  # an old version's bytes, kept to patch the next run's copy

@@ -11,8 +11,7 @@ Layout (paths from `[warehouse]`)::
         20261122T020000-9f8e7d/...                     (kept for rollback)
 
 A run copies the current DuckDB file into its own version folder (a clone sharing its blocks
-where the filesystem can; else the *spare* — the file of the last version no longer kept —
-patched to the same bytes: see `start_copy`) and hard-links the previous
+where the filesystem can, see `clone_or_copy`) and hard-links the previous
 Parquet snapshots into it (cheap, and old snapshots are never rewritten), builds there, and only
 then swaps the `current` symlink with one atomic rename. A run killed at any point leaves
 `current` — and so everything analysts read — exactly as it was. An analyst's open DuckDB session
@@ -37,7 +36,6 @@ import duckdb
 from ccv.config import Config
 
 MARKER = "PUBLISHED"
-SPARE = ".spare.duckdb"
 
 
 class VersionError(RuntimeError):
@@ -71,12 +69,6 @@ class Layout:
     def current(self) -> Path:
         """The symlink naming the published version."""
         return self.versions_dir / "current"
-
-    @property
-    def spare(self) -> Path:
-        """The DuckDB file of the last version no longer kept, for the next run to patch into
-        its copy (`start_copy`); never a version."""
-        return self.versions_dir / SPARE
 
     @property
     def lock_path(self) -> Path:
@@ -170,7 +162,7 @@ def prepare_version(layout: Layout, run_id: str, full_refresh: bool) -> Path:
     folder = layout.version(run_id)
     (folder / "marts").mkdir(parents=True)
     if previous and not full_refresh:
-        start_copy(layout, layout.db(previous), layout.db(run_id))
+        clone_or_copy(layout.db(previous), layout.db(run_id))
     return layout.db(run_id)
 
 
@@ -182,8 +174,7 @@ def ensure_room(layout: Layout, published: Path) -> None:
     as safely (nothing is published), but after minutes of work and with a DuckDB I/O error
     that does not say what to do; this names the sizes and the way out.
     """
-    spare = layout.spare.stat().st_size if layout.spare.exists() else 0
-    needed = max(published.stat().st_size - spare, 0)  # the spare becomes the run's file
+    needed = published.stat().st_size
     free = shutil.disk_usage(layout.versions_dir).free
     if free < needed:
         kept = len(published_versions(layout))
@@ -213,71 +204,17 @@ def clone_or_copy(source: Path, target: Path) -> str:
     clone (reflink: XFS, Btrfs and other copy-on-write filesystems on Linux) takes
     milliseconds whatever the size, and the run's writes then go to new blocks: the published
     file is untouched, as with a copy. ext4 and tmpfs refuse (EOPNOTSUPP), as does a target
-    on another filesystem (EXDEV): those get the byte copy (or `start_copy`'s patch).
+    on another filesystem (EXDEV): those get the byte copy.
     """
-    if _clone(source, target):
-        return "clone"
+    if sys.platform.startswith("linux"):
+        with open(source, "rb") as src, open(target, "wb") as dst:
+            try:
+                fcntl.ioctl(dst.fileno(), FICLONE, src.fileno())
+                return "clone"
+            except OSError:
+                pass
     shutil.copyfile(source, target)
     return "copy"
-
-
-def _clone(source: Path, target: Path) -> bool:
-    """Create `target` as a clone of `source` (see `clone_or_copy`) if the filesystem can."""
-    if not sys.platform.startswith("linux"):
-        return False
-    with open(source, "rb") as src, open(target, "wb") as dst:
-        try:
-            fcntl.ioctl(dst.fileno(), FICLONE, src.fileno())
-            return True
-        except OSError:
-            return False
-
-
-def start_copy(layout: Layout, published: Path, target: Path) -> str:
-    """Make `target` (the run's DuckDB file) a copy of the `published` one: a clone where the
-    filesystem can make one; else, when there is a spare (`keep_spare`), the spare moved there
-    and patched to the same bytes (`patch`); else a byte copy. Return which ("clone", "patch",
-    "copy").
-
-    Why the spare: without clones every night writes the whole file again (at a million
-    customers 3.7 GB, ~9 s of a ~75 s delta night), while a night changes about a fifth of
-    its 256 KB blocks (measured between consecutive nights); a file a few nights old differs
-    in more, still not in all. Patching reads both files and writes only the blocks that
-    differ. The result is the same bytes either way (the tests compare them), so a spare that
-    is damaged, or of another warehouse, costs time, never correctness.
-    """
-    if _clone(published, target):
-        return "clone"
-    try:
-        os.replace(layout.spare, target)
-    except OSError:  # no spare
-        shutil.copyfile(published, target)
-        return "copy"
-    patch(published, target)
-    return "patch"
-
-
-PATCH_BLOCK = 1 << 18
-"""the unit `patch` compares and writes: DuckDB's block size (256 KB)"""
-
-
-def patch(source: Path, target: Path) -> int:
-    """Make `target` byte-identical to `source`, writing only the blocks of `PATCH_BLOCK`
-    bytes that differ (and cutting or extending it to `source`'s size); return the bytes
-    written."""
-    chunk = 64 * PATCH_BLOCK
-    written = offset = 0
-    with open(source, "rb") as src, open(target, "r+b") as dst:
-        while data := src.read(chunk):
-            old = dst.read(len(data))  # short or empty past the target's end
-            if data != old:
-                for start in range(0, len(data), PATCH_BLOCK):
-                    block = data[start : start + PATCH_BLOCK]
-                    if block != old[start : start + PATCH_BLOCK]:
-                        written += os.pwrite(dst.fileno(), block, offset + start)
-            offset += len(data)
-        dst.truncate(offset)
-    return written
 
 
 def carry_snapshots(
@@ -389,27 +326,12 @@ def removing(layout: Layout) -> Iterator[None]:
         yield
         return
     aside = sorted(p for p in layout.versions_dir.glob(REMOVING + "*") if p.is_dir())
-    keep_spare(layout, aside)
     thread = threading.Thread(target=remove, args=(aside,), name="remove-versions")
     thread.start()
     try:
         yield
     finally:
         thread.join()
-
-
-def keep_spare(layout: Layout, aside: list[Path]) -> None:
-    """Keep the DuckDB file of the newest folder set aside as the spare (`start_copy`),
-    replacing an older one: the closest to tomorrow's copy of all the files going away."""
-    for folder in sorted(aside, reverse=True):
-        with contextlib.suppress(OSError):
-            os.replace(folder / layout.db_name, layout.spare)
-            return
-
-
-def drop_spare(layout: Layout) -> None:
-    """Delete the spare: it holds an old version's bytes (an erasure must not leave them)."""
-    layout.spare.unlink(missing_ok=True)
 
 
 def discard(layout: Layout, run_id: str) -> None:
