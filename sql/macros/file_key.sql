@@ -4,7 +4,7 @@
 -- source's latest, follow this order within a run (its files share one loaded_at); across
 -- runs the load time decides. src/ccv/ingest/file_names.py `file_key` computes the same key
 -- in Python (the order a run loads its files in); tests/test_ingest.py checks both agree.
--- Per file, not per row: models rank a source's files once (sql/macros/file_ranks.sql).
+-- Per file, not per row: models rank the files once (sql/macros/file_ranks.sql).
 create or replace macro file_key(name) as
     array_to_string(
         list_transform(

@@ -194,9 +194,11 @@ def create_macros(
     models share, e.g. the identity record key of a transaction: one definition where several
     models must compute the same value. Kept in the warehouse, so analysts can call them too.
 
-    `used_by`: only the macros these models (or their touched queries) name. Why: a table
-    macro is bound when it is created, so it needs the tables it reads (`snapshot_exports`
-    reads ingest_log), which a warehouse built from hand-made core tables does not have."""
+    `used_by`: only the macros these models (or their touched queries) name, and the macros
+    those name. Why: a table macro is bound when it is created, so it needs the tables it
+    reads (`snapshot_exports` reads ingest_log), which a warehouse built from hand-made core
+    tables does not have. For the same reason a macro is created after the macros it names
+    (`file_ranks` after `file_key`)."""
     paths = sorted(((sql_dir or SQL_DIR) / "macros").glob("*.sql"))
     bodies = {p: _strip_comments(p.read_text(encoding="utf-8")) for p in paths}
     if used_by is not None:
