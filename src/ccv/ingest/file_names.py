@@ -117,8 +117,8 @@ def file_key(name: str) -> str:
     """`name` as it sorts in natural order: every run of the digits 0-9 left-padded with zeros
     to 20 places, as `sql/macros/file_key.sql` computes it in SQL.
 
-    Why: which delivery of a record is the later one, and which export is a snapshot source's
-    latest, follow the order of the files' names within a run (its files share one load
-    time); in plain name order ``crm_10.csv`` sorts before ``crm_9.csv``, so the ninth export
-    would read as the latest. A run also loads its files in this order."""
+    Why: which delivery of a record is the later one follows the order of the files' names
+    within a run (its files share one load time), and a snapshot source's latest export is its
+    last file in that order; in plain name order ``crm_10.csv`` sorts before ``crm_9.csv``, so
+    the ninth export would read as the latest. A run also loads its files in this order."""
     return re.sub(r"[0-9]+", lambda digits: digits.group().zfill(20), name)
