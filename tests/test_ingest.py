@@ -365,6 +365,12 @@ def test_numbered_snapshot_exports_age_in_natural_order(con, tmp_path):
             "join ingest_log as l on l.started_at = s.deleted_at order by 1"
         ).fetchall()
         assert missed_by == [("2", "drops/crm_10.csv"), ("3", "drops/crm_9.csv")]
+        # an export numbered before the latest, delivered late, is not the latest: nothing moves
+        (tmp_path / "drops" / "crm_7.csv").write_text(head + "5,Ed,e@x.com,\n", encoding="utf-8")
+        ingest(nightly, config, "run-4", NOW + dt.timedelta(days=4))
+        build_staging(nightly)
+        staged_late = nightly.execute(staged).fetchall()
+        assert staged_late == [*expected, ("5", "Ed", True)]
 
 
 SNAPSHOT_CRM = CRM | {
