@@ -81,7 +81,8 @@ def change_account(line: str, n: int, night: int = 1) -> str:
 
 def split_nights(config_path: Path, delta: float, nights: int = 1) -> Path:
     """Write the drops of night 1 and of `nights` delta nights after it; return the folder the
-    delta nights' files wait in (night k's named ``*_<night_tag(k, nights)>.*``).
+    delta nights' files wait in (night k's named ``*_<k>.*``: ingest orders files by
+    the numbers in their names, so ``eshop_10.csv`` comes after ``eshop_9.csv``).
 
     Each delta night brings the next `delta` of the dropped sources' rows and the whole e-shop
     snapshot as it stands that night: the accounts up to the night's cut, of which `delta`/5
@@ -99,18 +100,14 @@ def split_nights(config_path: Path, delta: float, nights: int = 1) -> Path:
         head, rows = (lines[:1], lines[1:]) if header else ([], lines)
         cuts = _cuts(len(rows), delta, nights)
         suffix = name.rsplit(".", 1)[1]
-        (drops / f"{stem}_{night_tag(1, nights)}.{suffix}").write_text(
-            "".join(head + rows[: cuts[0]])
-        )
+        (drops / f"{stem}_1.{suffix}").write_text("".join(head + rows[: cuts[0]]))
         for k, (start, end) in enumerate(pairwise(cuts), start=2):
-            (later / f"{stem}_{night_tag(k, nights)}.{suffix}").write_text(
-                "".join(head + rows[start:end])
-            )
+            (later / f"{stem}_{k}.{suffix}").write_text("".join(head + rows[start:end]))
         text = text.replace(f'"data/sample/{name}"', f'"data/sample/drops/{stem}_*.{suffix}"')
     lines = (data / SNAPSHOT).read_text(encoding="utf-8").splitlines(keepends=True)
     head, rows = lines[:1], lines[1:]
     cuts = _cuts(len(rows), delta, nights)
-    (drops / f"eshop_{night_tag(1, nights)}.csv").write_text("".join(head + rows[: cuts[0]]))
+    (drops / "eshop_1.csv").write_text("".join(head + rows[: cuts[0]]))
     step = max(1, round(1 / (delta / 5)))
     for k in range(1, nights + 1):
         # account i changes in delta night i % step + 1 (the first: every step-th account)
@@ -118,19 +115,12 @@ def split_nights(config_path: Path, delta: float, nights: int = 1) -> Path:
             change_account(r, i, i % step + 1) if i % step < k else r
             for i, r in enumerate(rows[: cuts[k]])
         ]
-        (later / f"eshop_{night_tag(k + 1, nights)}.csv").write_text("".join(head + export))
+        (later / f"eshop_{k + 1}.csv").write_text("".join(head + export))
     text = text.replace(f'"data/sample/{SNAPSHOT}"', '"data/sample/drops/eshop_*.csv"')
     if nights > 1:  # a published version is a 4 GB file at a million customers: keep two
         text = text.replace("[warehouse]\n", "[warehouse]\nkeep_versions = 2\n", 1)
     config_path.write_text(text)
     return later
-
-
-def night_tag(night: int, nights: int) -> str:
-    """Night `night`'s number in its files' names, zero-padded so that names sort as nights do:
-    the latest export of a snapshot source is the one with the greatest name (`eshop_10.csv`
-    would sort before `eshop_9.csv`, and ingest warns about such names)."""
-    return f"{night:0{len(str(nights + 1))}d}"
 
 
 def _cuts(rows: int, delta: float, nights: int) -> list[int]:
@@ -169,11 +159,10 @@ def restore_night_1(saved: Path, project: Path) -> None:
             shutil.copy2(saved / part, target)
 
 
-def deliver_night(project: Path, night: int, nights: int, deliver: bool) -> None:
-    """Move night `night`'s files (of `nights` delta nights) into the drops folder (none when
-    not `deliver`)."""
+def deliver_night(project: Path, night: int, deliver: bool) -> None:
+    """Move night `night`'s files into the drops folder (none when not `deliver`)."""
     later = project / "data" / "sample" / "later"
-    for file in sorted(later.glob(f"*_{night_tag(night, nights)}.*")) if deliver else ():
+    for file in sorted(later.glob(f"*_{night}.*")) if deliver else ():
         file.rename(project / "data" / "sample" / "drops" / file.name)
 
 
@@ -265,11 +254,11 @@ def main() -> None:
         result["published_mb"] = {"1": published_mb(project)}
         result["delta_nights"] = {}
     for k in range(2, args.nights + 1):  # the delta nights before the measured one
-        deliver_night(project, k, args.nights, args.deliver)
+        deliver_night(project, k, args.deliver)
         result["delta_nights"][str(k)] = night(config_path, full_refresh=False)["seconds"]
         result["published_mb"][str(k)] = published_mb(project)
     last = result["measured_night"] = args.nights + 1  # night 2 unless --nights
-    deliver_night(project, last, args.nights, args.deliver)
+    deliver_night(project, last, args.deliver)
     if args.phases or args.statements:
         with PeakRSS() as memory:
             phases = Phases((*TASKS["ingest"], *TASKS["resolve"], *TASKS["build"]), memory)
@@ -304,7 +293,7 @@ def main() -> None:
         repeats = [result["night_2_incremental"]["seconds"]]
         for _ in range(args.repeat - 1):
             restore_night_1(saved, project)
-            deliver_night(project, last, args.nights, args.deliver)
+            deliver_night(project, last, args.deliver)
             result["night_2_incremental"] = night(config_path, full_refresh=False)
             repeats.append(result["night_2_incremental"]["seconds"])
             floors.append(round(floor_seconds(config_path), 2))

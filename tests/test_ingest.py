@@ -343,7 +343,8 @@ def test_numbered_snapshot_exports_age_in_natural_order(con, tmp_path):
         "drops/crm_10.csv": head + "1,Anna,a@x.com,\n4,Di,d@x.com,\n",
     }
     expected = [("1", "Anna", False), ("2", "Bo", True), ("3", "Cy", True), ("4", "Di", False)]
-    run_ingest(con, tmp_path, exports, source)
+    loaded = run_ingest(con, tmp_path, exports, source)
+    assert [r.source_file for r in loaded] == list(exports)  # loaded in natural order too
     build_staging(con)
     staged = "select source_record_id, first_name, is_deleted from stg_customers order by 1"
     assert con.execute(staged).fetchall() == expected
