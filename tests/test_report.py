@@ -9,12 +9,14 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pytest
 
 from ccv.reporting import (
     SECTION_TITLES,
     ReportError,
     build_report,
+    charts,
     markdown_summary,
     write_report,
     write_report_and_summary,
@@ -371,3 +373,57 @@ def test_identity_facts_of_a_nightly_warehouse_match_its_crosswalk(published_sam
     assert facts["Customers (clusters)"] == f"{customers:,}"
     assert facts["Single-record customers"] == f"{single:,}"
     assert facts["Largest cluster"] == f"{largest:,}"
+
+
+def drawn_extents(monkeypatch) -> list[tuple[tuple[float, ...], tuple[float, float]]]:
+    """Per chart drawn from now on: the extent of everything it draws (x0, y0, x1, y1) and its
+    image's size, in inches."""
+    seen = []
+    save = charts._data_uri
+
+    def check(fig):
+        fig.canvas.draw()
+        box = fig.get_tightbbox(fig.canvas.get_renderer())  # what is drawn, in inches
+        seen.append(((box.x0, box.y0, box.x1, box.y1), tuple(fig.get_size_inches())))
+        return save(fig)
+
+    monkeypatch.setattr(charts, "_data_uri", check)
+    return seen
+
+
+def test_every_label_of_every_chart_lies_inside_its_image(monkeypatch):
+    """Charts are laid out without a layout engine (`charts._fit`): long labels, big numbers
+    and the totals written after the bars must still fit the image."""
+    seen = drawn_extents(monkeypatch)
+    long = ["a source with a rather long name indeed", "web", "(no order in window)"]
+    charts.hbar(long, {"loaded": [3_717_151, 12, 0]}, "Rows per source", "rows")
+    charts.hbar(
+        long,
+        {"loaded": [6_240_038, 5, 900], "quarantined": [16_665, 1, 0]},
+        "Rows per source: loaded and quarantined",
+        "rows",
+        notes=["6,240,038 + 16,665 quarantined", "5 + 1 quarantined", "900 + 0 quarantined"],
+    )
+    charts.hbar(long, {"rows": [11_176_503, 1, 0]}, "Rows per table", "rows", log_x=True)
+    charts.grouped_hbars(
+        [("Per RFM segment", long, [530_552, 6_040, 1]), ("Per cell", ["a", "b"], [612_665, 9])]
+    )
+    charts.bars(
+        list(range(1, 300)), [10**6] + [3] * 298, "Sizes", "records", "customers", log_y=True
+    )
+    charts.bars(["0", "1", "10"], [72_000, 9_000, 64_000], "NPS", "answer", "responses")
+    charts.histogram(list(range(2_000)) * 100, "CLV", "clv", "customers")
+    charts.heatmap(
+        np.array([[69_445, 2_529], [7_271, 47_934]]),
+        [["69,445\n85", "2,529\n1.9k"], ["7,271\n105", "47,934\n2.6k"]],
+        [1, 5],
+        [1, 5],
+        "Customers per R x F score",
+        "F score",
+        "R score (5 = most recent)",
+    )
+    assert len(seen) == 8
+    for chart, ((x0, y0, x1, y1), (width, height)) in enumerate(seen):
+        assert x0 >= 0 and y0 >= 0 and x1 <= width and y1 <= height, (chart, x0, y0, x1, y1)
+        # and the chart uses its image: no more than a margin's worth left empty
+        assert max(x0, y0, width - x1, height - y1) < 0.3, (chart, x0, y0, x1, y1)
