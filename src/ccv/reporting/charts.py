@@ -96,14 +96,17 @@ TITLE = 0.26
 """Inches the title takes above the axes, with its pad (9-point bold text)."""
 TICK_TEXT = 0.13
 """Inches of one line of tick labels (7.5-point text)."""
+RIGHT = 0.15
+"""Inches kept free right of the axes: half the last x tick label can stand out there."""
 
 
-def _text_width(fig: Figure, texts: Sequence[str], size: float) -> float:
-    """The widest of `texts` at `size` points, in inches, as the renderer draws them."""
+def _text_widths(fig: Figure, texts: Sequence[str], size: float) -> list[float]:
+    """The width of each of `texts` at `size` points, in inches, as the renderer draws it."""
     renderer = fig.canvas.get_renderer()
     prop = FontProperties(family=STYLE["font.family"], size=size)
-    widths = [renderer.get_text_width_height_descent(t, prop, ismath=False)[0] for t in texts]
-    return max(widths, default=0.0) / fig.dpi
+    return [
+        renderer.get_text_width_height_descent(t, prop, ismath=False)[0] / fig.dpi for t in texts
+    ]
 
 
 def _tick_labels(axis: Axis) -> list[str]:
@@ -115,25 +118,25 @@ def _tick_labels(axis: Axis) -> list[str]:
 
 def _left(fig: Figure, ax: Axes) -> float:
     """Inches `ax` needs left of it: its y tick labels and y label."""
-    width = _text_width(fig, _tick_labels(ax.yaxis), STYLE["ytick.labelsize"])
-    return TICKS + width + (LABEL if ax.get_ylabel() else 0.0)
+    widths = _text_widths(fig, _tick_labels(ax.yaxis), STYLE["ytick.labelsize"])
+    return TICKS + max(widths, default=0.0) + (LABEL if ax.get_ylabel() else 0.0)
 
 
 def _fit(
     fig: Figure,
     ax: Axes,
-    right: float = 0.15,
+    right: float = RIGHT,
     spill: Sequence[tuple[float, float, str]] = (),
 ) -> None:
-    """Place the one axes of `fig` so that its labels, ticks and title fit the figure;
-    `right`: inches kept free right of the axes (the last x tick label's overhang, a
-    colour bar); `spill`: texts written right of data points (x, y, text, 7-point, 3 points
-    after the point), which may run past the axes: the axes is narrowed until they fit."""
+    """Place the one axes of `fig` so that its labels, ticks and title fit the figure.
+
+    `right`: inches kept free right of the axes (`RIGHT`, or room for a colour bar); `spill`:
+    texts written right of data points (x, y, text; 7-point, 3 points after the point), which
+    may run past the axes: the axes is narrowed until they fit."""
     width, height = fig.get_size_inches()
     bottom = EDGE + TICKS + TICK_TEXT + (LABEL if ax.get_xlabel() else 0.0)
     left = (EDGE + _left(fig, ax)) / width
-    texts = [text for _, _, text in spill]
-    widths = [_text_width(fig, [t], 7) + 3 / 72 for t in texts]
+    widths = [w + 3 / 72 for w in _text_widths(fig, [text for _, _, text in spill], 7)]
     for _ in range(3):  # narrowing the axes moves the points: converges in two steps
         fig.subplots_adjust(
             left=left,
@@ -252,7 +255,7 @@ def grouped_hbars(panels: Sequence[tuple[str, Sequence[object], Sequence[float]]
         width, height = fig.get_size_inches()
         lefts = [_left(fig, ax) for ax in axes]
         gap = 0.3  # between a panel and the next one's labels
-        panel = (width - 2 * EDGE - 0.15 - sum(lefts) - gap * (len(axes) - 1)) / len(axes)
+        panel = (width - 2 * EDGE - RIGHT - sum(lefts) - gap * (len(axes) - 1)) / len(axes)
         bottom = EDGE + TICKS + TICK_TEXT + LABEL
         top = height - EDGE - TITLE
         x = EDGE
