@@ -325,7 +325,8 @@ def histogram(
             ax.set_yscale("log")
             ax.yaxis.set_minor_locator(NullLocator())
             ax.yaxis.set_major_formatter(_PLAIN)
-        else:
+        else:  # counts: whole numbers only (a compact "0" twice would read as a typo)
+            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
             ax.yaxis.set_major_formatter(_COMPACT)
         _fit(fig, ax)
         return _data_uri(fig)
