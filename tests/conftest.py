@@ -11,7 +11,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from ccv import pipeline
 from ccv.config import Config, load_config, parse_config
+from ccv.identity.resolve import ResolveResult
 from ccv.pipeline import run_nightly
 
 NOW = dt.datetime(2026, 11, 1, 2, 0)
@@ -73,6 +75,18 @@ def con():
 
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def night_without_report(config: Config) -> ResolveResult:
+    """A nightly run's stages up to publishing (`pipeline.run_nightly` without its report);
+    returns what resolve reports. For tests that run many nights and compare the published
+    tables: the report only reads them, and is a third of a sample night."""
+    with pipeline.run_context(config) as run:
+        pipeline.ingest_stage(run, config)
+        resolved = pipeline.resolve_stage(run, config)
+        pipeline.build_stage(run, config)
+        pipeline.publish_stage(run, config)
+    return resolved
 
 
 def make_project(root: Path) -> Path:

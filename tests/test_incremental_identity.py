@@ -14,7 +14,7 @@ from ccv.config import load_config
 from ccv.identity import incremental
 from ccv.identity.blocking import DEFAULT_RULES
 from ccv.pipeline import RunSummary, run_nightly
-from tests.conftest import make_project
+from tests.conftest import make_project, night_without_report
 from tests.test_incremental import (
     CUSTOMER_TABLES,
     ORDER_TABLES,
@@ -152,7 +152,7 @@ def test_crm_records_over_nights_equal_a_full_rebuild(tmp_path, monkeypatch):
     consents_tonight = []  # consent events' crosswalk rows written tonight, and all of them
     for night in (1, 2, 3):
         deliver(nightly, night)
-        works.append(run_nightly(load_config(nightly)).resolve.work)
+        works.append(night_without_report(load_config(nightly)).work)
         assert updated_tables(nightly) >= (set() if night == 1 else ORDER_TABLES | CUSTOMER_TABLES)
         moved.append(order_moves(nightly))
         consents = rows_by_run(nightly)["consent crosswalk"]
@@ -208,8 +208,8 @@ def test_incremental_off_recomputes_everything(tmp_path):
     config_path.write_text(
         config_path.read_text().replace("[identity]", "[identity]\nincremental = false", 1)
     )
-    run_nightly(load_config(config_path))
-    again = run_nightly(load_config(config_path)).resolve.work
+    night_without_report(load_config(config_path))
+    again = night_without_report(load_config(config_path)).work
     assert again.standardised == again.records
     assert again.pairs_compared == again.candidate_pairs
     assert again.params == "estimated"
@@ -225,7 +225,7 @@ def test_blocks_crossing_the_size_cap_over_nights_store_a_full_rebuilds_pairs(tm
     write_nights(nightly)
     for night in (1, 2, 3):
         deliver(nightly, night)
-        run_nightly(load_config(nightly))
+        night_without_report(load_config(nightly))
     full, _ = rebuilt_alongside(nightly, tmp_path)
 
     db = load_config(nightly).resolve("warehouse/ccv.duckdb")
@@ -240,12 +240,12 @@ def test_a_changed_customer_source_recomputes_the_identity_state(tmp_path):
     """Which CRM source a transaction source names records of decides its deterministic links,
     so the persisted state (and the tables written by key) cannot carry over such a change."""
     config_path = make_project(tmp_path / "p")
-    run_nightly(load_config(config_path))
+    night_without_report(load_config(config_path))
     text = config_path.read_text()
     old = 'format = "csv"\ncustomer_source = "eshop_accounts"'
     assert text.count(old) == 1  # the surveys source
     config_path.write_text(text.replace(old, 'format = "csv"\ncustomer_source = "store_loyalty"'))
-    again = run_nightly(load_config(config_path)).resolve.work
+    again = night_without_report(load_config(config_path)).work
     assert again.standardised == again.records
     assert again.pairs_compared == again.candidate_pairs
 
@@ -256,7 +256,7 @@ def test_a_changed_record_leaves_none_of_its_pairs_behind(tmp_path):
     not change, and the regenerated ones come; the stored pairs are a rebuild's."""
     nightly = make_project(tmp_path / "nightly")
     drops = eshop_drops(nightly)
-    run_nightly(load_config(nightly))
+    night_without_report(load_config(nightly))
     db = load_config(nightly).resolve("warehouse/ccv.duckdb")
     with duckdb.connect(str(db), read_only=True) as con:
         ((account,),) = con.execute(
@@ -273,7 +273,7 @@ def test_a_changed_record_leaves_none_of_its_pairs_behind(tmp_path):
     ]
     with (drops / "eshop_2.csv").open("w", encoding="utf-8", newline="") as f:
         csv.writer(f).writerows(changed)
-    second = run_nightly(load_config(nightly)).resolve.work
+    second = night_without_report(load_config(nightly)).work
     full, rebuilt = rebuilt_alongside(nightly, tmp_path)
 
     assert account is not None and second.standardised >= 1
@@ -301,17 +301,17 @@ def test_the_highest_numbered_record_changing_frees_its_number_and_its_pairs(tmp
     state's pairs is read as the new state's."""
     nightly = make_project(tmp_path / "nightly")
     drops = eshop_drops(nightly)
-    run_nightly(load_config(nightly))
+    night_without_report(load_config(nightly))
     export = (drops / "eshop_1.csv").read_text(encoding="utf-8")
     raj = next(line for line in export.splitlines() if line.startswith("ES-000001,"))
     twin = raj.replace("ES-000001,", "ES-999999,", 1)
     (drops / "eshop_2.csv").write_text(export + twin + "\n", encoding="utf-8")
-    run_nightly(load_config(nightly))
+    night_without_report(load_config(nightly))
     number = record_no(nightly, "ES-999999")
     twin_pairs = {p for p in pair_store(nightly) if "eshop_accounts:ES-999999" in p[:2]}
     moved = twin.replace("0044 7875 479145", "07700 900789")
     (drops / "eshop_3.csv").write_text(export + moved + "\n", encoding="utf-8")
-    third = run_nightly(load_config(nightly)).resolve.work
+    third = night_without_report(load_config(nightly)).work
     full, rebuilt = rebuilt_alongside(nightly, tmp_path)
 
     assert ("eshop_accounts:ES-000001", "eshop_accounts:ES-999999") in {p[:2] for p in twin_pairs}
@@ -328,16 +328,16 @@ def test_the_highest_numbered_record_leaving_takes_its_pairs_along(tmp_path):
     name a number above every record of the night (pair keys must not alias). The stored
     pairs are a rebuild's."""
     nightly = make_project(tmp_path / "nightly")
-    run_nightly(load_config(nightly))
+    night_without_report(load_config(nightly))
     loyalty = nightly.parent / "data" / "sample" / "crm_store_loyalty.csv"
     export = loyalty.read_text(encoding="utf-8")
     ava = next(line for line in export.splitlines() if line.startswith("2900010000350;"))
     loyalty.write_text(export + ava.replace("2900010000350;", "2900019999999;") + "\n")
-    run_nightly(load_config(nightly))
+    night_without_report(load_config(nightly))
     number = record_no(nightly, "2900019999999")
     twin_pairs = {p[:2] for p in pair_store(nightly) if "store_loyalty:2900019999999" in p[:2]}
     loyalty.write_text(export, encoding="utf-8")
-    third = run_nightly(load_config(nightly)).resolve.work
+    third = night_without_report(load_config(nightly)).work
     full, rebuilt = rebuilt_alongside(nightly, tmp_path)
 
     assert twin_pairs and number > 0
@@ -376,9 +376,9 @@ def test_a_block_shrinking_under_the_cap_adds_its_rule_to_stored_pairs(tmp_path)
     drops = eshop_drops(nightly)
     export = (drops / "eshop_1.csv").read_text(encoding="utf-8")
     (drops / "eshop_1.csv").write_text(export + quennell_rows("1931-02-03"), encoding="utf-8")
-    run_nightly(load_config(nightly))
+    night_without_report(load_config(nightly))
     (drops / "eshop_2.csv").write_text(export + quennell_rows("1962-07-08"), encoding="utf-8")
-    second = run_nightly(load_config(nightly)).resolve.work
+    second = night_without_report(load_config(nightly)).work
     full, rebuilt = rebuilt_alongside(nightly, tmp_path)
 
     alice_bob = [
