@@ -431,18 +431,22 @@ def test_every_label_of_every_chart_lies_inside_its_image(monkeypatch):
 
 def test_count_axes_of_small_and_large_charts_read_as_whole_compact_numbers(monkeypatch):
     """A histogram of three customers counts 0, 1, 2 (not 0.5 steps printed twice as "0"), one
-    of a million reads 200k, 400k (not 1e6 above the axis)."""
-    labels = []
+    of a million reads 5k, 10k; bars of millions read 1.0M, 2.0M (not 1e6 above the axis)."""
+    labels, offsets = [], []
     save = charts._data_uri
 
     def keep(fig):
         fig.canvas.draw()
         labels.append([t.get_text() for t in fig.axes[0].get_yticklabels() if t.get_text()])
+        offsets.append(fig.axes[0].yaxis.get_offset_text().get_text())
         return save(fig)
 
     monkeypatch.setattr(charts, "_data_uri", keep)
     charts.histogram([1.0, 2.0, 2.5], "CLV", "clv")
     charts.histogram(list(range(1_000)) * 1_000, "CLV", "clv")
-    small, large = labels
+    charts.bars(["0", "10"], [3_000_000, 1_000_000], "NPS", "answer", "responses")
+    small, large, millions = labels
     assert len(small) == len(set(small)) and "0.5" not in small and "1" in small, small
-    assert any(label.endswith("k") for label in large) and not any("e" in x for x in large), large
+    assert any(label.endswith("k") for label in large), large
+    assert any(label.endswith("M") for label in millions), millions
+    assert offsets == ["", "", ""]  # no "1e6" written above an axis

@@ -98,6 +98,8 @@ TICK_TEXT = 0.13
 """Inches of one line of tick labels (7.5-point text)."""
 RIGHT = 0.15
 """Inches kept free right of the axes: half the last x tick label can stand out there."""
+NOTE_POINTS, NOTE_OFFSET = 7, 3
+"""The size of the totals written after bars, and their distance from the bar, in points."""
 
 
 def _text_widths(fig: Figure, texts: Sequence[str], size: float) -> list[float]:
@@ -122,6 +124,11 @@ def _left(fig: Figure, ax: Axes) -> float:
     return TICKS + max(widths, default=0.0) + (LABEL if ax.get_ylabel() else 0.0)
 
 
+def _below(ax: Axes) -> float:
+    """Inches `ax` needs below it: its x tick labels and x label."""
+    return TICKS + TICK_TEXT + (LABEL if ax.get_xlabel() else 0.0)
+
+
 def _fit(
     fig: Figure,
     ax: Axes,
@@ -131,12 +138,13 @@ def _fit(
     """Place the one axes of `fig` so that its labels, ticks and title fit the figure.
 
     `right`: inches kept free right of the axes (`RIGHT`, or room for a colour bar); `spill`:
-    texts written right of data points (x, y, text; 7-point, 3 points after the point), which
-    may run past the axes: the axes is narrowed until they fit."""
+    texts written right of data points (x, y, text; `NOTE_POINTS` in size, `NOTE_OFFSET`
+    after the point), which may run past the axes: the axes is narrowed until they fit."""
     width, height = fig.get_size_inches()
-    bottom = EDGE + TICKS + TICK_TEXT + (LABEL if ax.get_xlabel() else 0.0)
+    bottom = EDGE + _below(ax)
     left = (EDGE + _left(fig, ax)) / width
-    widths = [w + 3 / 72 for w in _text_widths(fig, [text for _, _, text in spill], 7)]
+    notes = _text_widths(fig, [text for _, _, text in spill], NOTE_POINTS)
+    widths = [w + NOTE_OFFSET / 72 for w in notes]
     for _ in range(3):  # narrowing the axes moves the points: converges in two steps
         fig.subplots_adjust(
             left=left,
@@ -150,7 +158,7 @@ def _fit(
             ax.transData.transform((x, y))[0] / fig.dpi + w
             for (x, y, _), w in zip(spill, widths, strict=True)
         ]
-        # (a zero on a log axis has no place: its text is not drawn either)
+        # (a zero on a log axis has no place: its text is not drawn either; 0.02 in of slack)
         over = max((e for e in ends if np.isfinite(e)), default=0.0) - (width - EDGE - 0.02)
         if over <= 0:
             return
@@ -214,10 +222,10 @@ def hbar(
             ax.annotate(
                 text,
                 (total, yi),
-                xytext=(3, 0),
+                xytext=(NOTE_OFFSET, 0),
                 textcoords="offset points",
                 va="center",
-                fontsize=7,
+                fontsize=NOTE_POINTS,
                 color="#333333",
             )
         if len(series) > 1:
@@ -246,17 +254,17 @@ def grouped_hbars(panels: Sequence[tuple[str, Sequence[object], Sequence[float]]
                 ax.annotate(
                     f"{value:,.0f}",
                     (value, yi),
-                    xytext=(3, 0),
+                    xytext=(NOTE_OFFSET, 0),
                     textcoords="offset points",
                     va="center",
-                    fontsize=7,
+                    fontsize=NOTE_POINTS,
                 )
         # panels of equal width, each after the room its own labels take (`_fit`, per panel)
         width, height = fig.get_size_inches()
         lefts = [_left(fig, ax) for ax in axes]
         gap = 0.3  # between a panel and the next one's labels
         panel = (width - 2 * EDGE - RIGHT - sum(lefts) - gap * (len(axes) - 1)) / len(axes)
-        bottom = EDGE + TICKS + TICK_TEXT + LABEL
+        bottom = EDGE + max(_below(ax) for ax in axes)
         top = height - EDGE - TITLE
         x = EDGE
         for ax, left in zip(axes, lefts, strict=True):
