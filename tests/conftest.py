@@ -13,8 +13,7 @@ import pytest
 
 from ccv import pipeline
 from ccv.config import Config, load_config, parse_config
-from ccv.identity.resolve import ResolveResult
-from ccv.pipeline import run_nightly
+from ccv.pipeline import RunSummary, run_nightly
 
 NOW = dt.datetime(2026, 11, 1, 2, 0)
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -77,16 +76,16 @@ def con():
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def night_without_report(config: Config) -> ResolveResult:
-    """A nightly run's stages up to publishing (`pipeline.run_nightly` without its report);
-    returns what resolve reports. For tests that run many nights and compare the published
+def night_without_report(config: Config) -> RunSummary:
+    """A nightly run's stages up to publishing: `pipeline.run_nightly` without its report
+    (its summary names no report). For tests that run nights and look at the published
     tables: the report only reads them, and is a third of a sample night."""
     with pipeline.run_context(config) as run:
-        pipeline.ingest_stage(run, config)
+        files = pipeline.ingest_stage(run, config)
         resolved = pipeline.resolve_stage(run, config)
-        pipeline.build_stage(run, config)
+        as_of = pipeline.build_stage(run, config)
         pipeline.publish_stage(run, config)
-    return resolved
+    return pipeline.summarize(run, files, resolved, as_of)
 
 
 def make_project(root: Path) -> Path:

@@ -11,7 +11,7 @@ from ccv.config import load_config
 from ccv.ingest.file_names import file_tables, rename_files
 from ccv.ingest.load import ingest
 from ccv.pipeline import run_nightly
-from tests.conftest import NOW, make_config, make_project
+from tests.conftest import NOW, make_config, make_project, night_without_report
 from tests.test_incremental import outcome
 from tests.test_ingest import CRM, snapshot_tables
 
@@ -48,7 +48,7 @@ def statuses(db: Path, run: int) -> dict[str, str]:
 
 def test_files_inside_the_project_are_named_relative_to_it(tmp_path):
     config_path = make_project(tmp_path / "p")
-    run_nightly(load_config(config_path))
+    night_without_report(load_config(config_path))
     names = file_names(load_config(config_path).resolve("warehouse/ccv.duckdb"))
     assert "data/sample/crm_eshop_accounts.csv" in names["raw_customers"]
     assert all(not n.startswith("/") for table in names.values() for n in table if n)
@@ -56,12 +56,12 @@ def test_files_inside_the_project_are_named_relative_to_it(tmp_path):
 
 def test_moving_the_whole_project_loads_nothing_again(tmp_path):
     config_path = make_project(tmp_path / "before")
-    run_nightly(load_config(config_path))
+    night_without_report(load_config(config_path))
     before = outcome(config_path)
     moved = tmp_path / "elsewhere" / "project"
     moved.parent.mkdir()
     shutil.move(config_path.parent, moved)
-    run_nightly(load_config(moved / "ccv.toml"))
+    night_without_report(load_config(moved / "ccv.toml"))
     db = load_config(moved / "ccv.toml").resolve("warehouse/ccv.duckdb")
     assert set(statuses(db, 2).values()) == {"unchanged"}
     assert outcome(moved / "ccv.toml") == before
@@ -71,13 +71,13 @@ def test_an_upgraded_warehouse_renames_absolute_names_and_loads_nothing_again(tm
     # warehouses from before relative names recorded every file by its absolute path
     config_path = make_project(tmp_path / "p")
     config = load_config(config_path)
-    run_nightly(config)
+    night_without_report(config)
     db = config.resolve("warehouse/ccv.duckdb")
     with duckdb.connect(str(db)) as con:
         names = con.execute("select distinct source, source_file from ingest_log").fetchall()
         rename_files(con, [(s, n, f"{config.base_dir}/{n}") for s, n in names])
         assert all(n.startswith("/") for t in file_names_of(con).values() for n in t if n)
-    run_nightly(load_config(config_path))
+    night_without_report(load_config(config_path))
     assert set(statuses(db, 2).values()) == {"unchanged"}
     after = file_names(db)
     assert all(not n.startswith("/") for table in after.values() for n in table if n)
@@ -160,9 +160,9 @@ def test_a_moved_file_in_a_nightly_run_gives_what_a_rebuild_gives(tmp_path):
     )
     assert text != config_path.read_text()
     config_path.write_text(text)
-    run_nightly(load_config(config_path))
+    night_without_report(load_config(config_path))
     (tmp_path / "mount" / "v1").rename(tmp_path / "mount" / "v2")
-    run_nightly(load_config(config_path))
+    night_without_report(load_config(config_path))
     db = load_config(config_path).resolve("warehouse/ccv.duckdb")
     assert statuses(db, 2)[f"{tmp_path}/mount/v2/store_orders.csv"] == "moved"
     names = file_names(db)

@@ -10,7 +10,7 @@ import duckdb
 from ccv.config import load_config
 from ccv.pipeline import run_nightly
 from ccv.warehouse.models import SQL_DIR
-from tests.conftest import make_project
+from tests.conftest import make_project, night_without_report
 
 NIGHTS = 3
 
@@ -204,7 +204,7 @@ def test_incremental_nights_equal_a_full_rebuild(tmp_path):
     split_into_nights(nightly)
     for night in range(1, NIGHTS + 1):
         deliver(nightly, night)
-        summary = run_nightly(load_config(nightly))
+        summary = night_without_report(load_config(nightly))
         for table, runs in rows_by_run(nightly).items():
             # night 1 writes every row; later nights only the rows of records they changed
             # (no consent event changes on these nights: none of theirs)
@@ -271,7 +271,7 @@ def test_order_stats_follow_re_sent_lines_and_a_moving_as_of_date(tmp_path):
     lines = config.parent / "data" / "sample" / "web_lines.csv"
     lines.write_text("order,sku,category,qty,amount\nW1000002,SH-9703,Shoes,1,42.50\n")
     config.write_text(config.read_text() + LINES_SOURCE)
-    run_nightly(load_config(config))
+    night_without_report(load_config(config))
     db = load_config(config).resolve("warehouse/ccv.duckdb")
     with duckdb.connect(str(db), read_only=True) as con:
         # the customer with the most completed web orders, and those orders
@@ -292,7 +292,7 @@ def test_order_stats_follow_re_sent_lines_and_a_moving_as_of_date(tmp_path):
         "order,sku,category,qty,amount\n"
         + "".join(f"{order},GD-0001,Garden,1,9.99\n" for order in orders)
     )
-    run_nightly(load_config(config))
+    night_without_report(load_config(config))
     kept, rebuilt = order_stats(config)
     assert kept == rebuilt
     assert dict((row[0], row[-1]) for row in kept)[customer] == "Garden"
@@ -303,14 +303,14 @@ def test_order_stats_follow_re_sent_lines_and_a_moving_as_of_date(tmp_path):
     # then forward again
     text = config.read_text()
     config.write_text(text.replace('as_of = "latest_order"', f'as_of = "{median_day}"'))
-    run_nightly(load_config(config))
+    night_without_report(load_config(config))
     kept, rebuilt = order_stats(config)
     assert kept == rebuilt
     assert "customer_order_stats" in updated_tables(config)
     assert len(kept) < len(after_lines)  # customers whose first order is later drop out
 
     config.write_text(text)
-    run_nightly(load_config(config))
+    night_without_report(load_config(config))
     kept, rebuilt = order_stats(config)
     assert kept == rebuilt == after_lines
     assert "customer_order_stats" in updated_tables(config)

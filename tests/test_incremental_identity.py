@@ -152,7 +152,7 @@ def test_crm_records_over_nights_equal_a_full_rebuild(tmp_path, monkeypatch):
     consents_tonight = []  # consent events' crosswalk rows written tonight, and all of them
     for night in (1, 2, 3):
         deliver(nightly, night)
-        works.append(night_without_report(load_config(nightly)).work)
+        works.append(night_without_report(load_config(nightly)).resolve.work)
         assert updated_tables(nightly) >= (set() if night == 1 else ORDER_TABLES | CUSTOMER_TABLES)
         moved.append(order_moves(nightly))
         consents = rows_by_run(nightly)["consent crosswalk"]
@@ -209,7 +209,7 @@ def test_incremental_off_recomputes_everything(tmp_path):
         config_path.read_text().replace("[identity]", "[identity]\nincremental = false", 1)
     )
     night_without_report(load_config(config_path))
-    again = night_without_report(load_config(config_path)).work
+    again = night_without_report(load_config(config_path)).resolve.work
     assert again.standardised == again.records
     assert again.pairs_compared == again.candidate_pairs
     assert again.params == "estimated"
@@ -245,7 +245,7 @@ def test_a_changed_customer_source_recomputes_the_identity_state(tmp_path):
     old = 'format = "csv"\ncustomer_source = "eshop_accounts"'
     assert text.count(old) == 1  # the surveys source
     config_path.write_text(text.replace(old, 'format = "csv"\ncustomer_source = "store_loyalty"'))
-    again = night_without_report(load_config(config_path)).work
+    again = night_without_report(load_config(config_path)).resolve.work
     assert again.standardised == again.records
     assert again.pairs_compared == again.candidate_pairs
 
@@ -273,7 +273,7 @@ def test_a_changed_record_leaves_none_of_its_pairs_behind(tmp_path):
     ]
     with (drops / "eshop_2.csv").open("w", encoding="utf-8", newline="") as f:
         csv.writer(f).writerows(changed)
-    second = night_without_report(load_config(nightly)).work
+    second = night_without_report(load_config(nightly)).resolve.work
     full, rebuilt = rebuilt_alongside(nightly, tmp_path)
 
     assert account is not None and second.standardised >= 1
@@ -311,7 +311,7 @@ def test_the_highest_numbered_record_changing_frees_its_number_and_its_pairs(tmp
     twin_pairs = {p for p in pair_store(nightly) if "eshop_accounts:ES-999999" in p[:2]}
     moved = twin.replace("0044 7875 479145", "07700 900789")
     (drops / "eshop_3.csv").write_text(export + moved + "\n", encoding="utf-8")
-    third = night_without_report(load_config(nightly)).work
+    third = night_without_report(load_config(nightly)).resolve.work
     full, rebuilt = rebuilt_alongside(nightly, tmp_path)
 
     assert ("eshop_accounts:ES-000001", "eshop_accounts:ES-999999") in {p[:2] for p in twin_pairs}
@@ -337,7 +337,7 @@ def test_the_highest_numbered_record_leaving_takes_its_pairs_along(tmp_path):
     number = record_no(nightly, "2900019999999")
     twin_pairs = {p[:2] for p in pair_store(nightly) if "store_loyalty:2900019999999" in p[:2]}
     loyalty.write_text(export, encoding="utf-8")
-    third = night_without_report(load_config(nightly)).work
+    third = night_without_report(load_config(nightly)).resolve.work
     full, rebuilt = rebuilt_alongside(nightly, tmp_path)
 
     assert twin_pairs and number > 0
@@ -378,7 +378,7 @@ def test_a_block_shrinking_under_the_cap_adds_its_rule_to_stored_pairs(tmp_path)
     (drops / "eshop_1.csv").write_text(export + quennell_rows("1931-02-03"), encoding="utf-8")
     night_without_report(load_config(nightly))
     (drops / "eshop_2.csv").write_text(export + quennell_rows("1962-07-08"), encoding="utf-8")
-    second = night_without_report(load_config(nightly)).work
+    second = night_without_report(load_config(nightly)).resolve.work
     full, rebuilt = rebuilt_alongside(nightly, tmp_path)
 
     alice_bob = [

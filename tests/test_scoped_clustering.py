@@ -68,7 +68,7 @@ def run_nights(config_path: Path, deliver, monkeypatch, everything: bool):
         for night in range(1, NIGHTS + 1):
             deliver(config_path, night)
             found = len(read)
-            work = night_without_report(load_config(config_path)).work
+            work = night_without_report(load_config(config_path)).resolve.work
             shares.append(work.reclustered / work.records)
             # what a night read is reported: the neighbourhood and tonight's fresh records, or
             # every record

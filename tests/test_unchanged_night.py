@@ -11,7 +11,7 @@ from ccv.identity import unchanged
 from ccv.pipeline import run_nightly
 from ccv.reporting import markdown_summary
 from ccv.warehouse import models
-from tests.conftest import make_project
+from tests.conftest import make_project, night_without_report
 from tests.test_incremental import (
     CUSTOMER_TABLES,
     ORDER_TABLES,
@@ -44,11 +44,11 @@ def identity_tables(config_path) -> dict[str, list[tuple]]:
 
 def test_a_night_without_new_input_keeps_the_last_resolution(tmp_path):
     config_path = make_project(tmp_path / "p")
-    first = run_nightly(load_config(config_path))
+    first = night_without_report(load_config(config_path))
     before = identity_tables(config_path)
     outcome_before = outcome(config_path)
 
-    again = run_nightly(load_config(config_path))
+    again = night_without_report(load_config(config_path))
     work = again.resolve.work
     assert work.params == "unchanged"
     # the run report says what each night's identity resolution computed
@@ -81,13 +81,13 @@ def test_a_night_without_new_input_keeps_the_last_resolution(tmp_path):
 
 def test_changed_settings_or_input_resolve_again(tmp_path):
     config_path = make_project(tmp_path / "p")
-    run_nightly(load_config(config_path))
+    night_without_report(load_config(config_path))
     # a stricter match threshold: the same input resolves again, to what a rebuild gives
     text = config_path.read_text()
     stricter = text.replace("[identity]", "[identity]\nmatch_probability = 0.99", 1)
     assert stricter != text
     config_path.write_text(stricter)
-    work = run_nightly(load_config(config_path)).resolve.work
+    work = night_without_report(load_config(config_path)).resolve.work
     assert work.params != "unchanged"
     full = tmp_path / "full"
     full.mkdir()
@@ -104,7 +104,7 @@ def test_changed_settings_or_input_resolve_again(tmp_path):
     fields = lines[1].split(",")
     fields[3] = "someone.new@example.org"
     crm.write_text("".join([lines[0], ",".join(fields), *lines[2:]]), encoding="utf-8")
-    changed = run_nightly(load_config(config_path)).resolve.work
+    changed = night_without_report(load_config(config_path)).resolve.work
     assert changed.params != "unchanged" and changed.standardised >= 1
 
 
@@ -113,14 +113,14 @@ def test_a_library_upgrade_resolves_the_same_inputs_afresh(tmp_path, monkeypatch
     metadata changes with its releases) the same inputs are not skipped as unchanged, and no
     stored standardised value, block key or comparison level is reused."""
     config_path = make_project(tmp_path / "p")
-    run_nightly(load_config(config_path))
+    night_without_report(load_config(config_path))
     installed = importlib.metadata.version
     monkeypatch.setattr(
         importlib.metadata,
         "version",
         lambda name: "99.0" if name == "phonenumbers" else installed(name),
     )
-    work = run_nightly(load_config(config_path)).resolve.work
+    work = night_without_report(load_config(config_path)).resolve.work
     assert work.params != "unchanged"
     assert work.standardised == work.records
     assert work.pairs_compared == work.candidate_pairs
@@ -138,14 +138,14 @@ def test_a_changed_order_or_survey_answer_alone_resolves_again(tmp_path):
     rows: a change to either alone (a till receipt's amount, an answer's comment: neither an
     identifier) still makes the night resolve, and a night after it with no change does not."""
     config_path = make_project(tmp_path / "p")
-    run_nightly(load_config(config_path))
+    night_without_report(load_config(config_path))
     sample = config_path.parent / "data" / "sample"
     _edit_line(sample / "store_orders.csv", 1, ",53.00,0.00,53.00,", ",54.00,0.00,54.00,")
-    assert run_nightly(load_config(config_path)).resolve.work.params != "unchanged"
-    assert run_nightly(load_config(config_path)).resolve.work.params == "unchanged"
+    assert night_without_report(load_config(config_path)).resolve.work.params != "unchanged"
+    assert night_without_report(load_config(config_path)).resolve.work.params == "unchanged"
     _edit_line(sample / "survey_responses.csv", 1, "kept logging me out", "logs me out")
-    assert run_nightly(load_config(config_path)).resolve.work.params != "unchanged"
-    assert run_nightly(load_config(config_path)).resolve.work.params == "unchanged"
+    assert night_without_report(load_config(config_path)).resolve.work.params != "unchanged"
+    assert night_without_report(load_config(config_path)).resolve.work.params == "unchanged"
 
 
 def test_the_staged_tables_known_unchanged_by_their_log_log_every_row():
