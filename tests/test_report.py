@@ -375,26 +375,30 @@ def test_identity_facts_of_a_nightly_warehouse_match_its_crosswalk(published_sam
     assert facts["Largest cluster"] == f"{largest:,}"
 
 
-def drawn_extents(monkeypatch) -> list[tuple[tuple[float, ...], tuple[float, float]]]:
-    """Per chart drawn from now on: the extent of everything it draws (x0, y0, x1, y1) and its
-    image's size, in inches."""
+def drawn_charts(monkeypatch, look) -> list:
+    """Per chart drawn from now on, `look(fig)` once the chart is drawn as its image will be."""
     seen = []
     save = charts._data_uri
 
     def check(fig):
         fig.canvas.draw()
-        box = fig.get_tightbbox(fig.canvas.get_renderer())  # what is drawn, in inches
-        seen.append(((box.x0, box.y0, box.x1, box.y1), tuple(fig.get_size_inches())))
+        seen.append(look(fig))
         return save(fig)
 
     monkeypatch.setattr(charts, "_data_uri", check)
     return seen
 
 
+def drawn_extent(fig) -> tuple[tuple[float, ...], tuple[float, float]]:
+    """The extent of everything `fig` draws (x0, y0, x1, y1) and its image's size, in inches."""
+    box = fig.get_tightbbox(fig.canvas.get_renderer())
+    return (box.x0, box.y0, box.x1, box.y1), tuple(fig.get_size_inches())
+
+
 def test_every_label_of_every_chart_lies_inside_its_image(monkeypatch):
     """Charts are laid out without a layout engine (`charts._fit`): long labels, big numbers
     and the totals written after the bars must still fit the image."""
-    seen = drawn_extents(monkeypatch)
+    seen = drawn_charts(monkeypatch, drawn_extent)
     long = ["a source with a rather long name indeed", "web", "(no order in window)"]
     charts.hbar(long, {"loaded": [3_717_151, 12, 0]}, "Rows per source", "rows")
     charts.hbar(
@@ -432,21 +436,19 @@ def test_every_label_of_every_chart_lies_inside_its_image(monkeypatch):
 def test_count_axes_of_small_and_large_charts_read_as_whole_compact_numbers(monkeypatch):
     """A histogram of three customers counts 0, 1, 2 (not 0.5 steps printed twice as "0"), one
     of a million reads 5k, 10k; bars of millions read 1.0M, 2.0M (not 1e6 above the axis)."""
-    labels, offsets = [], []
-    save = charts._data_uri
-
-    def keep(fig):
-        fig.canvas.draw()
-        labels.append([t.get_text() for t in fig.axes[0].get_yticklabels() if t.get_text()])
-        offsets.append(fig.axes[0].yaxis.get_offset_text().get_text())
-        return save(fig)
-
-    monkeypatch.setattr(charts, "_data_uri", keep)
+    seen = drawn_charts(
+        monkeypatch,
+        lambda fig: (
+            [t.get_text() for t in fig.axes[0].get_yticklabels() if t.get_text()],
+            fig.axes[0].yaxis.get_offset_text().get_text(),
+        ),
+    )
     charts.histogram([1.0, 2.0, 2.5], "CLV", "clv")
     charts.histogram(list(range(1_000)) * 1_000, "CLV", "clv")
     charts.bars(["0", "10"], [3_000_000, 1_000_000], "NPS", "answer", "responses")
+    labels, offsets = zip(*seen, strict=True)
     small, large, millions = labels
     assert len(small) == len(set(small)) and "0.5" not in small and "1" in small, small
     assert any(label.endswith("k") for label in large), large
     assert any(label.endswith("M") for label in millions), millions
-    assert offsets == ["", "", ""]  # no "1e6" written above an axis
+    assert offsets == ("", "", "")  # no "1e6" written above an axis

@@ -100,6 +100,8 @@ RIGHT = 0.15
 """Inches kept free right of the axes: half the last x tick label can stand out there."""
 NOTE_POINTS, NOTE_OFFSET = 7, 3
 """The size of the totals written after bars, and their distance from the bar, in points."""
+PANEL_GAP = 0.3
+"""Inches between a panel of grouped bars and the next panel's labels."""
 
 
 def _text_widths(fig: Figure, texts: Sequence[str], size: float) -> list[float]:
@@ -262,15 +264,14 @@ def grouped_hbars(panels: Sequence[tuple[str, Sequence[object], Sequence[float]]
         # panels of equal width, each after the room its own labels take (`_fit`, per panel)
         width, height = fig.get_size_inches()
         lefts = [_left(fig, ax) for ax in axes]
-        gap = 0.3  # between a panel and the next one's labels
-        panel = (width - 2 * EDGE - RIGHT - sum(lefts) - gap * (len(axes) - 1)) / len(axes)
+        panel = (width - 2 * EDGE - RIGHT - sum(lefts) - PANEL_GAP * (len(axes) - 1)) / len(axes)
         bottom = EDGE + max(_below(ax) for ax in axes)
         top = height - EDGE - TITLE
         x = EDGE
         for ax, left in zip(axes, lefts, strict=True):
             x += left
             ax.set_position([x / width, bottom / height, panel / width, (top - bottom) / height])
-            x += panel + gap
+            x += panel + PANEL_GAP
         return _data_uri(fig)
 
 
