@@ -96,6 +96,17 @@ def make_project(root: Path) -> Path:
     return root / "ccv.toml"
 
 
+def copy_of_published(config_path: Path, root: Path) -> Path:
+    """A copy under `root` of a published project (`published_sample`): its config, inputs and
+    published warehouse, as after its first night; its config path. For tests whose own runs
+    come after a plain sample night: a copy takes a fraction of a second, a night seconds. The
+    version links are relative and the inputs keep their modification times, so the copy's next
+    night finds its inputs unchanged, as the original's would (moving a project is supported:
+    README, file names)."""
+    shutil.copytree(config_path.parent, root, symlinks=True)
+    return root / config_path.name
+
+
 @pytest.fixture(scope="session")
 def published_sample(tmp_path_factory) -> Path:
     """Config path of a sample project whose warehouse one nightly run (no Prefect) published.

@@ -7,14 +7,12 @@ from typer.testing import CliRunner
 
 from ccv.cli import app
 from ccv.config import load_config
-from ccv.pipeline import run_nightly
-from tests.conftest import make_project
+from tests.conftest import copy_of_published
 
 
-def test_export_subject_access_and_forget_from_the_command_line(tmp_path):
-    config_path = make_project(tmp_path)
+def test_export_subject_access_and_forget_from_the_command_line(tmp_path, published_sample):
+    config_path = copy_of_published(published_sample, tmp_path / "p")
     config = load_config(config_path)
-    run_nightly(config)
     cli = CliRunner()
     args = ["-c", str(config_path)]
 

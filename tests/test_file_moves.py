@@ -11,7 +11,7 @@ from ccv.config import load_config
 from ccv.ingest.file_names import file_tables, rename_files
 from ccv.ingest.load import ingest
 from ccv.pipeline import run_nightly
-from tests.conftest import NOW, make_config, make_project, night_without_report
+from tests.conftest import NOW, copy_of_published, make_config, make_project, night_without_report
 from tests.test_incremental import outcome
 from tests.test_ingest import CRM, snapshot_tables
 
@@ -46,17 +46,15 @@ def statuses(db: Path, run: int) -> dict[str, str]:
         )
 
 
-def test_files_inside_the_project_are_named_relative_to_it(tmp_path):
-    config_path = make_project(tmp_path / "p")
-    night_without_report(load_config(config_path))
+def test_files_inside_the_project_are_named_relative_to_it(published_sample):
+    config_path = published_sample
     names = file_names(load_config(config_path).resolve("warehouse/ccv.duckdb"))
     assert "data/sample/crm_eshop_accounts.csv" in names["raw_customers"]
     assert all(not n.startswith("/") for table in names.values() for n in table if n)
 
 
-def test_moving_the_whole_project_loads_nothing_again(tmp_path):
-    config_path = make_project(tmp_path / "before")
-    night_without_report(load_config(config_path))
+def test_moving_the_whole_project_loads_nothing_again(tmp_path, published_sample):
+    config_path = copy_of_published(published_sample, tmp_path / "before")
     before = outcome(config_path)
     moved = tmp_path / "elsewhere" / "project"
     moved.parent.mkdir()
@@ -67,11 +65,12 @@ def test_moving_the_whole_project_loads_nothing_again(tmp_path):
     assert outcome(moved / "ccv.toml") == before
 
 
-def test_an_upgraded_warehouse_renames_absolute_names_and_loads_nothing_again(tmp_path):
+def test_an_upgraded_warehouse_renames_absolute_names_and_loads_nothing_again(
+    tmp_path, published_sample
+):
     # warehouses from before relative names recorded every file by its absolute path
-    config_path = make_project(tmp_path / "p")
+    config_path = copy_of_published(published_sample, tmp_path / "p")
     config = load_config(config_path)
-    night_without_report(config)
     db = config.resolve("warehouse/ccv.duckdb")
     with duckdb.connect(str(db)) as con:
         names = con.execute("select distinct source, source_file from ingest_log").fetchall()

@@ -14,7 +14,7 @@ from ccv.config import load_config
 from ccv.identity import incremental
 from ccv.identity.blocking import DEFAULT_RULES
 from ccv.pipeline import RunSummary, run_nightly
-from tests.conftest import make_project, night_without_report
+from tests.conftest import copy_of_published, make_project, night_without_report
 from tests.test_incremental import (
     CUSTOMER_TABLES,
     ORDER_TABLES,
@@ -236,11 +236,10 @@ def test_blocks_crossing_the_size_cap_over_nights_store_a_full_rebuilds_pairs(tm
     assert outcome(nightly) == outcome(full)
 
 
-def test_a_changed_customer_source_recomputes_the_identity_state(tmp_path):
+def test_a_changed_customer_source_recomputes_the_identity_state(tmp_path, published_sample):
     """Which CRM source a transaction source names records of decides its deterministic links,
     so the persisted state (and the tables written by key) cannot carry over such a change."""
-    config_path = make_project(tmp_path / "p")
-    night_without_report(load_config(config_path))
+    config_path = copy_of_published(published_sample, tmp_path / "p")
     text = config_path.read_text()
     old = 'format = "csv"\ncustomer_source = "eshop_accounts"'
     assert text.count(old) == 1  # the surveys source
@@ -321,14 +320,13 @@ def test_the_highest_numbered_record_changing_frees_its_number_and_its_pairs(tmp
     assert not twin_pairs & pair_store(nightly)  # the phone level of each of its pairs changed
 
 
-def test_the_highest_numbered_record_leaving_takes_its_pairs_along(tmp_path):
+def test_the_highest_numbered_record_leaving_takes_its_pairs_along(tmp_path, published_sample):
     """A loyalty card that duplicates Ava's (2900010000350) arrives on night 2 and takes the
     highest record number, with stored pairs. On night 3 the delta file is re-delivered
     without it: the record is gone and no new record takes its number, so the stored pairs
     name a number above every record of the night (pair keys must not alias). The stored
     pairs are a rebuild's."""
-    nightly = make_project(tmp_path / "nightly")
-    night_without_report(load_config(nightly))
+    nightly = copy_of_published(published_sample, tmp_path / "nightly")
     loyalty = nightly.parent / "data" / "sample" / "crm_store_loyalty.csv"
     export = loyalty.read_text(encoding="utf-8")
     ava = next(line for line in export.splitlines() if line.startswith("2900010000350;"))

@@ -26,7 +26,7 @@ from ccv.cli import app
 from ccv.config import load_config
 from ccv.warehouse import models, versions
 from ccv.warehouse.lock import WarehouseLock, WarehouseLocked
-from tests.conftest import make_project
+from tests.conftest import copy_of_published, make_project
 
 ROOT = Path(__file__).resolve().parents[1]
 NEW_RECEIPT = "R9999999,S01,,15/10/2026 12:00,SALE,10.00,0.00,10.00,GBP\n"
@@ -102,10 +102,9 @@ def tables(config_path: Path) -> dict[str, list[tuple]]:
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory) -> dict[str, list[tuple]]:
+def uninterrupted(tmp_path_factory, published_sample) -> dict[str, list[tuple]]:
     """The tables after two uninterrupted nights: the sample, then the sample plus a receipt."""
-    config_path = make_project(tmp_path_factory.mktemp("uninterrupted"))
-    pipeline.run_nightly(load_config(config_path))
+    config_path = copy_of_published(published_sample, tmp_path_factory.mktemp("x") / "p")
     add_receipt(config_path)
     pipeline.run_nightly(load_config(config_path))
     return tables(config_path)
@@ -116,10 +115,9 @@ def uninterrupted(tmp_path_factory) -> dict[str, list[tuple]]:
     ["start", "mid_ingest", "after_ingest", "after_resolve", "after_build", "before_switch"],
 )
 def test_killed_run_changes_nothing_published_and_next_run_recovers(
-    tmp_path, uninterrupted, kill_at
+    tmp_path, published_sample, uninterrupted, kill_at
 ):
-    config_path = make_project(tmp_path)
-    pipeline.run_nightly(load_config(config_path))
+    config_path = copy_of_published(published_sample, tmp_path / "p")
     before = published_state(config_path)
     add_receipt(config_path)
 
@@ -138,13 +136,14 @@ def test_killed_run_changes_nothing_published_and_next_run_recovers(
     assert tables(config_path) == uninterrupted
 
 
-def test_a_run_without_room_for_its_copy_refuses_before_writing_anything(tmp_path, monkeypatch):
+def test_a_run_without_room_for_its_copy_refuses_before_writing_anything(
+    tmp_path, monkeypatch, published_sample
+):
     """A disk that cannot hold another warehouse of the published one's size: the run says so,
     with the sizes and the way out, before copying; the published version is untouched and the
     next run, with room, goes ahead."""
-    config_path = make_project(tmp_path)
+    config_path = copy_of_published(published_sample, tmp_path / "p")
     config = load_config(config_path)
-    pipeline.run_nightly(config)
     before = published_state(config_path)
     layout = versions.Layout.from_config(config)
     (published,) = versions.published_versions(layout)
@@ -198,9 +197,8 @@ def test_versions_lists_each_kept_version_with_what_it_holds(tmp_path):
     assert current.endswith("erasure") and f"{customers - 1:,}" in current
 
 
-def test_forgetting_an_address_nobody_holds_says_so_and_why_versions_go(tmp_path):
-    config_path = make_project(tmp_path)
-    pipeline.run_nightly(load_config(config_path))
+def test_forgetting_an_address_nobody_holds_says_so_and_why_versions_go(tmp_path, published_sample):
+    config_path = copy_of_published(published_sample, tmp_path / "p")
     args = ["forget", "--email", "nobody@example.invalid", "--yes", "-c", str(config_path)]
     result = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
@@ -272,10 +270,9 @@ def test_lock_of_a_killed_process_is_released(tmp_path):
         pass  # acquired: the stale lock was cleared by the kernel
 
 
-def test_failed_data_check_publishes_nothing(tmp_path, monkeypatch):
-    config_path = make_project(tmp_path)
+def test_failed_data_check_publishes_nothing(tmp_path, monkeypatch, published_sample):
+    config_path = copy_of_published(published_sample, tmp_path / "p")
     config = load_config(config_path)
-    pipeline.run_nightly(config)
     before = published_state(config_path)
     # a check that always finds an offending row
     sql_dir = tmp_path / "sql"

@@ -11,7 +11,7 @@ from ccv.identity import unchanged
 from ccv.pipeline import run_nightly
 from ccv.reporting import markdown_summary
 from ccv.warehouse import models
-from tests.conftest import make_project, night_without_report
+from tests.conftest import copy_of_published, make_project, night_without_report
 from tests.test_incremental import (
     CUSTOMER_TABLES,
     ORDER_TABLES,
@@ -79,9 +79,8 @@ def test_a_night_without_new_input_keeps_the_last_resolution(tmp_path):
     assert updated_tables(config_path) >= ORDER_TABLES | CUSTOMER_TABLES
 
 
-def test_changed_settings_or_input_resolve_again(tmp_path):
-    config_path = make_project(tmp_path / "p")
-    night_without_report(load_config(config_path))
+def test_changed_settings_or_input_resolve_again(tmp_path, published_sample):
+    config_path = copy_of_published(published_sample, tmp_path / "p")
     # a stricter match threshold: the same input resolves again, to what a rebuild gives
     text = config_path.read_text()
     stricter = text.replace("[identity]", "[identity]\nmatch_probability = 0.99", 1)
@@ -108,12 +107,11 @@ def test_changed_settings_or_input_resolve_again(tmp_path):
     assert changed.params != "unchanged" and changed.standardised >= 1
 
 
-def test_a_library_upgrade_resolves_the_same_inputs_afresh(tmp_path, monkeypatch):
+def test_a_library_upgrade_resolves_the_same_inputs_afresh(tmp_path, monkeypatch, published_sample):
     """After an upgrade of a library whose results identity keeps (here phonenumbers, whose
     metadata changes with its releases) the same inputs are not skipped as unchanged, and no
     stored standardised value, block key or comparison level is reused."""
-    config_path = make_project(tmp_path / "p")
-    night_without_report(load_config(config_path))
+    config_path = copy_of_published(published_sample, tmp_path / "p")
     installed = importlib.metadata.version
     monkeypatch.setattr(
         importlib.metadata,
@@ -133,12 +131,11 @@ def _edit_line(path, line_no: int, old: str, new: str) -> None:
     path.write_text("".join(lines), encoding="utf-8")
 
 
-def test_a_changed_order_or_survey_answer_alone_resolves_again(tmp_path):
+def test_a_changed_order_or_survey_answer_alone_resolves_again(tmp_path, published_sample):
     """Staged orders are known unchanged from staging's by-key log, survey answers by their
     rows: a change to either alone (a till receipt's amount, an answer's comment: neither an
     identifier) still makes the night resolve, and a night after it with no change does not."""
-    config_path = make_project(tmp_path / "p")
-    night_without_report(load_config(config_path))
+    config_path = copy_of_published(published_sample, tmp_path / "p")
     sample = config_path.parent / "data" / "sample"
     _edit_line(sample / "store_orders.csv", 1, ",53.00,0.00,53.00,", ",54.00,0.00,54.00,")
     assert night_without_report(load_config(config_path)).resolve.work.params != "unchanged"
