@@ -6,7 +6,10 @@ import shutil
 from pathlib import Path
 
 import duckdb
+import pytest
+from typer.testing import CliRunner
 
+from ccv.cli import app
 from ccv.config import load_config
 from ccv.ingest.file_names import file_tables, rename_files
 from ccv.ingest.load import ingest
@@ -63,6 +66,27 @@ def test_moving_the_whole_project_loads_nothing_again(tmp_path, published_sample
     db = load_config(moved / "ccv.toml").resolve("warehouse/ccv.duckdb")
     assert set(statuses(db, 2).values()) == {"unchanged"}
     assert outcome(moved / "ccv.toml") == before
+
+
+def test_ccv_sql_reads_the_history_of_a_moved_project_where_it_is_now(tmp_path, published_sample):
+    """The `<mart>_history` views a night stores name the folder it ran in; after the project
+    moves, `ccv sql` (and `ccv shell`) still read the snapshots where they are now."""
+    config_path = copy_of_published(published_sample, tmp_path / "before")
+    night_without_report(load_config(config_path))  # its views name tmp_path / "before"
+    moved = tmp_path / "elsewhere" / "project"
+    moved.parent.mkdir()
+    shutil.move(config_path.parent, moved)
+    db = load_config(moved / "ccv.toml").resolve("warehouse/ccv.duckdb")
+    query = "select count(*) as n from customer_360_history"
+    with duckdb.connect(str(db), read_only=True) as con:
+        customers = con.execute("select count(*) from customer_360").fetchall()[0][0]
+        with pytest.raises(duckdb.IOException, match="before"):  # the stored view, stale
+            con.execute(query).fetchall()
+    args = ["sql", query, "--format", "csv", "-c", str(moved / "ccv.toml")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    # one snapshot: both nights have the sample's as-of date, and the second replaced it
+    assert result.output.splitlines() == ["n", str(customers)]
 
 
 def test_an_upgraded_warehouse_renames_absolute_names_and_loads_nothing_again(

@@ -199,7 +199,14 @@ def _published_db(config: Path) -> Path:
 
 
 def _published(config: Path):
-    return duckdb.connect(str(_published_db(config)), read_only=True)
+    """A read-only connection to the published version: the file the link names now (a run
+    publishing meanwhile does not change it under the session), its `<mart>_history` views on
+    the Parquet beside it — also in a moved project, whose stored views name the old folder
+    until the next night (`versions.history_views`)."""
+    db = _published_db(config).resolve()
+    con = duckdb.connect(str(db), read_only=True)
+    versions.history_views(con, versions.marts_beside(db), temp=True)
+    return con
 
 
 def _print_result(con, query: str, max_rows: int, output: str = "table") -> None:

@@ -254,11 +254,7 @@ def publish_stage(run: Run, config: Config) -> None:
                     f"copy (select * from {table}) to '{partition / (table + '.parquet')}' "
                     "(format parquet, compression zstd, compression_level 1)"
                 )
-            con.execute(
-                f"create or replace view {table}_history as "
-                f"select * from read_parquet('{folder}/snapshot_on=*/*.parquet', "
-                "hive_partitioning = true, union_by_name = true)"
-            )
+            con.execute(versions.history_view_sql(table, folder))
         advance("publish marts", len(MART_TABLES), len(MART_TABLES))
         con.execute(
             "update runs set status = 'published', finished_at = ? where run_id = ?",

@@ -200,29 +200,6 @@ def _fresh_copy(work: Path, target: Path) -> None:
         con.execute("checkpoint")
 
 
-def _history_views(con: duckdb.DuckDBPyConnection, marts: Path) -> None:
-    """Point each `<mart>_history` view at this version's Parquet snapshots."""
-    views = {
-        r[0]
-        for r in con.execute(
-            "select view_name from duckdb_views() where not internal "
-            "and database_name = current_database()"
-        ).fetchall()
-    }
-    for view in sorted(views):
-        if not view.endswith("_history"):
-            continue
-        folder = marts / view[: -len("_history")]
-        if folder.exists():
-            con.execute(
-                f"create or replace view {_quote(view)} as select * from read_parquet("
-                f"{_sql_path(folder / 'snapshot_on=*' / '*.parquet')}, hive_partitioning = true, "
-                "union_by_name = true)"
-            )
-        else:
-            con.execute(f"drop view {_quote(view)}")
-
-
 def _rewrite_parquet(
     source_marts: Path, target_marts: Path, subject: Subject, pseudo_ids: set[str]
 ) -> dict[str, int]:
@@ -475,7 +452,7 @@ def _rewrite_warehouse(
             layout.marts(current), layout.marts(run_id), subject, pseudo
         )
         with duckdb.connect(str(layout.db(run_id))) as con:
-            _history_views(con, layout.marts(run_id))
+            versions.history_views(con, layout.marts(run_id))
             con.execute("checkpoint")
         versions.publish(layout, run_id)
     except BaseException:

@@ -85,7 +85,12 @@ class Layout:
 
     def marts(self, run_id: str) -> Path:
         """The Parquet marts folder of one run's version."""
-        return self.version(run_id) / "marts"
+        return marts_beside(self.db(run_id))
+
+
+def marts_beside(db: Path) -> Path:
+    """The Parquet marts folder of the version whose DuckDB file is `db`."""
+    return db.parent / "marts"
 
 
 def current_run_id(layout: Layout) -> str | None:
@@ -247,6 +252,47 @@ def carry_snapshots(
             target.mkdir(parents=True, exist_ok=True)
             for file in partition.iterdir():
                 os.link(file, target / file.name)
+
+
+HISTORY = "_history"
+"""A published mart's `<mart>_history` view: every snapshot of it the version holds."""
+
+
+def history_view_sql(mart: str, folder: Path, temp: bool = False) -> str:
+    """`create` the `<mart>_history` view over the Parquet snapshots in `folder` (one
+    `snapshot_on=` partition a night); `temp`: a session's own view (a read-only connection
+    may make one; it hides the stored view of that name)."""
+    files = str(folder / "snapshot_on=*" / "*.parquet").replace("'", "''")
+    return (
+        f'create or replace {"temp view" if temp else "view"} "{mart}{HISTORY}" as '
+        f"select * from read_parquet('{files}', hive_partitioning = true, union_by_name = true)"
+    )
+
+
+def history_views(con: duckdb.DuckDBPyConnection, marts: Path, temp: bool = False) -> None:
+    """Point each stored `<mart>_history` view at the snapshots under `marts` (a version's
+    Parquet folder); without `temp` a view whose mart has no snapshots there is dropped.
+
+    Why: a view names its files by absolute path (DuckDB reads a relative one against the
+    working directory, not the warehouse), so the views a version stores name the folder it
+    was built in. After the project moves (README, *Configuration*: moving a project loads
+    nothing again) they name a folder that is gone until the next night stores new ones, so a
+    session on the moved warehouse makes its own (`temp`) where a stored one names another
+    folder."""
+    stored = con.execute(
+        "select view_name, sql from duckdb_views() where not internal and not temporary "
+        "and database_name = current_database() and suffix(view_name, ?)",
+        [HISTORY],
+    ).fetchall()
+    for view, sql in sorted(stored):
+        mart = view.removesuffix(HISTORY)
+        folder = marts / mart
+        if folder.exists():
+            wanted = history_view_sql(mart, folder, temp)
+            if not temp or str(folder).replace("'", "''") not in sql:
+                con.execute(wanted)
+        elif not temp:
+            con.execute(f'drop view "{view}"')
 
 
 def publish(layout: Layout, run_id: str) -> None:
