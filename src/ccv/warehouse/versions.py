@@ -287,12 +287,11 @@ def history_views(con: duckdb.DuckDBPyConnection, marts: Path, temp: bool = Fals
     for view, sql in sorted(stored):
         mart = view.removesuffix(HISTORY)
         folder = marts / mart
-        if folder.exists():
-            wanted = history_view_sql(mart, folder, temp)
-            if not temp or str(folder).replace("'", "''") not in sql:
-                con.execute(wanted)
-        elif not temp:
-            con.execute(f'drop view "{view}"')
+        if not folder.exists():
+            if not temp:
+                con.execute(f'drop view "{view}"')
+        elif not (temp and str(folder).replace("'", "''") in sql):  # a session's: if stale
+            con.execute(history_view_sql(mart, folder, temp))
 
 
 def publish(layout: Layout, run_id: str) -> None:
