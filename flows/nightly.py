@@ -18,16 +18,23 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from prefect.schedules import Cron
+from prefect.tasks import exponential_backoff
 
 from ccv import pipeline
 from ccv.config import Config, load_config
 from ccv.identity.resolve import ResolveResult
 from flows.scale_out import dask_task_runner, task_mapper, workers_report_here
 
-# Reading input files can flake on shared storage: retry it. Computing and publishing are not
-# retried (a failed publish leaves the published version untouched; the next run starts clean).
+# Reading input files can flake on shared storage: retry it, waiting longer each time (10, 20,
+# 40 s). A retry reads the files an attempt logged as unchanged and replaces what a file cut
+# short left (`ingest_file`). Computing and publishing are not retried (a failed publish leaves
+# the published version untouched; the next run starts clean).
 ingest_task = task(
-    pipeline.ingest_stage, name="ingest", retries=2, retry_delay_seconds=10, cache_policy=NO_CACHE
+    pipeline.ingest_stage,
+    name="ingest",
+    retries=3,
+    retry_delay_seconds=exponential_backoff(backoff_factor=10),
+    cache_policy=NO_CACHE,
 )
 resolve_task = task(pipeline.resolve_stage, name="resolve", cache_policy=NO_CACHE)
 build_task = task(pipeline.build_stage, name="build", cache_policy=NO_CACHE)

@@ -14,6 +14,8 @@ from pathlib import Path
 import duckdb
 import pyarrow.parquet as pq
 import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.testing.utilities import prefect_test_harness
 from typer.testing import CliRunner
 
@@ -305,6 +307,58 @@ def test_stage_timeout_from_config_is_applied_to_every_task(harness, tmp_path, m
     # a stage running past the limit fails the night, which then publishes nothing
     assert len(seen) == 5
     assert all(options == {"timeout_seconds": 60} for options in seen.values())
+
+
+def test_a_read_cut_short_is_retried_with_back_off_and_loads_every_row_once(
+    harness, tmp_path, monkeypatch, first_run, project
+):
+    """Reading inputs can flake on shared storage: the ingest task is retried, waiting longer
+    each time. An attempt that loaded two files and broke off in the middle of the third (its
+    rows inserted, not yet logged) is retried, and the night ends where an undisturbed night
+    of the same files ends (`first_run`): every row loaded once."""
+    import flows.nightly as module
+    from ccv.ingest import load
+
+    assert module.ingest_task.retries == 3
+    assert module.ingest_task.retry_delay_seconds == [10, 20, 40]
+    monkeypatch.setattr(
+        module, "ingest_task", module.ingest_task.with_options(retry_delay_seconds=0)
+    )
+    insert_raw, inserts = load._insert_raw, []
+
+    def cut_short(*args, **kwargs):
+        inserted = insert_raw(*args, **kwargs)
+        inserts.append(inserted)
+        if len(inserts) == 3:
+            raise OSError(5, "Input/output error")
+        return inserted
+
+    monkeypatch.setattr(load, "_insert_raw", cut_short)
+    config_path = make_project(tmp_path / "p")
+    state = nightly(config_path=str(config_path), return_state=True)
+    assert state.is_completed()
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(
+                id=FlowRunFilterId(any_=[state.state_details.flow_run_id])
+            )
+        )
+    (ingest,) = [r for r in runs if r.name.startswith("ingest")]
+    assert ingest.run_count == 2
+    assert len(inserts) > 3 and inserts[2] > 0  # the cut-short file had rows in
+    counts = (
+        "select (select count(*) from raw_customers), (select count(*) from raw_orders), "
+        "(select count(*) from raw_survey_responses), (select count(*) from quarantine), "
+        "(select count(*) from withheld_values), (select count(*) from customers), "
+        "(select count(*) from orders), (select sum(rows_loaded) from ingest_log)"
+    )
+    assert query(config_path.parent, counts) == query(project, counts)
+    # and the night reports each file once, as loaded (the retry does not log it again)
+    files = (
+        "select source, source_file, status, rows_loaded from ingest_log "
+        "where run_id = (select min(run_id) from runs) order by all"
+    )
+    assert query(config_path.parent, files) == query(project, files)
 
 
 def test_deployment_is_scheduled_nightly_from_config():

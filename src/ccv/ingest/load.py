@@ -173,13 +173,19 @@ def _source_columns(source: SourceConfig) -> dict[str, str]:
     return {}
 
 
-def _previous_hash(con, source: str, source_file: str) -> str | None:
+def _previous_load(con, source: str, source_file: str) -> tuple[str, str, FileResult] | None:
+    """The file's version in use: its content hash, the run that loaded it and what that run
+    logged; None for a file never loaded."""
     row = con.execute(
-        "select content_hash from ingest_log where source = ? and source_file = ? "
+        "select content_hash, run_id, status, rows_read, rows_loaded, rows_quarantined, message "
+        "from ingest_log where source = ? and source_file = ? "
         "and status in ('loaded', 'replaced', 'moved') order by finished_at desc limit 1",
         [source, source_file],
     ).fetchone()
-    return row[0] if row else None
+    if row is None:
+        return None
+    content_hash, run_id, *result = row
+    return content_hash, run_id, FileResult(source, source_file, *result)
 
 
 @dataclass(frozen=True)
@@ -222,8 +228,10 @@ def ingest_file(
     started = dt.datetime.now()
     name = recorded_name(path, config.base_dir)
     version = current_version(con, source.name, name, path)
-    previous = _previous_hash(con, source.name, name)
+    previous, logged_by, logged = _previous_load(con, source.name, name) or (None, None, None)
     if previous == version.content_hash:
+        if logged_by == run_id:  # an earlier attempt of this run (a retried ingest) loaded it
+            return logged
         result = FileResult(source.name, name, "unchanged", message="same content already loaded")
         return _log(con, run_id, source, name, version, started, result)
     old_name = (
