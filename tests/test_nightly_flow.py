@@ -7,6 +7,7 @@ built from `data/sample/` in a temporary folder, then look at it as an analyst w
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import re
 from collections import Counter
 from pathlib import Path
@@ -15,7 +16,12 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    FlowRunFilter,
+    FlowRunFilterId,
+)
 from prefect.testing.utilities import prefect_test_harness
 from typer.testing import CliRunner
 
@@ -359,6 +365,40 @@ def test_a_read_cut_short_is_retried_with_back_off_and_loads_every_row_once(
         "where run_id = (select min(run_id) from runs) order by all"
     )
     assert query(config_path.parent, files) == query(project, files)
+
+
+def test_a_broken_optional_source_leaves_a_night_named_for_its_date_that_posts_its_summary(
+    harness, tmp_path
+):
+    """What #7 asks of the flow, read back from the Prefect API: the run is named after its
+    as-of date; an optional source that fails (an unreadable survey export) does not fail the
+    night, which publishes the other sources; and the run posts its markdown summary, naming
+    the HTML report."""
+    config_path = make_project(tmp_path / "p")
+    assert not load_config(config_path).source("surveys").mandatory
+    surveys = config_path.parent / "data" / "sample" / SOURCE_FILES["surveys"]
+    surveys.write_bytes(b"\x00\xff\x00\xfe not a CSV export\n")
+    as_of = dt.date(2026, 10, 31)
+    state = nightly(config_path=str(config_path), as_of=as_of, return_state=True)
+    assert state.is_completed()
+    summary = state.result()
+    flow_run_id = state.state_details.flow_run_id
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(flow_run_id)
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )
+    assert run.name == "nightly-2026-10-31"
+    statuses = dict(query(config_path.parent, "select source, status from ingest_log"))
+    assert statuses.pop("surveys") == "rejected"
+    assert set(statuses.values()) == {"loaded"}
+    assert summary.as_of == as_of and summary.table_rows["customers"] > 0
+    assert summary.table_rows["survey_responses"] == 0
+    (artifact,) = [a for a in artifacts if a.key == "ccv-run-report"]
+    for part in ("Rows per source", "Quarantine reasons", "Identity", "Segments"):
+        assert f"**{part}" in artifact.data, part
+    assert f"Full report: `{summary.report_path}`" in artifact.data
+    assert summary.report_path.is_file()
 
 
 def test_deployment_is_scheduled_nightly_from_config():
