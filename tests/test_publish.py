@@ -21,7 +21,8 @@ import duckdb
 import pytest
 from typer.testing import CliRunner
 
-from ccv import pipeline
+import flows.nightly
+from ccv import cli, pipeline
 from ccv.cli import app
 from ccv.config import load_config
 from ccv.warehouse import models, versions
@@ -279,8 +280,17 @@ def test_failed_data_check_publishes_nothing(tmp_path, monkeypatch, published_sa
     shutil.copytree(ROOT / "sql", sql_dir)
     (sql_dir / "checks" / "marts" / "always_fails.sql").write_text("select 1 as offending_row")
     monkeypatch.setattr(models, "SQL_DIR", sql_dir)
-    with pytest.raises(models.DataCheckError, match="always_fails"):
-        pipeline.run_nightly(config)
+    # `ccv run` as an operator runs it, its flow without a Prefect server (the same stages)
+    monkeypatch.setattr(cli, "_quiet_teardown", lambda: None)  # not in the test process
+    monkeypatch.setattr(
+        flows.nightly, "nightly", lambda config_path, **options: pipeline.run_nightly(config)
+    )
+    result = CliRunner().invoke(app, ["run", "-c", str(config_path)])
+    # exits non-zero, naming the failing check and its sample rows
+    assert result.exit_code == 1
+    output = " ".join(result.output.split())
+    assert "run failed, nothing published" in output
+    assert "check marts/always_fails failed: 1 offending row(s) {'offending_row': 1}" in output
     assert published_state(config_path) == before
     # the failed run left no version folder behind
     layout = versions.Layout.from_config(config)
