@@ -321,12 +321,22 @@ def test_history_rollback_and_open_analyst_sessions(tmp_path):
         assert [str(d) for d, _ in snapshots] == ["2026-09-30", "2026-10-31"]
         assert con.execute("select max(as_of_date) from runs").fetchone()[0] == second.as_of
 
-    layout = versions.Layout.from_config(config)
-    assert versions.rollback(layout) == first.run_id
+    # `ccv rollback` publishes the version before again; with none before it, it refuses
+    rollback = ["rollback", "-c", str(config_path)]
+    result = CliRunner().invoke(app, rollback, env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert f"published version {first.run_id} again" in result.output
     with duckdb.connect(str(db), read_only=True) as con:
         assert (
             con.execute("select * from customer_360 order by customer_id").fetchall() == first_360
         )
+    result = CliRunner().invoke(app, rollback, env={"COLUMNS": "200"})
+    assert result.exit_code == 1
+    assert "rollback refused" in result.output and "no published version before" in result.output
+    # and `--to` publishes any kept version, the newer one too
+    result = CliRunner().invoke(app, [*rollback, "--to", second.run_id])
+    assert result.exit_code == 0, result.output
+    assert versions.current_run_id(versions.Layout.from_config(config)) == second.run_id
 
 
 def keeping_two(tmp_path):
