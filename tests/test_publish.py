@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import duckdb
@@ -26,7 +27,7 @@ from ccv import cli, pipeline
 from ccv.cli import app
 from ccv.config import load_config
 from ccv.warehouse import models, versions
-from ccv.warehouse.lock import WarehouseLock, WarehouseLocked
+from ccv.warehouse.lock import WarehouseLock
 from tests.conftest import copy_of_published, make_project
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -240,18 +241,62 @@ def test_mart_snapshots_older_than_keep_snapshot_days_are_not_carried(tmp_path):
     assert [p.name for p in published] == ["snapshot_on=2026-10-02", "snapshot_on=2026-10-03"]
 
 
-def test_second_run_refuses_while_one_holds_the_lock(tmp_path):
-    config = load_config(make_project(tmp_path))
-    layout = versions.Layout.from_config(config)
-    with (
-        WarehouseLock(layout.lock_path, "the-running-night"),
-        pytest.raises(WarehouseLocked) as info,
-    ):
-        pipeline.run_nightly(config)
-    message = str(info.value)
-    assert "the-running-night" in message and f"pid {os.getpid()}" in message
-    # once the first run is over, the next one goes ahead
-    assert pipeline.run_nightly(config).table_rows["customers"] > 0
+PAUSED_RUN = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from ccv import pipeline
+    from ccv.config import load_config
+
+    config, gate = load_config(sys.argv[1]), Path(sys.argv[2])
+    ingest_stage = pipeline.ingest_stage
+    def paused(run, config):  # holds the night, lock taken, until the test opens the gate
+        gate.with_suffix(".waiting").write_text(run.run_id)
+        while not gate.exists():
+            time.sleep(0.05)
+        return ingest_stage(run, config)
+    pipeline.ingest_stage = paused
+    pipeline.run_nightly(config)
+    """
+)
+
+
+def test_second_run_refuses_while_one_is_running(tmp_path, monkeypatch):
+    """Two processes: a night paused in its ingest holds the warehouse; `ccv run` meanwhile
+    refuses at once, naming that night, its pid and start time; the first night then
+    publishes, and the next one goes ahead."""
+    config_path = make_project(tmp_path / "p")
+    gate = tmp_path / "gate"
+    first = subprocess.Popen(
+        [sys.executable, "-c", PAUSED_RUN, str(config_path), str(gate)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        waiting = gate.with_suffix(".waiting")
+        deadline = time.monotonic() + 120
+        while not waiting.exists():
+            assert first.poll() is None and time.monotonic() < deadline, "the first night ended"
+            time.sleep(0.05)
+        running = waiting.read_text()
+        monkeypatch.setattr(cli, "_quiet_teardown", lambda: None)  # not in the test process
+        monkeypatch.setattr(
+            flows.nightly,
+            "nightly",
+            lambda config_path, **options: pipeline.run_nightly(load_config(config_path)),
+        )
+        result = CliRunner().invoke(app, ["run", "-c", str(config_path)], env={"COLUMNS": "300"})
+        assert result.exit_code == 1
+        output = " ".join(result.output.split())
+        assert "not started" in output and running in output
+        assert f"pid {first.pid}" in output and "started 20" in output
+    finally:
+        gate.touch()
+        _, stderr = first.communicate(timeout=300)
+    assert first.returncode == 0, stderr[-3000:]
+    layout = versions.Layout.from_config(load_config(config_path))
+    assert versions.current_run_id(layout) == running  # the first night published
+    assert pipeline.run_nightly(load_config(config_path)).table_rows["customers"] > 0
 
 
 def test_lock_of_a_killed_process_is_released(tmp_path):
