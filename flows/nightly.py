@@ -26,9 +26,9 @@ from ccv.identity.resolve import ResolveResult
 from flows.scale_out import dask_task_runner, task_mapper, workers_report_here
 
 # Reading input files can flake on shared storage: retry it, waiting longer each time (10, 20,
-# 40 s). A retry reads the files an attempt logged as unchanged and replaces what a file cut
-# short left (`ingest_file`). Computing and publishing are not retried (a failed publish leaves
-# the published version untouched; the next run starts clean).
+# 40 s). A retry keeps the files an earlier attempt loaded (reported as it logged them) and
+# replaces what a file cut short left (`ingest_file`). Computing and publishing are not retried
+# (a failed publish leaves the published version untouched; the next run starts clean).
 ingest_task = task(
     pipeline.ingest_stage,
     name="ingest",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 
 import duckdb
@@ -26,6 +27,11 @@ CRM = {
 }
 
 
+RUNS = itertools.count(1)
+"""`run_ingest`'s run ids: each call is a night of its own (one run that ingests again is a
+retried ingest, which reports what its earlier attempt loaded)."""
+
+
 def run_ingest(con, tmp_path, files: dict[str, str | bytes], *sources, **sections):
     for name, content in files.items():
         path = tmp_path / name
@@ -34,7 +40,7 @@ def run_ingest(con, tmp_path, files: dict[str, str | bytes], *sources, **section
         else:
             path.write_text(content, encoding="utf-8")
     config = make_config(tmp_path, *(sources or (CRM,)), **sections)
-    return ingest(con, config, "run-1", NOW)
+    return ingest(con, config, f"run-{next(RUNS)}", NOW)
 
 
 def quarantine(con) -> list[tuple]:

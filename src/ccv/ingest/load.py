@@ -224,7 +224,9 @@ def ingest_file(
     now: dt.datetime,
     suppressed: set[str] | None = None,
 ) -> FileResult:
-    """Ingest one file of `source` (skipping it if this exact content was loaded before)."""
+    """Ingest one file of `source` (skipping it if this exact content was loaded before; a
+    file an earlier attempt of this run loaded, before a retried ingest, is reported as that
+    attempt logged it)."""
     started = dt.datetime.now()
     name = recorded_name(path, config.base_dir)
     version = current_version(con, source.name, name, path)
