@@ -73,6 +73,18 @@ CRASHING_RUN = textwrap.dedent(
 )
 
 
+def ccv_run(monkeypatch, config_path: Path):
+    """`ccv run -c config_path` as an operator runs it, its flow replaced by the same stages
+    without a Prefect server (`pipeline.run_nightly`); the CLI's result."""
+    monkeypatch.setattr(cli, "_quiet_teardown", lambda: None)  # not in the test process
+    monkeypatch.setattr(
+        flows.nightly,
+        "nightly",
+        lambda config_path, **options: pipeline.run_nightly(load_config(config_path)),
+    )
+    return CliRunner().invoke(app, ["run", "-c", str(config_path)], env={"COLUMNS": "300"})
+
+
 def add_receipt(config_path: Path) -> None:
     """A new till receipt arrives: the next night has something new to publish."""
     with (config_path.parent / "data" / "sample" / "store_orders.csv").open("a") as fh:
@@ -279,13 +291,7 @@ def test_second_run_refuses_while_one_is_running(tmp_path, monkeypatch):
             assert first.poll() is None and time.monotonic() < deadline, "the first night ended"
             time.sleep(0.05)
         running = waiting.read_text()
-        monkeypatch.setattr(cli, "_quiet_teardown", lambda: None)  # not in the test process
-        monkeypatch.setattr(
-            flows.nightly,
-            "nightly",
-            lambda config_path, **options: pipeline.run_nightly(load_config(config_path)),
-        )
-        result = CliRunner().invoke(app, ["run", "-c", str(config_path)], env={"COLUMNS": "300"})
+        result = ccv_run(monkeypatch, config_path)
         assert result.exit_code == 1
         output = " ".join(result.output.split())
         assert "not started" in output and running in output
@@ -325,12 +331,7 @@ def test_failed_data_check_publishes_nothing(tmp_path, monkeypatch, published_sa
     shutil.copytree(ROOT / "sql", sql_dir)
     (sql_dir / "checks" / "marts" / "always_fails.sql").write_text("select 1 as offending_row")
     monkeypatch.setattr(models, "SQL_DIR", sql_dir)
-    # `ccv run` as an operator runs it, its flow without a Prefect server (the same stages)
-    monkeypatch.setattr(cli, "_quiet_teardown", lambda: None)  # not in the test process
-    monkeypatch.setattr(
-        flows.nightly, "nightly", lambda config_path, **options: pipeline.run_nightly(config)
-    )
-    result = CliRunner().invoke(app, ["run", "-c", str(config_path)])
+    result = ccv_run(monkeypatch, config_path)
     # exits non-zero, naming the failing check and its sample rows
     assert result.exit_code == 1
     output = " ".join(result.output.split())
