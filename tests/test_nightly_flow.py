@@ -22,6 +22,7 @@ from prefect.client.schemas.filters import (
     FlowRunFilter,
     FlowRunFilterId,
 )
+from prefect.exceptions import ParameterTypeError
 from prefect.testing.utilities import prefect_test_harness
 from typer.testing import CliRunner
 
@@ -399,6 +400,19 @@ def test_a_broken_optional_source_leaves_a_night_named_for_its_date_that_posts_i
         assert f"**{part}" in artifact.data, part
     assert f"Full report: `{summary.report_path}`" in artifact.data
     assert summary.report_path.is_file()
+
+
+def test_the_flows_parameters_are_typed(harness, tmp_path):
+    """The deployment's parameters carry their types (what the Prefect UI offers and checks),
+    and a run with an as-of that is no date is refused before it starts."""
+    schema = nightly.parameters.properties
+    assert schema["config_path"]["type"] == "string"
+    assert {"type": "string", "format": "date"} in schema["as_of"]["anyOf"]
+    assert schema["full_refresh"]["type"] == "boolean"
+    config_path = make_project(tmp_path / "p")
+    with pytest.raises(ParameterTypeError, match="as_of"):
+        nightly(config_path=str(config_path), as_of="last tuesday")
+    assert not (config_path.parent / "warehouse").exists()  # nothing started
 
 
 def test_deployment_is_scheduled_nightly_from_config():
