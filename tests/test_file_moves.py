@@ -74,6 +74,10 @@ def test_ccv_sql_reads_the_history_of_a_moved_project_where_it_is_now(tmp_path, 
     moves, `ccv sql` (and `ccv shell`) still read the snapshots where they are now."""
     config_path = copy_of_published(published_sample, tmp_path / "before")
     night_without_report(load_config(config_path))  # its views name tmp_path / "before"
+    own_views = "select count(*) as n from duckdb_views() where temporary and not internal"
+    sql = ["sql", own_views, "--format", "csv", "-c"]
+    # where the night ran, a session reads the stored views and makes none of its own
+    assert CliRunner().invoke(app, [*sql, str(config_path)]).output.splitlines() == ["n", "0"]
     moved = tmp_path / "elsewhere" / "project"
     moved.parent.mkdir()
     shutil.move(config_path.parent, moved)
@@ -89,6 +93,25 @@ def test_ccv_sql_reads_the_history_of_a_moved_project_where_it_is_now(tmp_path, 
     assert result.exit_code == 0, result.output
     # one snapshot: both nights have the sample's as-of date, and the second replaced it
     assert result.output.splitlines() == ["n", str(customers)]
+    own = CliRunner().invoke(app, [*sql, str(moved / "ccv.toml")]).output.splitlines()
+    assert own[0] == "n" and int(own[1]) >= 1
+
+
+def test_a_warehouse_folder_linked_to_another_disk_keeps_its_stored_history_views(
+    tmp_path, published_sample
+):
+    """`warehouse/` as a link to a folder on another disk: a session on it reads the views the
+    night stored (they name the folder as the config does) and makes none of its own."""
+    config_path = copy_of_published(published_sample, tmp_path / "p")
+    shutil.move(config_path.parent / "warehouse", tmp_path / "disk")
+    (config_path.parent / "warehouse").symlink_to(tmp_path / "disk")
+    night_without_report(load_config(config_path))
+    own_views = "select count(*) as n from duckdb_views() where temporary and not internal"
+    result = CliRunner().invoke(app, ["sql", own_views, "--format", "csv", "-c", str(config_path)])
+    assert result.output.splitlines() == ["n", "0"]
+    history = "select count(*) as n from customer_360_history"
+    result = CliRunner().invoke(app, ["sql", history, "--format", "csv", "-c", str(config_path)])
+    assert result.exit_code == 0 and int(result.output.splitlines()[1]) > 0
 
 
 def test_an_upgraded_warehouse_renames_absolute_names_and_loads_nothing_again(

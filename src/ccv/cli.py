@@ -205,7 +205,10 @@ def _published(config: Path):
     until the next night (`versions.history_views`)."""
     db = _published_db(config).resolve()
     con = duckdb.connect(str(db), read_only=True)
-    versions.history_views(con, versions.marts_beside(db), temp=True)
+    # named as a night names it (the config's paths, not the resolved ones: a project under a
+    # symlinked folder keeps its stored views)
+    marts = versions.Layout.from_config(_load(config)).marts(db.parent.name)
+    versions.history_views(con, marts, temp=True)
     return con
 
 

@@ -85,12 +85,7 @@ class Layout:
 
     def marts(self, run_id: str) -> Path:
         """The Parquet marts folder of one run's version."""
-        return marts_beside(self.db(run_id))
-
-
-def marts_beside(db: Path) -> Path:
-    """The Parquet marts folder of the version whose DuckDB file is `db`."""
-    return db.parent / "marts"
+        return self.version(run_id) / "marts"
 
 
 def current_run_id(layout: Layout) -> str | None:
