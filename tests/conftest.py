@@ -97,9 +97,9 @@ def make_project(root: Path) -> Path:
 
 
 def copy_of_published(config_path: Path, root: Path) -> Path:
-    """A copy under `root` of a published project (`published_sample`): its config, inputs and
-    published warehouse, as after its first night; its config path. For tests whose own runs
-    come after a plain sample night: a copy takes a fraction of a second, a night seconds. The
+    """A copy under `root` of a published project (e.g. `published_sample`): its config,
+    inputs and published warehouse; its config path. For tests whose own runs come after
+    nights another project already ran: a copy takes a fraction of a second, a night seconds. The
     version links are relative and the inputs keep their modification times, so the copy's next
     night finds its inputs unchanged, as the original's would (moving a project is supported:
     README, file names)."""

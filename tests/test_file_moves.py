@@ -50,6 +50,17 @@ def statuses(db: Path, run: int) -> dict[str, str]:
         )
 
 
+OWN_VIEWS = "select count(*) as n from duckdb_views() where temporary and not internal"
+"""How many views a `ccv sql` session made of its own (`versions.history_views`)."""
+
+
+def ccv_sql(config_path: Path, query: str) -> list[str]:
+    """`ccv sql QUERY` as CSV: its output lines (the header first)."""
+    result = CliRunner().invoke(app, ["sql", query, "--format", "csv", "-c", str(config_path)])
+    assert result.exit_code == 0, result.output
+    return result.output.splitlines()
+
+
 def test_files_inside_the_project_are_named_relative_to_it(published_sample):
     config_path = published_sample
     names = file_names(load_config(config_path).resolve("warehouse/ccv.duckdb"))
@@ -74,10 +85,8 @@ def test_ccv_sql_reads_the_history_of_a_moved_project_where_it_is_now(tmp_path, 
     moves, `ccv sql` (and `ccv shell`) still read the snapshots where they are now."""
     config_path = copy_of_published(published_sample, tmp_path / "before")
     night_without_report(load_config(config_path))  # its views name tmp_path / "before"
-    own_views = "select count(*) as n from duckdb_views() where temporary and not internal"
-    sql = ["sql", own_views, "--format", "csv", "-c"]
     # where the night ran, a session reads the stored views and makes none of its own
-    assert CliRunner().invoke(app, [*sql, str(config_path)]).output.splitlines() == ["n", "0"]
+    assert ccv_sql(config_path, OWN_VIEWS) == ["n", "0"]
     moved = tmp_path / "elsewhere" / "project"
     moved.parent.mkdir()
     shutil.move(config_path.parent, moved)
@@ -88,12 +97,9 @@ def test_ccv_sql_reads_the_history_of_a_moved_project_where_it_is_now(tmp_path, 
         stale = re.escape(str(tmp_path / "before"))
         with pytest.raises(duckdb.IOException, match=stale):  # the view the night stored
             con.execute(query).fetchall()
-    args = ["sql", query, "--format", "csv", "-c", str(moved / "ccv.toml")]
-    result = CliRunner().invoke(app, args)
-    assert result.exit_code == 0, result.output
     # one snapshot: both nights have the sample's as-of date, and the second replaced it
-    assert result.output.splitlines() == ["n", str(customers)]
-    own = CliRunner().invoke(app, [*sql, str(moved / "ccv.toml")]).output.splitlines()
+    assert ccv_sql(moved / "ccv.toml", query) == ["n", str(customers)]
+    own = ccv_sql(moved / "ccv.toml", OWN_VIEWS)
     assert own[0] == "n" and int(own[1]) >= 1
 
 
@@ -106,12 +112,8 @@ def test_a_warehouse_folder_linked_to_another_disk_keeps_its_stored_history_view
     shutil.move(config_path.parent / "warehouse", tmp_path / "disk")
     (config_path.parent / "warehouse").symlink_to(tmp_path / "disk")
     night_without_report(load_config(config_path))
-    own_views = "select count(*) as n from duckdb_views() where temporary and not internal"
-    result = CliRunner().invoke(app, ["sql", own_views, "--format", "csv", "-c", str(config_path)])
-    assert result.output.splitlines() == ["n", "0"]
-    history = "select count(*) as n from customer_360_history"
-    result = CliRunner().invoke(app, ["sql", history, "--format", "csv", "-c", str(config_path)])
-    assert result.exit_code == 0 and int(result.output.splitlines()[1]) > 0
+    assert ccv_sql(config_path, OWN_VIEWS) == ["n", "0"]
+    assert int(ccv_sql(config_path, "select count(*) from customer_360_history")[1]) > 0
 
 
 def test_an_upgraded_warehouse_renames_absolute_names_and_loads_nothing_again(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from ccv.config import load_config
 from ccv.identity import neighbourhood, resolve, scoped
 from ccv.pipeline import run_nightly
 from tests import test_incremental, test_incremental_identity
-from tests.conftest import make_project, night_without_report
+from tests.conftest import copy_of_published, make_project, night_without_report
 from tests.test_incremental import identity_rows
 
 NIGHTS = 3
@@ -250,8 +249,7 @@ def test_scoped_nights_equal_reclustering_everything(tmp_path, monkeypatch, scen
     # from a copy of it
     first = []
     run_nights(config_path, deliver, monkeypatch, False, range(1, 2), first)
-    full_path = tmp_path / "everything" / config_path.name
-    shutil.copytree(config_path.parent, full_path.parent, symlinks=True)
+    full_path = copy_of_published(config_path, tmp_path / "everything")
     results = {}
     for path, everything in ((config_path, False), (full_path, True)):
         shares = list(first)

@@ -189,13 +189,15 @@ def resolve_command(
     console.print(f"{len(result):,} records → {result['customer_id'].nunique():,} customers: {out}")
 
 
-def _published_db(config: Path) -> Path:
-    """The published DuckDB file of `config`; exit 1 with advice when nothing is published yet."""
-    db = versions.Layout.from_config(_load(config)).db_link
-    if not db.exists():
-        err.print(_styled("no published warehouse", rest=f" at {db}: run `ccv run` first"))
+def _published_layout(config: Path) -> versions.Layout:
+    """The warehouse layout of `config`; exit 1 with advice when nothing is published yet."""
+    layout = versions.Layout.from_config(_load(config))
+    if not layout.db_link.exists():
+        err.print(
+            _styled("no published warehouse", rest=f" at {layout.db_link}: run `ccv run` first")
+        )
         raise typer.Exit(1)
-    return db
+    return layout
 
 
 def _published(config: Path):
@@ -203,12 +205,12 @@ def _published(config: Path):
     publishing meanwhile does not change it under the session), its `<mart>_history` views on
     the Parquet beside it — also in a moved project, whose stored views name the old folder
     until the next night (`versions.history_views`)."""
-    db = _published_db(config).resolve()
+    layout = _published_layout(config)
+    db = layout.db_link.resolve()
     con = duckdb.connect(str(db), read_only=True)
-    # named as a night names it (the config's paths, not the resolved ones: a project under a
-    # symlinked folder keeps its stored views)
-    marts = versions.Layout.from_config(_load(config)).marts(db.parent.name)
-    versions.history_views(con, marts, temp=True)
+    # the marts folder named as a night names it, by the config's paths and not the resolved
+    # ones: with `warehouse/` a link to another disk the stored views stay the session's
+    versions.history_views(con, layout.marts(db.parent.name), temp=True)
     return con
 
 
@@ -376,7 +378,7 @@ def report(
 ) -> None:
     """Write the self-contained HTML report of the published warehouse."""
     try:
-        written = write_report(_published_db(config), out, run_id)
+        written = write_report(_published_layout(config).db_link, out, run_id)
     except ReportError as exc:
         err.print(_styled("no report", rest=f": {exc}"), highlight=False)
         raise typer.Exit(2) from None
